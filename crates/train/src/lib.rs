@@ -1,0 +1,1 @@
+//! imgsearch train crate.

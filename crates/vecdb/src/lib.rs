@@ -1,0 +1,1 @@
+//! imgsearch vecdb crate.

@@ -1,0 +1,6 @@
+#!/usr/bin/env bash
+# Lints and the Rust test suite of the whole workspace.
+set -euo pipefail
+cargo fmt --all -- --check
+cargo clippy --workspace --all-targets --locked -- -D warnings
+cargo test --workspace --locked
