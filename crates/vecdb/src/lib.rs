@@ -1,1 +1,4 @@
-//! imgsearch vecdb crate.
+//! imgsearch's embedded vector database.
+
+pub mod distance;
+pub mod index;
