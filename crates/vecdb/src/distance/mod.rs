@@ -1,1 +1,164 @@
-//! Distance kernels.
+//! Distance kernels: scalar reference implementations plus SIMD versions (AVX2+FMA and AVX-512F
+//! on x86_64, NEON on aarch64), one of which is chosen once per process at run time.
+//!
+//! The selection happens on first use and is cached in a `OnceLock`, so the hot loops pay one
+//! indirect call per distance and no feature test. Index code that computes many distances
+//! fetches the [`Kernels`] table once (see [`kernels`]) and calls its methods directly.
+//! The environment variable `VECDB_KERNEL` (`scalar`, `avx2-fma`, `avx512`, `neon`) forces a
+//! kernel when that kernel is supported, which benchmarks use to compare them.
+//!
+//! This module also holds the two other low-level pieces the index needs and which need
+//! `unsafe`: a 64-byte aligned `f32` buffer ([`AlignedF32Vec`]) and a cache [`prefetch`] hint.
+
+mod aligned;
+pub mod scalar;
+
+#[cfg(target_arch = "aarch64")]
+mod neon;
+#[cfg(target_arch = "x86_64")]
+mod x86;
+
+pub use aligned::AlignedF32Vec;
+
+use std::sync::OnceLock;
+
+/// Signature shared by every kernel. It is `unsafe` because SIMD kernels require a CPU feature
+/// and slices of equal length; [`Kernels`] checks both before calling one.
+type KernelFn = unsafe fn(&[f32], &[f32]) -> f32;
+
+/// One consistent set of kernels (all scalar, or all from one instruction-set extension).
+#[derive(Clone, Copy)]
+pub struct Kernels {
+    name: &'static str,
+    l2: KernelFn,
+    dot: KernelFn,
+}
+
+impl std::fmt::Debug for Kernels {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Kernels").field("name", &self.name).finish()
+    }
+}
+
+impl Kernels {
+    /// The scalar reference set, available everywhere.
+    pub const SCALAR: Kernels = Kernels {
+        name: "scalar",
+        l2: scalar::l2_squared,
+        dot: scalar::dot,
+    };
+
+    /// Name of this set: "avx512", "avx2-fma", "neon" or "scalar".
+    pub fn name(&self) -> &'static str {
+        self.name
+    }
+
+    /// Squared euclidean distance. Panics if the lengths differ.
+    #[inline]
+    pub fn l2_squared(&self, a: &[f32], b: &[f32]) -> f32 {
+        assert_eq!(
+            a.len(),
+            b.len(),
+            "l2_squared on slices of different lengths"
+        );
+        // SAFETY: a `Kernels` value other than SCALAR is only built by `available()` after the
+        // run-time feature test for its extension succeeded, and the lengths are equal.
+        unsafe { (self.l2)(a, b) }
+    }
+
+    /// Inner product. Panics if the lengths differ.
+    #[inline]
+    pub fn dot(&self, a: &[f32], b: &[f32]) -> f32 {
+        assert_eq!(a.len(), b.len(), "dot on slices of different lengths");
+        // SAFETY: as in `l2_squared`: the CPU feature was detected and the lengths are equal.
+        unsafe { (self.dot)(a, b) }
+    }
+
+    /// Every kernel set this CPU supports, fastest first; the scalar set is always last.
+    pub fn available() -> Vec<Kernels> {
+        let mut out = Vec::new();
+        #[cfg(target_arch = "x86_64")]
+        {
+            if std::arch::is_x86_feature_detected!("avx512f") {
+                out.push(Kernels {
+                    name: "avx512",
+                    l2: x86::l2_squared_avx512,
+                    dot: x86::dot_avx512,
+                });
+            }
+            if std::arch::is_x86_feature_detected!("avx2")
+                && std::arch::is_x86_feature_detected!("fma")
+            {
+                out.push(Kernels {
+                    name: "avx2-fma",
+                    l2: x86::l2_squared_avx2,
+                    dot: x86::dot_avx2,
+                });
+            }
+        }
+        #[cfg(target_arch = "aarch64")]
+        {
+            if std::arch::is_aarch64_feature_detected!("neon") {
+                out.push(Kernels {
+                    name: "neon",
+                    l2: neon::l2_squared_neon,
+                    dot: neon::dot_neon,
+                });
+            }
+        }
+        out.push(Kernels::SCALAR);
+        out
+    }
+}
+
+/// The kernel set chosen for this process: the fastest supported one, unless `VECDB_KERNEL`
+/// names another supported set.
+pub fn kernels() -> &'static Kernels {
+    static SELECTED: OnceLock<Kernels> = OnceLock::new();
+    SELECTED.get_or_init(|| {
+        let available = Kernels::available();
+        let forced = std::env::var("VECDB_KERNEL").ok();
+        let chosen = forced
+            .as_deref()
+            .and_then(|want| available.iter().find(|k| k.name == want))
+            .unwrap_or(&available[0]);
+        tracing::debug!(kernel = chosen.name, "distance kernels selected");
+        *chosen
+    })
+}
+
+/// Name of the selected kernel set: "avx512", "avx2-fma", "neon" or "scalar".
+pub fn selected_kernel_name() -> &'static str {
+    kernels().name
+}
+
+/// Squared euclidean distance with the selected kernels. Panics if the lengths differ.
+#[inline]
+pub fn l2_squared(a: &[f32], b: &[f32]) -> f32 {
+    kernels().l2_squared(a, b)
+}
+
+/// Inner product with the selected kernels. Panics if the lengths differ.
+#[inline]
+pub fn dot(a: &[f32], b: &[f32]) -> f32 {
+    kernels().dot(a, b)
+}
+
+/// Euclidean norm with the selected kernels.
+#[inline]
+pub fn norm(a: &[f32]) -> f32 {
+    dot(a, a).sqrt()
+}
+
+/// Hints the CPU to load the cache line at `p`; does nothing on CPUs without a known hint.
+/// It never dereferences `p`, so any address (even dangling) is fine.
+#[inline(always)]
+pub fn prefetch<T>(p: *const T) {
+    #[cfg(target_arch = "x86_64")]
+    x86::prefetch(p as *const u8);
+    #[cfg(not(target_arch = "x86_64"))]
+    let _ = p;
+}
+
+#[cfg(test)]
+mod tests;

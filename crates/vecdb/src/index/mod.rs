@@ -1,1 +1,522 @@
-//! Index structures.
+//! Index structures over slot-addressed vectors: exact [`FlatIndex`] (the recall oracle),
+//! [`HnswIndex`] (graph), [`IvfIndex`] (IVF-Flat with k-means) and [`LshIndex`] (random
+//! projections with multi-probe), dispatched through the [`AnyIndex`] enum.
+//!
+//! The index code does no IO and knows nothing about ids or metadata: it sees `u32` slots of a
+//! [`VectorArena`] owned by the caller, and an `accept` predicate that hides deleted or
+//! filtered-out slots. Cosine collections normalise vectors before they arrive here, so every
+//! index knows only two internal distances, both "smaller is better" ([`DistanceKind`]).
+//! Persistence is a raw little-endian body (`to_bytes` / `from_bytes`); the storage layer adds
+//! the magic number, version and checksum.
+
+mod codec;
+pub mod flat;
+pub mod hnsw;
+pub mod ivf;
+mod kmeans;
+pub mod lsh;
+mod topk;
+
+#[cfg(test)]
+mod testutil;
+
+pub use flat::FlatIndex;
+pub use hnsw::HnswIndex;
+pub use ivf::IvfIndex;
+pub use lsh::LshIndex;
+
+use crate::distance::{AlignedF32Vec, Kernels};
+use serde::{Deserialize, Serialize};
+
+/// The similarity a collection is searched by.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Metric {
+    /// Euclidean distance.
+    L2,
+    /// Inner product (larger is more similar).
+    Ip,
+    /// Cosine similarity; vectors are normalised before indexing.
+    Cosine,
+}
+
+/// Which index structure a collection uses, with its build-time parameters.
+/// See `docs/index-parameters.md` for what each parameter trades.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "lowercase")]
+pub enum IndexSpec {
+    /// Exact brute-force search.
+    Flat,
+    /// Hierarchical navigable small-world graph.
+    Hnsw {
+        /// Links per node on the upper layers (twice that on layer 0).
+        m: usize,
+        /// Candidate list size while building.
+        ef_construction: usize,
+        /// Default candidate list size per query (raised to k when smaller).
+        ef: usize,
+    },
+    /// Inverted file with flat lists.
+    Ivf {
+        /// Number of k-means lists.
+        nlist: usize,
+        /// Default number of lists probed per query.
+        nprobe: usize,
+    },
+    /// Locality-sensitive hashing with multi-probe.
+    Lsh {
+        /// Number of hash tables.
+        tables: usize,
+        /// Hash functions concatenated per table.
+        bits: usize,
+        /// Extra buckets probed per table and query (0 = only the query's own bucket).
+        probes: usize,
+        /// L2 only: bucket width, in units of the data's typical nearest-neighbour distance.
+        bucket_width: f32,
+    },
+}
+
+/// Default HNSW parameters: M = 16, ef_construction = 200, ef = 64.
+pub const HNSW_DEFAULT: (usize, usize, usize) = (16, 200, 64);
+/// Default IVF parameters: nlist = 256, nprobe = 16.
+pub const IVF_DEFAULT: (usize, usize) = (256, 16);
+
+/// Largest accepted HNSW `m`, `ef_construction` / `ef`, IVF `nlist`, LSH `tables` and `probes`.
+const MAX_M: usize = 256;
+const MAX_EF: usize = 100_000;
+const MAX_NLIST: usize = 1 << 20;
+const MAX_TABLES: usize = 256;
+const MAX_PROBES: usize = 4096;
+
+impl IndexSpec {
+    /// HNSW with the default parameters.
+    pub fn default_hnsw() -> Self {
+        let (m, ef_construction, ef) = HNSW_DEFAULT;
+        IndexSpec::Hnsw {
+            m,
+            ef_construction,
+            ef,
+        }
+    }
+
+    /// IVF with the default parameters.
+    pub fn default_ivf() -> Self {
+        let (nlist, nprobe) = IVF_DEFAULT;
+        IndexSpec::Ivf { nlist, nprobe }
+    }
+
+    /// LSH with the default parameters (see `docs/index-parameters.md` for their recall).
+    pub fn default_lsh() -> Self {
+        IndexSpec::Lsh {
+            tables: lsh::DEFAULT_TABLES,
+            bits: lsh::DEFAULT_BITS,
+            probes: lsh::DEFAULT_PROBES,
+            bucket_width: lsh::DEFAULT_BUCKET_WIDTH,
+        }
+    }
+
+    /// The index kind's name as used in the serde form: "flat", "hnsw", "ivf" or "lsh".
+    pub fn kind_name(&self) -> &'static str {
+        match self {
+            IndexSpec::Flat => "flat",
+            IndexSpec::Hnsw { .. } => "hnsw",
+            IndexSpec::Ivf { .. } => "ivf",
+            IndexSpec::Lsh { .. } => "lsh",
+        }
+    }
+
+    /// Checks every parameter; out-of-range values are rejected, never capped.
+    /// The error names the parameter and the accepted range.
+    pub fn validate(&self, dim: usize) -> Result<(), String> {
+        if dim == 0 {
+            return Err("dim must be at least 1".into());
+        }
+        match *self {
+            IndexSpec::Flat => Ok(()),
+            IndexSpec::Hnsw {
+                m,
+                ef_construction,
+                ef,
+            } => {
+                check_range("m", m, 2, MAX_M)?;
+                check_range("ef_construction", ef_construction, m, MAX_EF)
+                    .map_err(|e| format!("{e} (it must be at least m)"))?;
+                check_range("ef", ef, 1, MAX_EF)
+            }
+            IndexSpec::Ivf { nlist, nprobe } => {
+                check_range("nlist", nlist, 1, MAX_NLIST)?;
+                check_range("nprobe", nprobe, 1, nlist)
+                    .map_err(|e| format!("{e} (it cannot exceed nlist)"))
+            }
+            IndexSpec::Lsh {
+                tables,
+                bits,
+                probes,
+                bucket_width,
+            } => {
+                check_range("tables", tables, 1, MAX_TABLES)?;
+                check_range("bits", bits, 1, 64)?;
+                check_range("probes", probes, 0, MAX_PROBES)?;
+                if !(bucket_width.is_finite() && bucket_width > 0.0) {
+                    return Err(format!(
+                        "bucket_width must be a finite number above 0, got {bucket_width}"
+                    ));
+                }
+                Ok(())
+            }
+        }
+    }
+}
+
+fn check_range(name: &str, value: usize, min: usize, max: usize) -> Result<(), String> {
+    if value < min || value > max {
+        Err(format!("{name} must be in {min}..={max}, got {value}"))
+    } else {
+        Ok(())
+    }
+}
+
+/// The index's internal distance; both kinds are "smaller is better".
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum DistanceKind {
+    /// Squared euclidean distance (for `Metric::L2`).
+    L2Squared,
+    /// Negated inner product (for `Metric::Ip`, and `Metric::Cosine` on normalised vectors).
+    NegDot,
+}
+
+impl From<Metric> for DistanceKind {
+    fn from(m: Metric) -> Self {
+        match m {
+            Metric::L2 => DistanceKind::L2Squared,
+            Metric::Ip | Metric::Cosine => DistanceKind::NegDot,
+        }
+    }
+}
+
+impl DistanceKind {
+    /// The distance between `a` and `b` with the given kernels.
+    #[inline(always)]
+    pub fn eval(self, k: &Kernels, a: &[f32], b: &[f32]) -> f32 {
+        match self {
+            DistanceKind::L2Squared => k.l2_squared(a, b),
+            DistanceKind::NegDot => -k.dot(a, b),
+        }
+    }
+
+    fn code(self) -> u8 {
+        match self {
+            DistanceKind::L2Squared => 0,
+            DistanceKind::NegDot => 1,
+        }
+    }
+}
+
+/// Slot-addressed storage of vectors of one dimension: slot `s` holds floats
+/// `s * dim .. (s + 1) * dim` of one 64-byte aligned buffer.
+#[derive(Clone, Debug)]
+pub struct VectorArena {
+    dim: usize,
+    data: AlignedF32Vec,
+}
+
+impl VectorArena {
+    /// An empty arena for vectors of `dim` floats. Panics if `dim` is 0.
+    pub fn new(dim: usize) -> Self {
+        assert!(dim > 0, "VectorArena dimension must be at least 1");
+        VectorArena {
+            dim,
+            data: AlignedF32Vec::new(),
+        }
+    }
+
+    /// Appends a vector and returns its slot. Panics if the length is not `dim` or the arena
+    /// already holds `u32::MAX` vectors (callers validate dimensions first).
+    pub fn push(&mut self, v: &[f32]) -> u32 {
+        assert_eq!(v.len(), self.dim, "vector length differs from the arena's");
+        let slot = u32::try_from(self.len()).expect("arena is full (u32 slots)");
+        assert!(slot < u32::MAX, "arena is full (u32 slots)");
+        self.data.extend_from_slice(v);
+        slot
+    }
+
+    /// The vector in `slot`. Panics if the slot does not exist.
+    #[inline]
+    pub fn get(&self, slot: u32) -> &[f32] {
+        let start = slot as usize * self.dim;
+        &self.data.as_slice()[start..start + self.dim]
+    }
+
+    /// Number of slots.
+    pub fn len(&self) -> usize {
+        self.data.len() / self.dim
+    }
+
+    /// True when the arena holds no vector.
+    pub fn is_empty(&self) -> bool {
+        self.data.is_empty()
+    }
+
+    /// Dimension of every vector.
+    pub fn dim(&self) -> usize {
+        self.dim
+    }
+
+    /// Reserves room for `additional` more vectors.
+    pub fn reserve(&mut self, additional: usize) {
+        self.data.reserve(additional * self.dim);
+    }
+
+    /// All vectors, slot after slot.
+    pub fn as_flat(&self) -> &[f32] {
+        self.data.as_slice()
+    }
+
+    /// Drops every slot from `len` on (used when rolling back a failed batch).
+    pub fn truncate(&mut self, len: usize) {
+        self.data.truncate(len * self.dim);
+    }
+
+    /// Bytes held.
+    pub fn memory_bytes(&self) -> usize {
+        self.data.memory_bytes()
+    }
+}
+
+/// Per-query overrides of the index's default search parameters.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct QueryParams {
+    /// HNSW candidate list size.
+    pub ef: Option<usize>,
+    /// IVF lists probed.
+    pub nprobe: Option<usize>,
+    /// LSH extra buckets probed per table.
+    pub probes: Option<usize>,
+}
+
+/// Any index kind, dispatched by `match` (no trait objects on the hot path).
+// A collection holds one index, so the size gap between variants costs nothing worth a Box.
+#[allow(clippy::large_enum_variant)]
+#[derive(Debug)]
+pub enum AnyIndex {
+    /// Exact search.
+    Flat(FlatIndex),
+    /// HNSW graph.
+    Hnsw(HnswIndex),
+    /// IVF-Flat.
+    Ivf(IvfIndex),
+    /// LSH.
+    Lsh(LshIndex),
+}
+
+impl AnyIndex {
+    /// A new empty index. Panics if `spec.validate(dim)` fails; use [`AnyIndex::try_new`] where
+    /// the spec is not validated yet.
+    pub fn new(spec: &IndexSpec, dim: usize, kind: DistanceKind, seed: u64) -> Self {
+        Self::try_new(spec, dim, kind, seed).unwrap_or_else(|e| panic!("invalid index spec: {e}"))
+    }
+
+    /// A new empty index, or the validation error of `spec`.
+    pub fn try_new(
+        spec: &IndexSpec,
+        dim: usize,
+        kind: DistanceKind,
+        seed: u64,
+    ) -> Result<Self, String> {
+        spec.validate(dim)?;
+        Ok(match *spec {
+            IndexSpec::Flat => AnyIndex::Flat(FlatIndex::new(dim, kind)),
+            IndexSpec::Hnsw {
+                m,
+                ef_construction,
+                ef,
+            } => AnyIndex::Hnsw(HnswIndex::new(dim, kind, m, ef_construction, ef, seed)),
+            IndexSpec::Ivf { nlist, nprobe } => {
+                AnyIndex::Ivf(IvfIndex::new(dim, kind, nlist, nprobe, seed))
+            }
+            IndexSpec::Lsh {
+                tables,
+                bits,
+                probes,
+                bucket_width,
+            } => AnyIndex::Lsh(LshIndex::new(
+                dim,
+                kind,
+                lsh::LshParams {
+                    tables,
+                    bits,
+                    probes,
+                    bucket_width,
+                },
+                seed,
+            )),
+        })
+    }
+
+    /// Bulk build over slots already in the arena; replaces any previous content. IVF trains
+    /// its k-means here; HNSW inserts in parallel when the rayon pool has several threads.
+    pub fn build(&mut self, arena: &VectorArena, slots: &[u32]) {
+        match self {
+            AnyIndex::Flat(i) => i.build(slots),
+            AnyIndex::Hnsw(i) => i.build(arena, slots),
+            AnyIndex::Ivf(i) => i.build(arena, slots),
+            AnyIndex::Lsh(i) => i.build(arena, slots),
+        }
+    }
+
+    /// Adds one slot (already pushed to the arena); it is searchable at once.
+    pub fn add(&mut self, arena: &VectorArena, slot: u32) {
+        match self {
+            AnyIndex::Flat(i) => i.add(slot),
+            AnyIndex::Hnsw(i) => i.add(arena, slot),
+            AnyIndex::Ivf(i) => i.add(arena, slot),
+            AnyIndex::Lsh(i) => i.add(arena, slot),
+        }
+    }
+
+    /// The `k` nearest accepted slots, ascending by internal distance. Rejected slots are never
+    /// returned; HNSW still walks through them. Parameters must have passed `validate_params`.
+    pub fn search(
+        &self,
+        arena: &VectorArena,
+        query: &[f32],
+        k: usize,
+        params: &QueryParams,
+        accept: &dyn Fn(u32) -> bool,
+    ) -> Vec<(u32, f32)> {
+        match self {
+            AnyIndex::Flat(i) => i.search(arena, query, k, accept),
+            AnyIndex::Hnsw(i) => i.search(arena, query, k, params.ef, accept),
+            AnyIndex::Ivf(i) => i.search(arena, query, k, params.nprobe, accept),
+            AnyIndex::Lsh(i) => i.search(arena, query, k, params.probes, accept),
+        }
+    }
+
+    /// Checks per-query parameters against this index (e.g. nprobe above nlist is rejected).
+    /// Parameters that do not apply to this index kind are ignored.
+    pub fn validate_params(&self, params: &QueryParams) -> Result<(), String> {
+        match self {
+            AnyIndex::Flat(_) => Ok(()),
+            AnyIndex::Hnsw(_) => match params.ef {
+                Some(ef) => check_range("ef", ef, 1, MAX_EF),
+                None => Ok(()),
+            },
+            AnyIndex::Ivf(i) => match params.nprobe {
+                Some(n) => check_range("nprobe", n, 1, i.nlist())
+                    .map_err(|e| format!("{e} (it cannot exceed nlist)")),
+                None => Ok(()),
+            },
+            AnyIndex::Lsh(_) => match params.probes {
+                Some(p) => check_range("probes", p, 0, MAX_PROBES),
+                None => Ok(()),
+            },
+        }
+    }
+
+    /// Number of slots indexed.
+    pub fn len(&self) -> usize {
+        match self {
+            AnyIndex::Flat(i) => i.len(),
+            AnyIndex::Hnsw(i) => i.len(),
+            AnyIndex::Ivf(i) => i.len(),
+            AnyIndex::Lsh(i) => i.len(),
+        }
+    }
+
+    /// True when no slot is indexed.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// The raw little-endian body of the index (no magic, version or checksum).
+    pub fn to_bytes(&self) -> Vec<u8> {
+        match self {
+            AnyIndex::Flat(i) => i.to_bytes(),
+            AnyIndex::Hnsw(i) => i.to_bytes(),
+            AnyIndex::Ivf(i) => i.to_bytes(),
+            AnyIndex::Lsh(i) => i.to_bytes(),
+        }
+    }
+
+    /// Rebuilds an index from `to_bytes` output; fails if the bytes do not match `spec`,
+    /// `dim` and `kind`, or are truncated or corrupt.
+    pub fn from_bytes(
+        spec: &IndexSpec,
+        dim: usize,
+        kind: DistanceKind,
+        bytes: &[u8],
+    ) -> Result<Self, String> {
+        spec.validate(dim)?;
+        Ok(match *spec {
+            IndexSpec::Flat => AnyIndex::Flat(FlatIndex::from_bytes(dim, kind, bytes)?),
+            IndexSpec::Hnsw {
+                m,
+                ef_construction,
+                ef,
+            } => AnyIndex::Hnsw(HnswIndex::from_bytes(
+                dim,
+                kind,
+                m,
+                ef_construction,
+                ef,
+                bytes,
+            )?),
+            IndexSpec::Ivf { nlist, nprobe } => {
+                AnyIndex::Ivf(IvfIndex::from_bytes(dim, kind, nlist, nprobe, bytes)?)
+            }
+            IndexSpec::Lsh {
+                tables,
+                bits,
+                probes,
+                bucket_width,
+            } => AnyIndex::Lsh(LshIndex::from_bytes(
+                dim,
+                kind,
+                lsh::LshParams {
+                    tables,
+                    bits,
+                    probes,
+                    bucket_width,
+                },
+                bytes,
+            )?),
+        })
+    }
+
+    /// Approximate bytes held by the index structure (not the arena).
+    pub fn memory_bytes(&self) -> usize {
+        match self {
+            AnyIndex::Flat(i) => i.memory_bytes(),
+            AnyIndex::Hnsw(i) => i.memory_bytes(),
+            AnyIndex::Ivf(i) => i.memory_bytes(),
+            AnyIndex::Lsh(i) => i.memory_bytes(),
+        }
+    }
+}
+
+/// Writes the header shared by every index body: the distance kind and dimension, so that
+/// loading a body into a collection of another shape fails instead of misbehaving.
+fn write_header(w: &mut codec::Writer, dim: usize, kind: DistanceKind) {
+    w.u8(kind.code());
+    w.u64(dim as u64);
+}
+
+fn read_header(r: &mut codec::Reader<'_>, dim: usize, kind: DistanceKind) -> Result<(), String> {
+    let code = r.u8()?;
+    let got_dim = r.u64()?;
+    if code != kind.code() {
+        return Err(format!(
+            "index body is for distance code {code}, expected {}",
+            kind.code()
+        ));
+    }
+    if got_dim != dim as u64 {
+        return Err(format!(
+            "index body is for dimension {got_dim}, expected {dim}"
+        ));
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests;

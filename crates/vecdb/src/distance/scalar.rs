@@ -1,0 +1,32 @@
+//! Scalar reference kernels.
+//!
+//! These are the definitions the SIMD kernels are tested against: plain sequential loops with no
+//! reordering tricks, so their result is easy to reason about. They are also the fallback on CPUs
+//! without any supported vector extension.
+
+/// Squared euclidean distance. Panics if the lengths differ.
+pub fn l2_squared(a: &[f32], b: &[f32]) -> f32 {
+    assert_eq!(
+        a.len(),
+        b.len(),
+        "l2_squared on slices of different lengths"
+    );
+    a.iter()
+        .zip(b)
+        .map(|(x, y)| {
+            let d = x - y;
+            d * d
+        })
+        .sum()
+}
+
+/// Inner product. Panics if the lengths differ.
+pub fn dot(a: &[f32], b: &[f32]) -> f32 {
+    assert_eq!(a.len(), b.len(), "dot on slices of different lengths");
+    a.iter().zip(b).map(|(x, y)| x * y).sum()
+}
+
+/// Euclidean norm.
+pub fn norm(a: &[f32]) -> f32 {
+    dot(a, a).sqrt()
+}

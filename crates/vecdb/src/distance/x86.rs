@@ -1,0 +1,204 @@
+//! AVX2+FMA and AVX-512F kernels for x86_64.
+//!
+//! Every function here is `unsafe` because it is compiled with `#[target_feature]`: the caller
+//! must have checked at run time that the CPU supports the feature, and must pass slices of equal
+//! length (the kernels read `a.len()` elements from both). `mod.rs` does both before it hands out
+//! these functions.
+
+use std::arch::x86_64::*;
+
+/// Sums the eight lanes of an AVX register.
+#[inline]
+#[target_feature(enable = "avx2,fma")]
+fn hsum256(v: __m256) -> f32 {
+    let hi = _mm256_extractf128_ps(v, 1);
+    let lo = _mm256_castps256_ps128(v);
+    let s = _mm_add_ps(lo, hi);
+    let s = _mm_add_ps(s, _mm_movehl_ps(s, s));
+    let s = _mm_add_ss(s, _mm_shuffle_ps(s, s, 0b01));
+    _mm_cvtss_f32(s)
+}
+
+/// Squared L2 distance with AVX2 and FMA.
+///
+/// # Safety
+/// The CPU must support AVX2 and FMA, and `b.len() >= a.len()`.
+#[target_feature(enable = "avx2,fma")]
+pub unsafe fn l2_squared_avx2(a: &[f32], b: &[f32]) -> f32 {
+    let n = a.len();
+    let pa = a.as_ptr();
+    let pb = b.as_ptr();
+    let mut acc = [_mm256_setzero_ps(); 4];
+    let mut i = 0;
+    while i + 32 <= n {
+        for (j, accj) in acc.iter_mut().enumerate() {
+            // SAFETY: i + 8j + 8 <= i + 32 <= n, and both slices hold at least n elements.
+            let (x, y) = unsafe {
+                (
+                    _mm256_loadu_ps(pa.add(i + 8 * j)),
+                    _mm256_loadu_ps(pb.add(i + 8 * j)),
+                )
+            };
+            let d = _mm256_sub_ps(x, y);
+            *accj = _mm256_fmadd_ps(d, d, *accj);
+        }
+        i += 32;
+    }
+    while i + 8 <= n {
+        // SAFETY: i + 8 <= n and both slices hold at least n elements.
+        let (x, y) = unsafe { (_mm256_loadu_ps(pa.add(i)), _mm256_loadu_ps(pb.add(i))) };
+        let d = _mm256_sub_ps(x, y);
+        acc[0] = _mm256_fmadd_ps(d, d, acc[0]);
+        i += 8;
+    }
+    let sum = _mm256_add_ps(_mm256_add_ps(acc[0], acc[1]), _mm256_add_ps(acc[2], acc[3]));
+    let mut total = hsum256(sum);
+    while i < n {
+        let d = a[i] - b[i];
+        total += d * d;
+        i += 1;
+    }
+    total
+}
+
+/// Inner product with AVX2 and FMA.
+///
+/// # Safety
+/// The CPU must support AVX2 and FMA, and `b.len() >= a.len()`.
+#[target_feature(enable = "avx2,fma")]
+pub unsafe fn dot_avx2(a: &[f32], b: &[f32]) -> f32 {
+    let n = a.len();
+    let pa = a.as_ptr();
+    let pb = b.as_ptr();
+    let mut acc = [_mm256_setzero_ps(); 4];
+    let mut i = 0;
+    while i + 32 <= n {
+        for (j, accj) in acc.iter_mut().enumerate() {
+            // SAFETY: i + 8j + 8 <= i + 32 <= n, and both slices hold at least n elements.
+            let (x, y) = unsafe {
+                (
+                    _mm256_loadu_ps(pa.add(i + 8 * j)),
+                    _mm256_loadu_ps(pb.add(i + 8 * j)),
+                )
+            };
+            *accj = _mm256_fmadd_ps(x, y, *accj);
+        }
+        i += 32;
+    }
+    while i + 8 <= n {
+        // SAFETY: i + 8 <= n and both slices hold at least n elements.
+        let (x, y) = unsafe { (_mm256_loadu_ps(pa.add(i)), _mm256_loadu_ps(pb.add(i))) };
+        acc[0] = _mm256_fmadd_ps(x, y, acc[0]);
+        i += 8;
+    }
+    let sum = _mm256_add_ps(_mm256_add_ps(acc[0], acc[1]), _mm256_add_ps(acc[2], acc[3]));
+    let mut total = hsum256(sum);
+    while i < n {
+        total += a[i] * b[i];
+        i += 1;
+    }
+    total
+}
+
+/// Squared L2 distance with AVX-512F; the tail is handled by one masked load.
+///
+/// # Safety
+/// The CPU must support AVX-512F, and `b.len() >= a.len()`.
+#[target_feature(enable = "avx512f")]
+pub unsafe fn l2_squared_avx512(a: &[f32], b: &[f32]) -> f32 {
+    let n = a.len();
+    let pa = a.as_ptr();
+    let pb = b.as_ptr();
+    let mut acc = [_mm512_setzero_ps(); 4];
+    let mut i = 0;
+    while i + 64 <= n {
+        for (j, accj) in acc.iter_mut().enumerate() {
+            // SAFETY: i + 16j + 16 <= i + 64 <= n, and both slices hold at least n elements.
+            let (x, y) = unsafe {
+                (
+                    _mm512_loadu_ps(pa.add(i + 16 * j)),
+                    _mm512_loadu_ps(pb.add(i + 16 * j)),
+                )
+            };
+            let d = _mm512_sub_ps(x, y);
+            *accj = _mm512_fmadd_ps(d, d, *accj);
+        }
+        i += 64;
+    }
+    while i + 16 <= n {
+        // SAFETY: i + 16 <= n and both slices hold at least n elements.
+        let (x, y) = unsafe { (_mm512_loadu_ps(pa.add(i)), _mm512_loadu_ps(pb.add(i))) };
+        let d = _mm512_sub_ps(x, y);
+        acc[1] = _mm512_fmadd_ps(d, d, acc[1]);
+        i += 16;
+    }
+    if i < n {
+        let mask: __mmask16 = (1u32 << (n - i)) as u16 - 1;
+        // SAFETY: a masked load touches only the lanes whose mask bit is set, here the n - i < 16
+        // elements that remain inside both slices; masked-off lanes never fault and read as zero.
+        let (x, y) = unsafe {
+            (
+                _mm512_maskz_loadu_ps(mask, pa.add(i)),
+                _mm512_maskz_loadu_ps(mask, pb.add(i)),
+            )
+        };
+        let d = _mm512_sub_ps(x, y);
+        acc[2] = _mm512_fmadd_ps(d, d, acc[2]);
+    }
+    let sum = _mm512_add_ps(_mm512_add_ps(acc[0], acc[1]), _mm512_add_ps(acc[2], acc[3]));
+    _mm512_reduce_add_ps(sum)
+}
+
+/// Inner product with AVX-512F; the tail is handled by one masked load.
+///
+/// # Safety
+/// The CPU must support AVX-512F, and `b.len() >= a.len()`.
+#[target_feature(enable = "avx512f")]
+pub unsafe fn dot_avx512(a: &[f32], b: &[f32]) -> f32 {
+    let n = a.len();
+    let pa = a.as_ptr();
+    let pb = b.as_ptr();
+    let mut acc = [_mm512_setzero_ps(); 4];
+    let mut i = 0;
+    while i + 64 <= n {
+        for (j, accj) in acc.iter_mut().enumerate() {
+            // SAFETY: i + 16j + 16 <= i + 64 <= n, and both slices hold at least n elements.
+            let (x, y) = unsafe {
+                (
+                    _mm512_loadu_ps(pa.add(i + 16 * j)),
+                    _mm512_loadu_ps(pb.add(i + 16 * j)),
+                )
+            };
+            *accj = _mm512_fmadd_ps(x, y, *accj);
+        }
+        i += 64;
+    }
+    while i + 16 <= n {
+        // SAFETY: i + 16 <= n and both slices hold at least n elements.
+        let (x, y) = unsafe { (_mm512_loadu_ps(pa.add(i)), _mm512_loadu_ps(pb.add(i))) };
+        acc[1] = _mm512_fmadd_ps(x, y, acc[1]);
+        i += 16;
+    }
+    if i < n {
+        let mask: __mmask16 = (1u32 << (n - i)) as u16 - 1;
+        // SAFETY: a masked load touches only the lanes whose mask bit is set, here the n - i < 16
+        // elements that remain inside both slices; masked-off lanes never fault and read as zero.
+        let (x, y) = unsafe {
+            (
+                _mm512_maskz_loadu_ps(mask, pa.add(i)),
+                _mm512_maskz_loadu_ps(mask, pb.add(i)),
+            )
+        };
+        acc[2] = _mm512_fmadd_ps(x, y, acc[2]);
+    }
+    let sum = _mm512_add_ps(_mm512_add_ps(acc[0], acc[1]), _mm512_add_ps(acc[2], acc[3]));
+    _mm512_reduce_add_ps(sum)
+}
+
+/// Asks the CPU to start loading the cache line holding `p` into all cache levels.
+#[inline(always)]
+pub fn prefetch(p: *const u8) {
+    // SAFETY: a prefetch is only a hint: it never faults, whatever the address, and SSE is part
+    // of the x86_64 baseline.
+    unsafe { _mm_prefetch::<_MM_HINT_T0>(p as *const i8) }
+}

@@ -1,0 +1,224 @@
+//! Layer searches of the HNSW graph and the reusable per-search scratch space.
+
+use super::graph::Graph;
+use crate::distance::{prefetch, Kernels};
+use crate::index::topk::Cand;
+use crate::index::{DistanceKind, VectorArena};
+use std::cmp::Reverse;
+use std::collections::BinaryHeap;
+
+/// Marks visited slots with a generation number, so clearing between searches is one increment
+/// instead of a pass over the whole array (the array is only zeroed when the u16 wraps).
+#[derive(Default)]
+pub(super) struct Visited {
+    tags: Vec<u16>,
+    current: u16,
+}
+
+impl Visited {
+    /// Starts a new search over slots `0..n`.
+    pub(super) fn reset(&mut self, n: usize) {
+        if self.tags.len() < n {
+            self.tags.resize(n, 0);
+        }
+        self.current = self.current.wrapping_add(1);
+        if self.current == 0 {
+            self.tags.iter_mut().for_each(|t| *t = 0);
+            self.current = 1;
+        }
+    }
+
+    /// Marks `slot`; returns true if it was not visited yet in this search.
+    #[inline(always)]
+    pub(super) fn insert(&mut self, slot: u32) -> bool {
+        let t = &mut self.tags[slot as usize];
+        if *t == self.current {
+            false
+        } else {
+            *t = self.current;
+            true
+        }
+    }
+
+    fn prefetch(&self, slot: u32) {
+        prefetch(self.tags.as_ptr().wrapping_add(slot as usize));
+    }
+
+    pub(super) fn memory_bytes(&self) -> usize {
+        self.tags.capacity() * 2
+    }
+}
+
+/// Buffers reused from search to search (taken from a pool in the index).
+#[derive(Default)]
+pub(super) struct Scratch {
+    pub(super) visited: Visited,
+    candidates: BinaryHeap<Reverse<Cand>>,
+    /// Best results found so far, worst on top.
+    pub(super) top: BinaryHeap<Cand>,
+    neighbours: Vec<u32>,
+    fresh: Vec<u32>,
+    /// Spare buffers for the insertion code.
+    pub(super) sorted: Vec<Cand>,
+    pub(super) selected: Vec<Cand>,
+    pub(super) pruned: Vec<Cand>,
+}
+
+impl Scratch {
+    pub(super) fn memory_bytes(&self) -> usize {
+        self.visited.memory_bytes()
+            + (self.candidates.capacity() + self.top.capacity()) * 8
+            + (self.neighbours.capacity() + self.fresh.capacity()) * 4
+            + (self.sorted.capacity() + self.selected.capacity() + self.pruned.capacity()) * 8
+    }
+}
+
+/// What a layer search needs besides the scratch: the graph, the vectors and the distance.
+pub(super) struct Ctx<'a> {
+    pub(super) graph: &'a Graph,
+    pub(super) arena: &'a VectorArena,
+    pub(super) kern: &'a Kernels,
+    pub(super) kind: DistanceKind,
+    /// Read lists under their locks (during a parallel build).
+    pub(super) locked: bool,
+}
+
+impl Ctx<'_> {
+    #[inline(always)]
+    pub(super) fn dist(&self, q: &[f32], slot: u32) -> f32 {
+        self.kind.eval(self.kern, q, self.arena.get(slot))
+    }
+
+    #[inline(always)]
+    pub(super) fn dist_slots(&self, a: u32, b: u32) -> f32 {
+        self.kind
+            .eval(self.kern, self.arena.get(a), self.arena.get(b))
+    }
+
+    #[inline(always)]
+    fn read(&self, level: usize, slot: u32, out: &mut Vec<u32>) {
+        if self.locked {
+            self.graph.read_locked(level, slot, out);
+        } else {
+            self.graph.read_unlocked(level, slot, out);
+        }
+    }
+
+    /// Prefetches the first lines of `slot`'s vector so the distance loop finds them in cache.
+    #[inline(always)]
+    fn prefetch_vector(&self, slot: u32) {
+        let v = self.arena.get(slot);
+        prefetch(v.as_ptr());
+        if v.len() > 16 {
+            prefetch(v[16..].as_ptr());
+        }
+    }
+
+    /// Greedy descent on one upper layer: moves to the closest neighbour until none is closer.
+    pub(super) fn greedy(
+        &self,
+        q: &[f32],
+        mut cur: Cand,
+        level: usize,
+        scratch: &mut Scratch,
+    ) -> Cand {
+        loop {
+            let mut changed = false;
+            self.read(level, cur.slot, &mut scratch.neighbours);
+            for &nb in &scratch.neighbours {
+                let d = self.dist(q, nb);
+                if d < cur.dist {
+                    cur = Cand { dist: d, slot: nb };
+                    changed = true;
+                }
+            }
+            if !changed {
+                return cur;
+            }
+        }
+    }
+
+    /// Best-first search of one layer from `entry`, keeping the `ef` best accepted slots in
+    /// `scratch.top`. Rejected slots are still expanded, so the search can pass through them;
+    /// while fewer than `ef` accepted slots are found the search does not stop early.
+    pub(super) fn search_layer(
+        &self,
+        q: &[f32],
+        entry: Cand,
+        ef: usize,
+        level: usize,
+        accept: Option<&dyn Fn(u32) -> bool>,
+        scratch: &mut Scratch,
+    ) {
+        let Scratch {
+            visited,
+            candidates,
+            top,
+            neighbours,
+            fresh,
+            ..
+        } = scratch;
+        visited.reset(self.graph.capacity());
+        candidates.clear();
+        top.clear();
+        visited.insert(entry.slot);
+        candidates.push(Reverse(entry));
+        if accept.is_none_or(|f| f(entry.slot)) {
+            top.push(entry);
+        }
+        let mut bound = top.peek().map_or(f32::INFINITY, |c| c.dist);
+        let filtering = accept.is_some();
+        while let Some(Reverse(c)) = candidates.pop() {
+            if c.dist > bound && (top.len() >= ef || !filtering) {
+                break;
+            }
+            self.read(level, c.slot, neighbours);
+            for &nb in neighbours.iter() {
+                visited.prefetch(nb);
+            }
+            fresh.clear();
+            for &nb in neighbours.iter() {
+                if visited.insert(nb) {
+                    self.prefetch_vector(nb);
+                    fresh.push(nb);
+                }
+            }
+            for &nb in fresh.iter() {
+                let d = self.dist(q, nb);
+                if top.len() < ef || d < bound {
+                    candidates.push(Reverse(Cand { dist: d, slot: nb }));
+                    if accept.is_none_or(|f| f(nb)) {
+                        top.push(Cand { dist: d, slot: nb });
+                        if top.len() > ef {
+                            top.pop();
+                        }
+                    }
+                    bound = top.peek().map_or(f32::INFINITY, |c| c.dist);
+                }
+            }
+        }
+    }
+
+    /// hnswlib's neighbour-selection heuristic: walking candidates from the closest, keep one
+    /// only if it is closer to the base point than to every neighbour kept so far. This keeps
+    /// links pointing in diverse directions, which is what makes the graph navigable on
+    /// clustered data. `sorted` must be ascending by distance to the base point.
+    pub(super) fn select_neighbours(&self, sorted: &[Cand], m: usize, out: &mut Vec<Cand>) {
+        out.clear();
+        if sorted.len() <= m {
+            out.extend_from_slice(sorted);
+            return;
+        }
+        for &c in sorted {
+            if out.len() >= m {
+                break;
+            }
+            let good = out
+                .iter()
+                .all(|r| self.dist_slots(c.slot, r.slot) >= c.dist);
+            if good {
+                out.push(c);
+            }
+        }
+    }
+}

@@ -1,0 +1,249 @@
+//! HNSW recall against the flat oracle on clustered synthetic data, filters, inserts after the
+//! build, and the serialised round trip.
+
+use crate::index::testutil::*;
+use crate::index::{AnyIndex, DistanceKind, IndexSpec, QueryParams};
+
+const DIM: usize = 48;
+
+fn data(n: usize, seed: u64) -> Vec<Vec<f32>> {
+    clustered(n, DIM, 50, 0.35, seed)
+}
+
+#[test]
+fn recall_l2_at_default_ef() {
+    let pts = data(10_000, 1);
+    let arena = arena_of(&pts);
+    let idx = built(&IndexSpec::default_hnsw(), &arena, DistanceKind::L2Squared);
+    assert_eq!(idx.len(), 10_000);
+    let queries = data(200, 2);
+    let r = recall(
+        &idx,
+        &arena,
+        DistanceKind::L2Squared,
+        &queries,
+        10,
+        &QueryParams::default(),
+        &|_| true,
+    );
+    assert!(r >= 0.95, "HNSW L2 recall@10 {r}");
+}
+
+#[test]
+fn recall_ip_and_cosine() {
+    let raw = data(8_000, 3);
+    let queries = data(200, 4);
+    // Raw inner product (unnormalised vectors).
+    let arena = arena_of(&raw);
+    let idx = built(&IndexSpec::default_hnsw(), &arena, DistanceKind::NegDot);
+    let r = recall(
+        &idx,
+        &arena,
+        DistanceKind::NegDot,
+        &queries,
+        10,
+        &QueryParams::default(),
+        &|_| true,
+    );
+    assert!(r >= 0.95, "HNSW ip recall@10 {r}");
+    // Normalised vectors (cosine).
+    let arena = arena_of(&normalised(raw));
+    let idx = built(&IndexSpec::default_hnsw(), &arena, DistanceKind::NegDot);
+    let q = normalised(queries);
+    let r = recall(
+        &idx,
+        &arena,
+        DistanceKind::NegDot,
+        &q,
+        10,
+        &QueryParams::default(),
+        &|_| true,
+    );
+    assert!(r >= 0.95, "HNSW cosine recall@10 {r}");
+}
+
+#[test]
+fn filters_match_flat_with_filter() {
+    let pts = data(6_000, 5);
+    let arena = arena_of(&pts);
+    let idx = built(&IndexSpec::default_hnsw(), &arena, DistanceKind::L2Squared);
+    let queries = data(100, 6);
+    // A filter keeping half of the points, and a selective one keeping 2%.
+    let half = |s: u32| s.is_multiple_of(2);
+    let r = recall(
+        &idx,
+        &arena,
+        DistanceKind::L2Squared,
+        &queries,
+        10,
+        &QueryParams::default(),
+        &half,
+    );
+    assert!(r >= 0.95, "HNSW filtered (1/2) recall {r}");
+    let rare = |s: u32| s % 50 == 7;
+    let r = recall(
+        &idx,
+        &arena,
+        DistanceKind::L2Squared,
+        &queries,
+        10,
+        &QueryParams::default(),
+        &rare,
+    );
+    assert!(r >= 0.9, "HNSW filtered (1/50) recall {r}");
+    for q in &queries {
+        let got = idx.search(&arena, q, 10, &QueryParams::default(), &rare);
+        assert_eq!(
+            got.len(),
+            10,
+            "k results must come back when enough points are accepted"
+        );
+    }
+    // Only 3 accepted points in the whole index: all of them are found.
+    let three = |s: u32| s == 17 || s == 2_500 || s == 5_999;
+    let got = idx.search(&arena, &queries[0], 10, &QueryParams::default(), &three);
+    let mut slots: Vec<u32> = got.iter().map(|g| g.0).collect();
+    slots.sort_unstable();
+    assert_eq!(slots, vec![17, 2_500, 5_999]);
+}
+
+#[test]
+fn inserts_after_build_are_searchable() {
+    let pts = data(4_000, 7);
+    let arena = arena_of(&pts);
+    let mut idx = AnyIndex::new(&IndexSpec::default_hnsw(), DIM, DistanceKind::L2Squared, 9);
+    idx.build(&arena, &(0..3_000).collect::<Vec<u32>>());
+    for s in 3_000..4_000 {
+        idx.add(&arena, s);
+    }
+    assert_eq!(idx.len(), 4_000);
+    // Every added point finds itself first.
+    for s in (3_000..4_000).step_by(37) {
+        let got = idx.search(&arena, arena.get(s), 1, &QueryParams::default(), &|_| true);
+        assert_eq!(got[0].0, s);
+    }
+    let queries = data(100, 8);
+    let r = recall(
+        &idx,
+        &arena,
+        DistanceKind::L2Squared,
+        &queries,
+        10,
+        &QueryParams::default(),
+        &|_| true,
+    );
+    assert!(r >= 0.95, "recall after inserts {r}");
+}
+
+#[test]
+fn incremental_only_index_works() {
+    let pts = data(1_500, 10);
+    let arena = arena_of(&pts);
+    let mut idx = AnyIndex::new(&IndexSpec::default_hnsw(), DIM, DistanceKind::L2Squared, 1);
+    assert!(idx
+        .search(&arena, &pts[0], 5, &QueryParams::default(), &|_| true)
+        .is_empty());
+    for s in 0..1_500 {
+        idx.add(&arena, s);
+    }
+    let queries = data(50, 11);
+    let r = recall(
+        &idx,
+        &arena,
+        DistanceKind::L2Squared,
+        &queries,
+        10,
+        &QueryParams::default(),
+        &|_| true,
+    );
+    assert!(r >= 0.95, "recall of an add-only index {r}");
+}
+
+#[test]
+fn higher_ef_does_not_lower_recall_and_ef_below_k_is_raised() {
+    let pts = data(5_000, 12);
+    let arena = arena_of(&pts);
+    let idx = built(
+        &IndexSpec::Hnsw {
+            m: 8,
+            ef_construction: 40,
+            ef: 10,
+        },
+        &arena,
+        DistanceKind::L2Squared,
+    );
+    let queries = data(100, 13);
+    let low = recall(
+        &idx,
+        &arena,
+        DistanceKind::L2Squared,
+        &queries,
+        10,
+        &QueryParams {
+            ef: Some(10),
+            ..Default::default()
+        },
+        &|_| true,
+    );
+    let high = recall(
+        &idx,
+        &arena,
+        DistanceKind::L2Squared,
+        &queries,
+        10,
+        &QueryParams {
+            ef: Some(200),
+            ..Default::default()
+        },
+        &|_| true,
+    );
+    assert!(high >= low && high >= 0.98, "ef 10: {low}, ef 200: {high}");
+    let got = idx.search(
+        &arena,
+        &queries[0],
+        50,
+        &QueryParams {
+            ef: Some(1),
+            ..Default::default()
+        },
+        &|_| true,
+    );
+    assert_eq!(got.len(), 50);
+}
+
+#[test]
+fn round_trip_gives_identical_results() {
+    let pts = data(3_000, 14);
+    let arena = arena_of(&pts);
+    let spec = IndexSpec::default_hnsw();
+    let idx = built(&spec, &arena, DistanceKind::L2Squared);
+    let bytes = idx.to_bytes();
+    let back = AnyIndex::from_bytes(&spec, DIM, DistanceKind::L2Squared, &bytes).unwrap();
+    assert_eq!(back.to_bytes(), bytes);
+    for q in &data(30, 15) {
+        let p = QueryParams::default();
+        assert_eq!(
+            idx.search(&arena, q, 10, &p, &|_| true),
+            back.search(&arena, q, 10, &p, &|_| true)
+        );
+    }
+    // Spec mismatch and corruption are errors, not panics.
+    let other = IndexSpec::Hnsw {
+        m: 8,
+        ef_construction: 200,
+        ef: 64,
+    };
+    assert!(AnyIndex::from_bytes(&other, DIM, DistanceKind::L2Squared, &bytes).is_err());
+    assert!(AnyIndex::from_bytes(&spec, DIM, DistanceKind::NegDot, &bytes).is_err());
+    assert!(AnyIndex::from_bytes(
+        &spec,
+        DIM,
+        DistanceKind::L2Squared,
+        &bytes[..bytes.len() - 3]
+    )
+    .is_err());
+    let mut bad = bytes.clone();
+    let at = bad.len() - 40;
+    bad[at..at + 4].copy_from_slice(&u32::MAX.to_le_bytes());
+    assert!(AnyIndex::from_bytes(&spec, DIM, DistanceKind::L2Squared, &bad).is_err());
+}

@@ -1,0 +1,297 @@
+//! IVF-Flat: k-means partitions the vectors into `nlist` lists; a query scans the `nprobe`
+//! lists whose centres are nearest to it, exactly.
+//!
+//! Training needs enough points to be meaningful: until the index holds `train_threshold()`
+//! points (39 per list, faiss's minimum) every slot sits in one untrained list that is scanned
+//! exactly, so small collections get exact results. `build` trains when it has enough points;
+//! `add` trains automatically the moment the untrained list reaches the threshold. Points added
+//! after training go to the list of their nearest centre; centres are not retrained.
+
+use super::codec::{Reader, Writer};
+use super::flat::exact_search;
+use super::kmeans;
+use super::topk::TopK;
+use super::{read_header, write_header, DistanceKind, VectorArena};
+use crate::distance::kernels;
+
+/// Points per list needed before training.
+const MIN_POINTS_PER_LIST: usize = 39;
+
+/// The IVF-Flat index. See the module documentation.
+#[derive(Clone, Debug)]
+pub struct IvfIndex {
+    dim: usize,
+    kind: DistanceKind,
+    nlist: usize,
+    nprobe: usize,
+    seed: u64,
+    /// `nlist * dim` floats once trained, empty before.
+    centres: Vec<f32>,
+    lists: Vec<Vec<u32>>,
+    untrained: Vec<u32>,
+}
+
+impl IvfIndex {
+    /// An empty, untrained index; parameters are assumed validated.
+    pub fn new(dim: usize, kind: DistanceKind, nlist: usize, nprobe: usize, seed: u64) -> Self {
+        IvfIndex {
+            dim,
+            kind,
+            nlist,
+            nprobe,
+            seed,
+            centres: Vec::new(),
+            lists: Vec::new(),
+            untrained: Vec::new(),
+        }
+    }
+
+    /// Number of lists.
+    pub fn nlist(&self) -> usize {
+        self.nlist
+    }
+
+    /// True once k-means has run.
+    pub fn is_trained(&self) -> bool {
+        !self.centres.is_empty()
+    }
+
+    /// Points needed before training: 39 per list.
+    pub fn train_threshold(&self) -> usize {
+        self.nlist * MIN_POINTS_PER_LIST
+    }
+
+    /// Number of slots indexed.
+    pub fn len(&self) -> usize {
+        self.untrained.len() + self.lists.iter().map(Vec::len).sum::<usize>()
+    }
+
+    /// True when empty.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// Replaces the content with `slots`, training k-means when there are enough of them.
+    pub fn build(&mut self, arena: &VectorArena, slots: &[u32]) {
+        self.centres.clear();
+        self.lists.clear();
+        self.untrained = slots.to_vec();
+        if slots.len() >= self.train_threshold() {
+            self.train(arena);
+        }
+    }
+
+    /// Trains on the untrained list and distributes it into the lists.
+    fn train(&mut self, arena: &VectorArena) {
+        let points = std::mem::take(&mut self.untrained);
+        self.centres = kmeans::train(arena, &points, self.nlist, self.kind, self.seed);
+        self.lists = vec![Vec::new(); self.nlist];
+        let kern = kernels();
+        for s in points {
+            let (c, _) = kmeans::nearest(kern, self.kind, &self.centres, self.dim, arena.get(s));
+            self.lists[c].push(s);
+        }
+        tracing::debug!(nlist = self.nlist, points = self.len(), "IVF trained");
+    }
+
+    /// Adds one slot: into its nearest list when trained, else into the untrained list (which
+    /// triggers training once it is large enough).
+    pub fn add(&mut self, arena: &VectorArena, slot: u32) {
+        if self.is_trained() {
+            let v = arena.get(slot);
+            let (c, _) = kmeans::nearest(kernels(), self.kind, &self.centres, self.dim, v);
+            self.lists[c].push(slot);
+        } else {
+            self.untrained.push(slot);
+            if self.untrained.len() >= self.train_threshold() {
+                self.train(arena);
+            }
+        }
+    }
+
+    /// The `k` nearest accepted slots among the `nprobe` nearest lists (default: the index's).
+    pub fn search(
+        &self,
+        arena: &VectorArena,
+        query: &[f32],
+        k: usize,
+        nprobe: Option<usize>,
+        accept: &dyn Fn(u32) -> bool,
+    ) -> Vec<(u32, f32)> {
+        if !self.is_trained() {
+            return exact_search(arena, self.kind, query, k, &self.untrained, accept);
+        }
+        let kern = kernels();
+        let nprobe = nprobe.unwrap_or(self.nprobe).clamp(1, self.nlist);
+        let mut order: Vec<(f32, usize)> = self
+            .centres
+            .chunks_exact(self.dim)
+            .enumerate()
+            .map(|(i, c)| (self.kind.eval(kern, query, c), i))
+            .collect();
+        if nprobe < order.len() {
+            order.select_nth_unstable_by(nprobe - 1, |a, b| a.0.total_cmp(&b.0));
+        }
+        let mut top = TopK::new(k);
+        for &(_, list) in &order[..nprobe] {
+            for &s in &self.lists[list] {
+                if accept(s) {
+                    top.push(self.kind.eval(kern, query, arena.get(s)), s);
+                }
+            }
+        }
+        top.into_sorted()
+    }
+
+    /// The index body.
+    pub fn to_bytes(&self) -> Vec<u8> {
+        let mut w = Writer::default();
+        write_header(&mut w, self.dim, self.kind);
+        w.u64(self.nlist as u64);
+        w.u64(self.seed);
+        w.f32s(&self.centres);
+        w.u32s(&self.untrained);
+        w.u64(self.lists.len() as u64);
+        for l in &self.lists {
+            w.u32s(l);
+        }
+        w.buf
+    }
+
+    /// Reads a body written by `to_bytes`.
+    pub fn from_bytes(
+        dim: usize,
+        kind: DistanceKind,
+        nlist: usize,
+        nprobe: usize,
+        bytes: &[u8],
+    ) -> Result<Self, String> {
+        let mut r = Reader::new(bytes);
+        read_header(&mut r, dim, kind)?;
+        let body_nlist = r.u64()?;
+        if body_nlist != nlist as u64 {
+            return Err(format!(
+                "IVF body has nlist = {body_nlist}, spec says {nlist}"
+            ));
+        }
+        let seed = r.u64()?;
+        let centres = r.f32s()?;
+        let untrained = r.u32s()?;
+        let n_lists = r.len(8)?;
+        let lists = (0..n_lists)
+            .map(|_| r.u32s())
+            .collect::<Result<Vec<_>, _>>()?;
+        r.finish()?;
+        let trained_ok = centres.len() == nlist * dim && lists.len() == nlist;
+        let untrained_ok = centres.is_empty() && lists.is_empty();
+        if !(trained_ok || untrained_ok) {
+            return Err("IVF body has inconsistent centre or list counts".into());
+        }
+        Ok(IvfIndex {
+            dim,
+            kind,
+            nlist,
+            nprobe,
+            seed,
+            centres,
+            lists,
+            untrained,
+        })
+    }
+
+    /// Bytes held.
+    pub fn memory_bytes(&self) -> usize {
+        self.centres.capacity() * 4
+            + self.untrained.capacity() * 4
+            + self
+                .lists
+                .iter()
+                .map(|l| l.capacity() * 4 + 24)
+                .sum::<usize>()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::index::testutil::*;
+    use crate::index::{AnyIndex, IndexSpec, QueryParams};
+
+    #[test]
+    fn recall_at_default_settings_l2() {
+        let pts = clustered(10_000, 32, 40, 0.25, 1);
+        let arena = arena_of(&pts);
+        let spec = IndexSpec::Ivf {
+            nlist: 64,
+            nprobe: 8,
+        };
+        let idx = built(&spec, &arena, DistanceKind::L2Squared);
+        let AnyIndex::Ivf(ivf) = &idx else {
+            unreachable!()
+        };
+        assert!(ivf.is_trained());
+        let queries = clustered(200, 32, 40, 0.25, 1_001);
+        let r = recall(
+            &idx,
+            &arena,
+            DistanceKind::L2Squared,
+            &queries,
+            10,
+            &QueryParams::default(),
+            &|_| true,
+        );
+        assert!(r >= 0.90, "IVF recall {r}");
+        let all = QueryParams {
+            nprobe: Some(64),
+            ..Default::default()
+        };
+        let r = recall(
+            &idx,
+            &arena,
+            DistanceKind::L2Squared,
+            &queries,
+            10,
+            &all,
+            &|_| true,
+        );
+        assert_eq!(r, 1.0, "probing every list is exact");
+    }
+
+    #[test]
+    fn untrained_is_exact_and_add_trains() {
+        let pts = clustered(3_000, 16, 10, 0.3, 2);
+        let arena = arena_of(&pts);
+        let mut idx = AnyIndex::new(
+            &IndexSpec::Ivf {
+                nlist: 64,
+                nprobe: 2,
+            },
+            16,
+            DistanceKind::L2Squared,
+            7,
+        );
+        let threshold = 64 * MIN_POINTS_PER_LIST;
+        for s in 0..threshold as u32 - 1 {
+            idx.add(&arena, s);
+        }
+        let queries = clustered(50, 16, 10, 0.3, 3);
+        let r = recall(
+            &idx,
+            &arena,
+            DistanceKind::L2Squared,
+            &queries,
+            10,
+            &QueryParams::default(),
+            &|s| s < threshold as u32 - 1,
+        );
+        assert_eq!(r, 1.0);
+        for s in threshold as u32 - 1..3_000 {
+            idx.add(&arena, s);
+        }
+        let AnyIndex::Ivf(ivf) = &idx else {
+            unreachable!()
+        };
+        assert!(ivf.is_trained());
+        assert_eq!(ivf.len(), 3_000);
+    }
+}

@@ -1,0 +1,121 @@
+//! k-means for the IVF coarse quantiser: random initial centres from a fixed seed, a bounded
+//! number of Lloyd iterations, training on a random sample when there are many points.
+//!
+//! Under `NegDot` the assignment uses the inner product and centres are re-normalised after
+//! each update (spherical k-means), which is what cosine data needs; under `L2Squared` it is
+//! plain Lloyd.
+
+use super::{DistanceKind, VectorArena};
+use crate::distance::{kernels, Kernels};
+use rand::seq::SliceRandom;
+use rand::{Rng, SeedableRng};
+use rand_chacha::ChaCha8Rng;
+use rayon::prelude::*;
+
+/// Lloyd iterations at most (faiss also defaults to a small fixed number).
+pub(crate) const MAX_ITERS: usize = 12;
+/// Training sample size per centre (faiss warns below 39 and samples above 256).
+pub(crate) const SAMPLE_PER_CENTRE: usize = 128;
+
+/// Index of the centre nearest to `v` and its distance. `centres` holds `len / dim` centres.
+#[inline]
+pub(crate) fn nearest(
+    kern: &Kernels,
+    kind: DistanceKind,
+    centres: &[f32],
+    dim: usize,
+    v: &[f32],
+) -> (usize, f32) {
+    let mut best = (0, f32::INFINITY);
+    for (i, c) in centres.chunks_exact(dim).enumerate() {
+        let d = kind.eval(kern, v, c);
+        if d < best.1 {
+            best = (i, d);
+        }
+    }
+    best
+}
+
+/// Trains `k` centres on (a sample of) `slots`; requires `slots.len() >= k >= 1`.
+/// Returns `k * dim` floats.
+pub(crate) fn train(
+    arena: &VectorArena,
+    slots: &[u32],
+    k: usize,
+    kind: DistanceKind,
+    seed: u64,
+) -> Vec<f32> {
+    assert!(
+        k >= 1 && slots.len() >= k,
+        "k-means needs at least k points"
+    );
+    let dim = arena.dim();
+    let kern = kernels();
+    let mut rng = ChaCha8Rng::seed_from_u64(seed);
+    let mut sample = slots.to_vec();
+    sample.shuffle(&mut rng);
+    sample.truncate(k.saturating_mul(SAMPLE_PER_CENTRE).max(k));
+    let mut centres: Vec<f32> = sample[..k]
+        .iter()
+        .flat_map(|&s| arena.get(s).iter().copied())
+        .collect();
+    let mut assign = vec![usize::MAX; sample.len()];
+    for iter in 0..MAX_ITERS {
+        let new_assign: Vec<usize> = sample
+            .par_iter()
+            .map(|&s| nearest(kern, kind, &centres, dim, arena.get(s)).0)
+            .collect();
+        let changed = new_assign
+            .iter()
+            .zip(&assign)
+            .filter(|(a, b)| a != b)
+            .count();
+        assign = new_assign;
+        update(arena, &sample, &assign, &mut centres, k, kind, &mut rng);
+        tracing::trace!(iter, changed, "k-means iteration");
+        if changed == 0 {
+            break;
+        }
+    }
+    centres
+}
+
+/// Moves each centre to the mean of its points; an empty centre is re-seeded on a random
+/// sample point so that no list stays empty forever.
+fn update(
+    arena: &VectorArena,
+    sample: &[u32],
+    assign: &[usize],
+    centres: &mut [f32],
+    k: usize,
+    kind: DistanceKind,
+    rng: &mut ChaCha8Rng,
+) {
+    let dim = arena.dim();
+    let mut sums = vec![0.0f64; k * dim];
+    let mut counts = vec![0usize; k];
+    for (&s, &c) in sample.iter().zip(assign) {
+        counts[c] += 1;
+        for (acc, &x) in sums[c * dim..(c + 1) * dim].iter_mut().zip(arena.get(s)) {
+            *acc += x as f64;
+        }
+    }
+    for c in 0..k {
+        let centre = &mut centres[c * dim..(c + 1) * dim];
+        if counts[c] == 0 {
+            let s = sample[rng.gen_range(0..sample.len())];
+            centre.copy_from_slice(arena.get(s));
+            continue;
+        }
+        let n = counts[c] as f64;
+        for (dst, &acc) in centre.iter_mut().zip(&sums[c * dim..(c + 1) * dim]) {
+            *dst = (acc / n) as f32;
+        }
+        if kind == DistanceKind::NegDot {
+            let norm = crate::distance::norm(centre);
+            if norm > 0.0 {
+                centre.iter_mut().for_each(|x| *x /= norm);
+            }
+        }
+    }
+}

@@ -1,0 +1,263 @@
+//! Tests of the shared types: spec validation and serde forms, query parameter checks, the
+//! arena, and properties every index kind must have (filters, round trips).
+
+use super::testutil::*;
+use super::*;
+
+#[test]
+fn spec_serde_forms() {
+    let json = serde_json::to_string(&IndexSpec::default_hnsw()).unwrap();
+    assert_eq!(
+        json,
+        r#"{"kind":"hnsw","m":16,"ef_construction":200,"ef":64}"#
+    );
+    let ivf: IndexSpec = serde_json::from_str(r#"{"kind":"ivf","nlist":100,"nprobe":10}"#).unwrap();
+    assert_eq!(
+        ivf,
+        IndexSpec::Ivf {
+            nlist: 100,
+            nprobe: 10
+        }
+    );
+    let flat: IndexSpec = serde_json::from_str(r#"{"kind":"flat"}"#).unwrap();
+    assert_eq!(flat, IndexSpec::Flat);
+    let lsh = serde_json::to_string(&IndexSpec::default_lsh()).unwrap();
+    assert_eq!(
+        serde_json::from_str::<IndexSpec>(&lsh).unwrap(),
+        IndexSpec::default_lsh()
+    );
+    assert_eq!(
+        serde_json::to_string(&Metric::Cosine).unwrap(),
+        r#""cosine""#
+    );
+    assert_eq!(
+        serde_json::from_str::<Metric>(r#""ip""#).unwrap(),
+        Metric::Ip
+    );
+    assert!(serde_json::from_str::<IndexSpec>(r#"{"kind":"annoy"}"#).is_err());
+}
+
+#[test]
+fn invalid_specs_are_rejected() {
+    let bad = [
+        IndexSpec::Hnsw {
+            m: 1,
+            ef_construction: 200,
+            ef: 64,
+        },
+        IndexSpec::Hnsw {
+            m: 16,
+            ef_construction: 8,
+            ef: 64,
+        },
+        IndexSpec::Hnsw {
+            m: 16,
+            ef_construction: 200,
+            ef: 0,
+        },
+        IndexSpec::Hnsw {
+            m: 100_000,
+            ef_construction: 200_000,
+            ef: 64,
+        },
+        IndexSpec::Ivf {
+            nlist: 0,
+            nprobe: 1,
+        },
+        IndexSpec::Ivf {
+            nlist: 16,
+            nprobe: 17,
+        },
+        IndexSpec::Ivf {
+            nlist: 16,
+            nprobe: 0,
+        },
+        IndexSpec::Lsh {
+            tables: 0,
+            bits: 8,
+            probes: 2,
+            bucket_width: 4.0,
+        },
+        IndexSpec::Lsh {
+            tables: 4,
+            bits: 65,
+            probes: 2,
+            bucket_width: 4.0,
+        },
+        IndexSpec::Lsh {
+            tables: 4,
+            bits: 8,
+            probes: 2,
+            bucket_width: 0.0,
+        },
+        IndexSpec::Lsh {
+            tables: 4,
+            bits: 8,
+            probes: 2,
+            bucket_width: f32::NAN,
+        },
+    ];
+    for spec in &bad {
+        assert!(spec.validate(8).is_err(), "{spec:?} accepted");
+        assert!(AnyIndex::try_new(spec, 8, DistanceKind::L2Squared, 0).is_err());
+    }
+    let err = IndexSpec::Ivf {
+        nlist: 16,
+        nprobe: 17,
+    }
+    .validate(8)
+    .unwrap_err();
+    assert!(err.contains("nprobe"), "{err}");
+    assert!(IndexSpec::Flat.validate(0).is_err());
+    for good in [
+        IndexSpec::Flat,
+        IndexSpec::default_hnsw(),
+        IndexSpec::default_ivf(),
+        IndexSpec::default_lsh(),
+    ] {
+        good.validate(8).unwrap();
+    }
+}
+
+#[test]
+fn query_params_are_checked() {
+    let ivf = AnyIndex::new(
+        &IndexSpec::Ivf {
+            nlist: 8,
+            nprobe: 2,
+        },
+        4,
+        DistanceKind::L2Squared,
+        0,
+    );
+    assert!(ivf
+        .validate_params(&QueryParams {
+            nprobe: Some(9),
+            ..Default::default()
+        })
+        .is_err());
+    assert!(ivf
+        .validate_params(&QueryParams {
+            nprobe: Some(0),
+            ..Default::default()
+        })
+        .is_err());
+    assert!(ivf
+        .validate_params(&QueryParams {
+            nprobe: Some(8),
+            ..Default::default()
+        })
+        .is_ok());
+    let hnsw = AnyIndex::new(&IndexSpec::default_hnsw(), 4, DistanceKind::L2Squared, 0);
+    assert!(hnsw
+        .validate_params(&QueryParams {
+            ef: Some(0),
+            ..Default::default()
+        })
+        .is_err());
+    assert!(hnsw
+        .validate_params(&QueryParams {
+            ef: Some(10),
+            ..Default::default()
+        })
+        .is_ok());
+    let lsh = AnyIndex::new(&IndexSpec::default_lsh(), 4, DistanceKind::L2Squared, 0);
+    assert!(lsh
+        .validate_params(&QueryParams {
+            probes: Some(1_000_000),
+            ..Default::default()
+        })
+        .is_err());
+}
+
+#[test]
+fn arena_slots() {
+    let mut a = VectorArena::new(3);
+    assert!(a.is_empty());
+    assert_eq!(a.push(&[1.0, 2.0, 3.0]), 0);
+    assert_eq!(a.push(&[4.0, 5.0, 6.0]), 1);
+    assert_eq!(a.get(1), &[4.0, 5.0, 6.0]);
+    assert_eq!((a.len(), a.dim()), (2, 3));
+    a.truncate(1);
+    assert_eq!(a.len(), 1);
+}
+
+#[test]
+#[should_panic(expected = "vector length")]
+fn arena_rejects_wrong_length() {
+    VectorArena::new(3).push(&[1.0]);
+}
+
+fn all_specs() -> Vec<IndexSpec> {
+    vec![
+        IndexSpec::Flat,
+        IndexSpec::Hnsw {
+            m: 8,
+            ef_construction: 64,
+            ef: 32,
+        },
+        IndexSpec::Ivf {
+            nlist: 16,
+            nprobe: 4,
+        },
+        IndexSpec::default_lsh(),
+    ]
+}
+
+#[test]
+fn every_kind_respects_filters_and_round_trips() {
+    let pts = clustered(2_000, 24, 12, 0.3, 31);
+    let arena = arena_of(&pts);
+    let queries = clustered(30, 24, 12, 0.3, 32);
+    for kind in [DistanceKind::L2Squared, DistanceKind::NegDot] {
+        for spec in all_specs() {
+            let idx = built(&spec, &arena, kind);
+            assert_eq!(idx.len(), 2_000);
+            let accept = |s: u32| !s.is_multiple_of(3);
+            for q in &queries {
+                let got = idx.search(&arena, q, 10, &QueryParams::default(), &accept);
+                assert!(
+                    got.iter().all(|(s, _)| accept(*s)),
+                    "{spec:?} returned a rejected slot"
+                );
+                assert!(got.len() <= 10);
+            }
+            let bytes = idx.to_bytes();
+            let back = AnyIndex::from_bytes(&spec, 24, kind, &bytes).unwrap();
+            assert_eq!(back.len(), idx.len());
+            for q in &queries {
+                let p = QueryParams::default();
+                assert_eq!(
+                    idx.search(&arena, q, 10, &p, &accept),
+                    back.search(&arena, q, 10, &p, &accept)
+                );
+            }
+            assert!(AnyIndex::from_bytes(&spec, 25, kind, &bytes).is_err());
+            assert!(AnyIndex::from_bytes(&spec, 24, kind, &bytes[..bytes.len() / 2]).is_err());
+            let mut longer = bytes.clone();
+            longer.push(0);
+            assert!(AnyIndex::from_bytes(&spec, 24, kind, &longer).is_err());
+            assert!(idx.memory_bytes() > 0);
+        }
+    }
+}
+
+#[test]
+fn flat_is_exact_with_filter() {
+    let pts = clustered(500, 8, 4, 0.3, 33);
+    let arena = arena_of(&pts);
+    let idx = built(&IndexSpec::Flat, &arena, DistanceKind::L2Squared);
+    let q = &pts[10];
+    let got = idx.search(&arena, q, 5, &QueryParams::default(), &|s| s != 10);
+    let mut want: Vec<(u32, f32)> = (0..500u32)
+        .filter(|&s| s != 10)
+        .map(|s| (s, crate::distance::scalar::l2_squared(q, arena.get(s))))
+        .collect();
+    want.sort_by(|a, b| a.1.total_cmp(&b.1));
+    let got_slots: Vec<u32> = got.iter().map(|g| g.0).collect();
+    let want_slots: Vec<u32> = want[..5].iter().map(|w| w.0).collect();
+    assert_eq!(got_slots, want_slots);
+    assert!(idx
+        .search(&arena, q, 0, &QueryParams::default(), &|_| true)
+        .is_empty());
+}
