@@ -1,4 +1,59 @@
 //! imgsearch's embedded vector database.
+//!
+//! A [`Database`] is a directory holding named [`Collection`]s. Each collection stores its points
+//! (id, vector, JSON metadata) durably in its own redb file, keeps the vectors in memory in a
+//! [`index::VectorArena`] behind one of four index kinds (flat, HNSW, IVF, LSH), and saves the
+//! index as a checksummed snapshot file beside the redb file so that reopening is fast.
+//!
+//! Layering: `distance` (kernels) and `index` (structures, no IO) know nothing of storage;
+//! `storage` does all IO; `collection`, `search` and `db` tie them together and own validation,
+//! filtering and concurrency. See `docs/vecdb.md` for file formats and durability contracts.
 
+pub mod config;
+pub mod db;
 pub mod distance;
+pub mod error;
+pub mod filter;
 pub mod index;
+pub mod search;
+pub mod storage;
+
+mod collection;
+mod state;
+
+pub use collection::{Collection, AUTOSAVE_MIN_CHANGES};
+pub use config::CollectionConfig;
+pub use db::Database;
+pub use error::VecDbError;
+pub use filter::Filter;
+pub use index::{IndexSpec, Metric};
+pub use search::{Hit, SearchRequest};
+
+/// One stored point: an id chosen by the caller, a vector of the collection's dimension, and
+/// metadata, a JSON object (`null` is stored as `{}`).
+#[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct Point {
+    pub id: u64,
+    pub vector: Vec<f32>,
+    pub metadata: serde_json::Value,
+}
+
+impl Point {
+    /// A point with empty metadata.
+    pub fn new(id: u64, vector: Vec<f32>) -> Self {
+        Point {
+            id,
+            vector,
+            metadata: serde_json::Value::Object(Default::default()),
+        }
+    }
+
+    /// A point with the given metadata.
+    pub fn with_metadata(id: u64, vector: Vec<f32>, metadata: serde_json::Value) -> Self {
+        Point {
+            id,
+            vector,
+            metadata,
+        }
+    }
+}

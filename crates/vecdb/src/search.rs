@@ -1,0 +1,241 @@
+//! The search path: request validation, filter planning, score conversion.
+//!
+//! Score convention: L2 collections return the euclidean distance (hits ascending; `threshold`
+//! is a maximum distance). Ip returns the dot product and Cosine the cosine similarity (hits
+//! descending; `threshold` is a minimum score). Ties keep the index's order.
+//!
+//! Filter planning: the filter is first evaluated on every live point's metadata to get the set
+//! of matching slots (a bitset). If that set is small, fewer than
+//! `max(k * EXACT_FACTOR, live / EXACT_DIVISOR)` slots, the search is exact over just those slots
+//! (cheap, and approximate indexes lose recall when most candidates are rejected); otherwise the
+//! index searches with the bitset as its `accept` predicate, so the filter applies during the
+//! search and not after it.
+
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+use crate::collection::{check_vector, prepare_vector, Collection};
+use crate::error::VecDbError;
+use crate::filter::{CompiledFilter, Filter};
+use crate::index::{AnyIndex, DistanceKind, IndexSpec, QueryParams, VectorArena};
+use crate::state::{distance_kind, State};
+
+/// A filtered set is searched exactly when it has fewer than `k * EXACT_FACTOR` slots ...
+pub const EXACT_FACTOR: usize = 50;
+/// ... or fewer than `live / EXACT_DIVISOR` (5 %) slots.
+pub const EXACT_DIVISOR: usize = 20;
+
+/// A search request. `k` must be at least 1; the optional overrides apply to the index kind that
+/// knows them (`ef` HNSW, `nprobe` IVF, `probes` LSH) and are validated, never capped.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct SearchRequest {
+    pub k: usize,
+    #[serde(default)]
+    pub filter: Option<Filter>,
+    #[serde(default)]
+    pub threshold: Option<f32>,
+    #[serde(default)]
+    pub ef: Option<usize>,
+    #[serde(default)]
+    pub nprobe: Option<usize>,
+    #[serde(default)]
+    pub probes: Option<usize>,
+}
+
+impl SearchRequest {
+    /// A request for the `k` best hits with default parameters.
+    pub fn new(k: usize) -> Self {
+        SearchRequest {
+            k,
+            ..Default::default()
+        }
+    }
+}
+
+/// One search result.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Hit {
+    pub id: u64,
+    pub score: f32,
+    pub metadata: Value,
+}
+
+/// A set of slots.
+struct Bitset(Vec<u64>);
+
+impl Bitset {
+    fn get(&self, slot: u32) -> bool {
+        let s = slot as usize;
+        self.0.get(s / 64).is_some_and(|w| w >> (s % 64) & 1 == 1)
+    }
+}
+
+impl Collection {
+    /// The `req.k` nearest points to `query` that pass the filter and threshold.
+    pub fn search(&self, query: &[f32], req: &SearchRequest) -> Result<Vec<Hit>, VecDbError> {
+        self.check_open()?;
+        let config = &self.inner.config;
+        check_vector(config, 0, query).map_err(|e| match e {
+            VecDbError::WrongDimension { .. } => e,
+            other => VecDbError::param("query", query_reason(&other)),
+        })?;
+        if req.k == 0 {
+            return Err(VecDbError::param("k", "must be at least 1"));
+        }
+        if let Some(t) = req.threshold {
+            if !t.is_finite() {
+                return Err(VecDbError::param("threshold", "must be a finite number"));
+            }
+        }
+        if let (Some(ef), IndexSpec::Hnsw { .. }) = (req.ef, &config.index) {
+            if ef < req.k {
+                return Err(VecDbError::param(
+                    "ef",
+                    format!("must be at least k ({}), got {ef}", req.k),
+                ));
+            }
+        }
+        let filter = req.filter.as_ref().map(Filter::compile).transpose()?;
+        let params = QueryParams {
+            ef: req.ef,
+            nprobe: req.nprobe,
+            probes: req.probes,
+        };
+        let q = prepare_vector(config, query);
+        let kind = distance_kind(config);
+        let st = self.inner.state.read();
+        validate_params(&st.index, &params)?;
+        let found = match &filter {
+            None => st
+                .index
+                .search(&st.arena, &q, req.k, &params, &|s| st.is_live(s)),
+            Some(f) => filtered_search(&st, f, &q, req.k, &params, kind),
+        };
+        let mut hits = Vec::with_capacity(found.len());
+        for (slot, dist) in found {
+            let score = to_score(kind, dist);
+            if let Some(t) = req.threshold {
+                let ok = match kind {
+                    DistanceKind::L2Squared => score <= t,
+                    DistanceKind::NegDot => score >= t,
+                };
+                if !ok {
+                    continue;
+                }
+            }
+            hits.push(Hit {
+                id: st.slot_ids[slot as usize],
+                score,
+                metadata: st.metadata[slot as usize].clone(),
+            });
+        }
+        Ok(hits)
+    }
+}
+
+fn query_reason(e: &VecDbError) -> String {
+    match e {
+        VecDbError::NonFinite { index, .. } => format!("component {index} is not finite"),
+        VecDbError::ZeroVector { .. } => "a zero vector has no direction under cosine".into(),
+        other => other.to_string(),
+    }
+}
+
+/// Checks each override on its own, so the error names the parameter at fault.
+fn validate_params(index: &AnyIndex, params: &QueryParams) -> Result<(), VecDbError> {
+    let single = [
+        (
+            "ef",
+            QueryParams {
+                ef: params.ef,
+                nprobe: None,
+                probes: None,
+            },
+        ),
+        (
+            "nprobe",
+            QueryParams {
+                ef: None,
+                nprobe: params.nprobe,
+                probes: None,
+            },
+        ),
+        (
+            "probes",
+            QueryParams {
+                ef: None,
+                nprobe: None,
+                probes: params.probes,
+            },
+        ),
+    ];
+    for (name, p) in single {
+        if p.ef.is_some() || p.nprobe.is_some() || p.probes.is_some() {
+            index
+                .validate_params(&p)
+                .map_err(|reason| VecDbError::param(name, reason))?;
+        }
+    }
+    Ok(())
+}
+
+/// Internal distance (smaller is better) to the public score.
+fn to_score(kind: DistanceKind, dist: f32) -> f32 {
+    match kind {
+        DistanceKind::L2Squared => dist.max(0.0).sqrt(),
+        DistanceKind::NegDot => -dist,
+    }
+}
+
+fn filtered_search(
+    st: &State,
+    filter: &CompiledFilter,
+    q: &[f32],
+    k: usize,
+    params: &QueryParams,
+    kind: DistanceKind,
+) -> Vec<(u32, f32)> {
+    let n = st.slot_ids.len();
+    let mut bits = Bitset(vec![0u64; n.div_ceil(64)]);
+    let mut matched = Vec::new();
+    for slot in 0..n as u32 {
+        if st.is_live(slot) && filter.matches(&st.metadata[slot as usize]) {
+            bits.0[slot as usize / 64] |= 1 << (slot % 64);
+            matched.push(slot);
+        }
+    }
+    let exact_below = (k.saturating_mul(EXACT_FACTOR)).max(st.live_count() / EXACT_DIVISOR);
+    if matched.len() < exact_below {
+        exact_over(&st.arena, &matched, q, k, kind)
+    } else {
+        st.index.search(&st.arena, q, k, params, &|s| bits.get(s))
+    }
+}
+
+/// Exact k-nearest over the given slots, ascending internal distance.
+fn exact_over(
+    arena: &VectorArena,
+    slots: &[u32],
+    q: &[f32],
+    k: usize,
+    kind: DistanceKind,
+) -> Vec<(u32, f32)> {
+    let mut all: Vec<(u32, f32)> = slots
+        .iter()
+        .map(|&s| {
+            let v = arena.get(s);
+            let d = match kind {
+                DistanceKind::L2Squared => crate::distance::l2_squared(q, v),
+                DistanceKind::NegDot => -crate::distance::dot(q, v),
+            };
+            (s, d)
+        })
+        .collect();
+    let cmp = |a: &(u32, f32), b: &(u32, f32)| a.1.total_cmp(&b.1).then(a.0.cmp(&b.0));
+    if all.len() > k {
+        all.select_nth_unstable_by(k - 1, cmp);
+        all.truncate(k);
+    }
+    all.sort_by(cmp);
+    all
+}

@@ -1,0 +1,263 @@
+//! Index snapshot files: derived data saved beside the redb file so that reopening a collection
+//! does not have to rebuild its index.
+//!
+//! A snapshot is only ever a cache. Reading one checks everything (magic, version, both
+//! checksums, exact length, and, in the collection, the generation and point set it was built
+//! for); any mismatch makes the caller rebuild from the points, never fail.
+//!
+//! File layout (all integers little endian):
+//!
+//! | offset | size | field |
+//! |---|---|---|
+//! | 0 | 8 | magic `IMGVSNAP` |
+//! | 8 | 4 | format version, `u32` (currently 1) |
+//! | 12 | 4 | reserved, zero |
+//! | 16 | 8 | redb generation the snapshot was built for, `u64` |
+//! | 24 | 8 | number of live points, `u64` |
+//! | 32 | 8 | body length in bytes, `u64` |
+//! | 40 | 4 | CRC-32 (IEEE) of the body |
+//! | 44 | 4 | CRC-32 of bytes 0..44 |
+//! | 48 | body | see below |
+//!
+//! Body: `u32` length + index spec as JSON; `u32` dim; `u64` slot count `n`; `n` x `u64` point id
+//! per slot (`u64::MAX` for a deleted slot); for each deleted slot in slot order, `dim` x `f32`
+//! (the vector is still needed for graph navigation; live vectors come from redb); `u64` length +
+//! the index body from `AnyIndex::to_bytes`.
+//!
+//! Writes are atomic: the file is written to `<name>.tmp`, fsynced, renamed over the old one, and
+//! the directory is fsynced, so a crash leaves either the old or the new snapshot (or a stray
+//! temporary file, which is ignored and overwritten).
+
+use std::fs;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+use crate::error::VecDbError;
+
+/// Magic number at the start of every snapshot file.
+pub const SNAPSHOT_MAGIC: [u8; 8] = *b"IMGVSNAP";
+/// Current snapshot format version.
+pub const SNAPSHOT_VERSION: u32 = 1;
+/// Slot id marking a deleted slot.
+pub const DEAD_SLOT: u64 = u64::MAX;
+const HEADER_LEN: usize = 48;
+
+/// The decoded content of a snapshot.
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) struct Snapshot {
+    pub generation: u64,
+    pub live_count: u64,
+    pub spec_json: String,
+    pub dim: usize,
+    /// Point id per slot, `DEAD_SLOT` for deleted slots.
+    pub slot_ids: Vec<u64>,
+    /// Vectors of the deleted slots, in slot order, `dim` floats each.
+    pub dead_vectors: Vec<f32>,
+    pub index: Vec<u8>,
+}
+
+impl Snapshot {
+    /// Serialises the snapshot into the file format above.
+    pub(crate) fn encode(&self) -> Vec<u8> {
+        let mut body = Vec::with_capacity(
+            64 + self.spec_json.len() + self.slot_ids.len() * 8 + self.index.len(),
+        );
+        body.extend_from_slice(&(self.spec_json.len() as u32).to_le_bytes());
+        body.extend_from_slice(self.spec_json.as_bytes());
+        body.extend_from_slice(&(self.dim as u32).to_le_bytes());
+        body.extend_from_slice(&(self.slot_ids.len() as u64).to_le_bytes());
+        for id in &self.slot_ids {
+            body.extend_from_slice(&id.to_le_bytes());
+        }
+        for x in &self.dead_vectors {
+            body.extend_from_slice(&x.to_le_bytes());
+        }
+        body.extend_from_slice(&(self.index.len() as u64).to_le_bytes());
+        body.extend_from_slice(&self.index);
+
+        let mut out = Vec::with_capacity(HEADER_LEN + body.len());
+        out.extend_from_slice(&SNAPSHOT_MAGIC);
+        out.extend_from_slice(&SNAPSHOT_VERSION.to_le_bytes());
+        out.extend_from_slice(&0u32.to_le_bytes());
+        out.extend_from_slice(&self.generation.to_le_bytes());
+        out.extend_from_slice(&self.live_count.to_le_bytes());
+        out.extend_from_slice(&(body.len() as u64).to_le_bytes());
+        out.extend_from_slice(&crc32fast::hash(&body).to_le_bytes());
+        let header_crc = crc32fast::hash(&out);
+        out.extend_from_slice(&header_crc.to_le_bytes());
+        out.extend_from_slice(&body);
+        out
+    }
+
+    /// Parses and checks a snapshot file's bytes; the error says what is wrong.
+    pub(crate) fn decode(bytes: &[u8]) -> Result<Snapshot, String> {
+        if bytes.len() < HEADER_LEN {
+            return Err(format!(
+                "file is {} bytes, shorter than the header",
+                bytes.len()
+            ));
+        }
+        let (header, body) = bytes.split_at(HEADER_LEN);
+        if header[..8] != SNAPSHOT_MAGIC {
+            return Err("bad magic number".into());
+        }
+        let u32_at = |o: usize| u32::from_le_bytes(header[o..o + 4].try_into().expect("4"));
+        let u64_at = |o: usize| u64::from_le_bytes(header[o..o + 8].try_into().expect("8"));
+        if crc32fast::hash(&header[..44]) != u32_at(44) {
+            return Err("header checksum mismatch".into());
+        }
+        let version = u32_at(8);
+        if version != SNAPSHOT_VERSION {
+            return Err(format!(
+                "format version {version}, expected {SNAPSHOT_VERSION}"
+            ));
+        }
+        if u64_at(32) != body.len() as u64 {
+            return Err(format!(
+                "body is {} bytes, header says {} (truncated or extended file)",
+                body.len(),
+                u64_at(32)
+            ));
+        }
+        if crc32fast::hash(body) != u32_at(40) {
+            return Err("body checksum mismatch".into());
+        }
+        let mut r = Reader {
+            bytes: body,
+            pos: 0,
+        };
+        let spec_len = r.u32()? as usize;
+        let spec_json = String::from_utf8(r.take(spec_len)?.to_vec())
+            .map_err(|_| "index spec is not UTF-8".to_string())?;
+        let dim = r.u32()? as usize;
+        let slots = r.u64()? as usize;
+        if slots > body.len() / 8 {
+            return Err("slot count exceeds the file size".into());
+        }
+        let slot_ids: Vec<u64> = (0..slots).map(|_| r.u64()).collect::<Result<_, _>>()?;
+        let dead = slot_ids.iter().filter(|&&id| id == DEAD_SLOT).count();
+        let dead_floats = dead.checked_mul(dim).ok_or("dead vector size overflows")?;
+        let raw = r.take(
+            dead_floats
+                .checked_mul(4)
+                .ok_or("dead vector size overflows")?,
+        )?;
+        let dead_vectors = raw
+            .chunks_exact(4)
+            .map(|c| f32::from_le_bytes(c.try_into().expect("4")))
+            .collect();
+        let index_len = r.u64()? as usize;
+        let index = r.take(index_len)?.to_vec();
+        if r.pos != body.len() {
+            return Err("trailing bytes after the index body".into());
+        }
+        Ok(Snapshot {
+            generation: u64_at(16),
+            live_count: u64_at(24),
+            spec_json,
+            dim,
+            slot_ids,
+            dead_vectors,
+            index,
+        })
+    }
+}
+
+/// A bounds-checked cursor over the body.
+struct Reader<'a> {
+    bytes: &'a [u8],
+    pos: usize,
+}
+
+impl<'a> Reader<'a> {
+    fn take(&mut self, n: usize) -> Result<&'a [u8], String> {
+        let end = self.pos.checked_add(n).ok_or("length overflows")?;
+        let slice = self.bytes.get(self.pos..end).ok_or("body ends early")?;
+        self.pos = end;
+        Ok(slice)
+    }
+    fn u32(&mut self) -> Result<u32, String> {
+        Ok(u32::from_le_bytes(self.take(4)?.try_into().expect("4")))
+    }
+    fn u64(&mut self) -> Result<u64, String> {
+        Ok(u64::from_le_bytes(self.take(8)?.try_into().expect("8")))
+    }
+}
+
+/// Writes `bytes` to `path` atomically (temporary file, fsync, rename, directory fsync).
+pub(crate) fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), VecDbError> {
+    let tmp = tmp_path(path);
+    let mut file = fs::File::create(&tmp).map_err(|e| VecDbError::io(&tmp, e))?;
+    file.write_all(bytes).map_err(|e| VecDbError::io(&tmp, e))?;
+    file.sync_all().map_err(|e| VecDbError::io(&tmp, e))?;
+    drop(file);
+    fs::rename(&tmp, path).map_err(|e| VecDbError::io(path, e))?;
+    if let Some(dir) = path.parent() {
+        sync_dir(dir)?;
+    }
+    Ok(())
+}
+
+/// Fsyncs a directory so that renames and creations inside it are durable.
+pub(crate) fn sync_dir(dir: &Path) -> Result<(), VecDbError> {
+    let d = fs::File::open(dir).map_err(|e| VecDbError::io(dir, e))?;
+    d.sync_all().map_err(|e| VecDbError::io(dir, e))
+}
+
+fn tmp_path(path: &Path) -> PathBuf {
+    let mut name = path.file_name().unwrap_or_default().to_os_string();
+    name.push(".tmp");
+    path.with_file_name(name)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn sample() -> Snapshot {
+        Snapshot {
+            generation: 42,
+            live_count: 2,
+            spec_json: "{\"kind\":\"flat\"}".into(),
+            dim: 2,
+            slot_ids: vec![5, DEAD_SLOT, 9],
+            dead_vectors: vec![0.5, -1.0],
+            index: vec![1, 2, 3],
+        }
+    }
+
+    #[test]
+    fn round_trip() {
+        let s = sample();
+        assert_eq!(Snapshot::decode(&s.encode()).unwrap(), s);
+    }
+
+    #[test]
+    fn every_truncation_and_every_bit_flip_is_detected() {
+        let bytes = sample().encode();
+        for len in 0..bytes.len() {
+            assert!(
+                Snapshot::decode(&bytes[..len]).is_err(),
+                "truncated to {len}"
+            );
+        }
+        for i in 0..bytes.len() {
+            let mut b = bytes.clone();
+            b[i] ^= 0x10;
+            assert!(Snapshot::decode(&b).is_err(), "flip in byte {i}");
+        }
+        let mut longer = bytes.clone();
+        longer.push(0);
+        assert!(Snapshot::decode(&longer).is_err());
+    }
+
+    #[test]
+    fn atomic_write_replaces_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("index.snap");
+        write_atomic(&p, b"one").unwrap();
+        write_atomic(&p, b"two").unwrap();
+        assert_eq!(fs::read(&p).unwrap(), b"two");
+        assert!(!tmp_path(&p).exists());
+    }
+}

@@ -1,0 +1,9 @@
+//! The vecdb integration tests, one binary (linking is the slow part of a build here).
+
+mod bad_input;
+mod common;
+mod concurrency;
+mod conformance;
+mod crash;
+mod recall;
+mod snapshots;
