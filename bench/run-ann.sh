@@ -1,0 +1,101 @@
+#!/usr/bin/env bash
+# One command for the ANN comparison: prepares fashion-mnist if missing, builds `ann` in release,
+# runs imgsearch's indexes and the peers (hnswlib, faiss) on the same files with the same k,
+# query count and thread count, then writes bench/results/<dataset>.jsonl and .svg and prints the
+# summary table with the ratios.
+#
+# Usage: bench/run-ann.sh [--threads N] [--queries N|all] [--repeats N] [--data DIR]
+#                         [--ours "hnsw flat ivf lsh"] [--peers "hnswlib:hnsw faiss:hnsw ..."]
+# Environment: CARGO_TARGET_DIR (default: <repo>/target).
+set -euo pipefail
+
+here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
+root="$(cd "$here/.." && pwd)"
+threads=1
+queries=2000
+repeats=3
+data="$here/data/fashion-mnist-784-euclidean"
+ours="hnsw flat ivf lsh"
+peers="hnswlib:hnsw faiss:hnsw faiss:flat faiss:ivf"
+m=16
+efc=200
+ef="10,16,24,32,48,64,96,128"
+nlist=1024
+nprobe="1,2,4,8,16,32,64"
+lsh_args=()
+
+while [[ $# -gt 0 ]]; do
+    case "$1" in
+        --threads) threads="$2"; shift 2 ;;
+        --queries) queries="$2"; shift 2 ;;
+        --repeats) repeats="$2"; shift 2 ;;
+        --data) data="$2"; shift 2 ;;
+        --ours) ours="$2"; shift 2 ;;
+        --peers) peers="$2"; shift 2 ;;
+        --ef) ef="$2"; shift 2 ;;
+        --nprobe) nprobe="$2"; shift 2 ;;
+        --lsh-arg) lsh_args+=("$2"); shift 2 ;;
+        -h|--help) sed -n '2,9p' "$0"; exit 0 ;;
+        *) echo "unknown option $1" >&2; exit 2 ;;
+    esac
+done
+
+dataset="$(basename "$data")"
+if [[ ! -f "$data/base.fvecs" ]]; then
+    if [[ "$dataset" == fashion-mnist-784-euclidean ]]; then
+        "$here/prepare-fashion-mnist.sh"
+    else
+        echo "no base.fvecs in $data" >&2
+        exit 1
+    fi
+fi
+"$here/scripts/ensure-venv.sh"
+py="$root/.venv-bench/bin/python"
+
+target="${CARGO_TARGET_DIR:-$root/target}"
+(cd "$root" && cargo build --release -p imgsearch-bench --bin ann)
+ann="$target/release/ann"
+
+qargs=()
+[[ "$queries" != all ]] && qargs=(--queries "$queries")
+mkdir -p "$here/results"
+out="$here/results/$dataset.jsonl"
+[[ -f "$out" ]] && mv "$out" "$out.prev"
+common=(--data "$data" --threads "$threads" --repeats "$repeats" --k 10 "${qargs[@]}")
+
+{
+    echo "# $(date -u +%FT%TZ) $(git -C "$root" describe --always --dirty) threads=$threads queries=$queries"
+    echo "# load average before: $(cut -d' ' -f1-3 /proc/loadavg), cores: $(nproc)"
+} | tee "$here/results/$dataset.meta"
+
+run_ours() {
+    local extra=()
+    case "$1" in
+        hnsw) extra=(--m "$m" --ef-construction "$efc" --ef "$ef") ;;
+        ivf) extra=(--nlist "$nlist" --nprobe "$nprobe") ;;
+        lsh) extra=("${lsh_args[@]}") ;;
+    esac
+    "$ann" "${common[@]}" --index "$1" "${extra[@]}" --out "$out"
+}
+run_peer() {
+    "$py" "$here/scripts/peers.py" "${common[@]}" --runs "$1" --m "$m" \
+        --ef-construction "$efc" --ef "$ef" --nlist "$nlist" --nprobe "$nprobe" --out "$out"
+}
+
+# Each index is its own process (peak RSS per index). Ours and the peers alternate, so that a
+# change in the shared machine's load hits both sides rather than one.
+for p in $peers; do
+    run_peer "$p"
+    kind="${p#*:}"
+    if [[ " $ours " == *" $kind "* ]]; then
+        run_ours "$kind"
+        ours="${ours/$kind/}"
+    fi
+done
+for kind in $ours; do
+    run_ours "$kind"
+done
+
+echo "# load average after: $(cut -d' ' -f1-3 /proc/loadavg)" | tee -a "$here/results/$dataset.meta"
+"$py" "$here/plot.py" "$out" --out "$here/results/$dataset.svg"
+"$py" "$here/scripts/summary.py" "$out"

@@ -1,0 +1,92 @@
+#!/usr/bin/env python3
+"""Summary table and the ratios imgsearch tracks, from the JSON lines of `ann` and `peers.py`.
+
+For each library/index: build time, peak RSS, and the highest QPS among the measured points whose
+recall@10 is at or above each target (0.95 and 0.99). No interpolation: a point counts only if it
+was measured at or above the target, which is conservative for every library alike.
+Ratios: imgsearch HNSW QPS / hnswlib QPS at each target, imgsearch HNSW build time / hnswlib
+build time, imgsearch flat QPS / faiss flat QPS.
+"""
+
+import argparse
+import collections
+import json
+
+TARGETS = (0.95, 0.99)
+
+
+def recall_of(rec):
+    return next(v for key, v in rec.items() if key.startswith("recall_at_"))
+
+
+def best_at(points, target):
+    ok = [p for p in points if recall_of(p) >= target]
+    return max(ok, key=lambda p: p["qps"]) if ok else None
+
+
+def key_of(rec):
+    api = rec.get("api")
+    return (rec["library"], rec["index"] + (f" ({api})" if api not in (None, "index") else ""))
+
+
+def params_text(rec):
+    return ",".join(f"{k}={v}" for k, v in rec["params"].items()
+                    if k not in ("m", "ef_construction", "nlist")) or "-"
+
+
+def ratio(a, b):
+    return f"{a / b:.2f}" if a is not None and b else "n/a"
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("jsonl", nargs="+")
+    ap.add_argument("--markdown", action="store_true", help="print the table as Markdown")
+    args = ap.parse_args()
+
+    groups = collections.defaultdict(list)
+    for path in args.jsonl:
+        with open(path) as f:
+            for line in f:
+                if line.strip().startswith("{"):
+                    rec = json.loads(line)
+                    groups[key_of(rec)].append(rec)
+
+    header = ["library", "index", "build s", "peak RSS MB", "best QPS @0.95 (param, recall)",
+              "best QPS @0.99 (param, recall)", "max recall"]
+    rows = []
+    for (lib, index), points in sorted(groups.items()):
+        cells = [lib, index, f"{points[0]['build_seconds']:.1f}", f"{max(p['peak_rss_mb'] for p in points):.0f}"]
+        for t in TARGETS:
+            b = best_at(points, t)
+            cells.append(f"{b['qps']:.0f} ({params_text(b)}, {recall_of(b):.3f})" if b else "-")
+        cells.append(f"{max(recall_of(p) for p in points):.4f}")
+        rows.append(cells)
+    if args.markdown:
+        print("| " + " | ".join(header) + " |")
+        print("|" + "---|" * len(header))
+        for r in rows:
+            print("| " + " | ".join(r) + " |")
+    else:
+        widths = [max(len(h), *(len(r[i]) for r in rows)) for i, h in enumerate(header)]
+        print("  ".join(h.ljust(w) for h, w in zip(header, widths)))
+        for r in rows:
+            print("  ".join(c.ljust(w) for c, w in zip(r, widths)))
+
+    ours, peer = groups.get(("imgsearch", "hnsw"), []), groups.get(("hnswlib", "hnsw"), [])
+    print()
+    for t in TARGETS:
+        a, b = best_at(ours, t), best_at(peer, t)
+        print(f"imgsearch HNSW QPS / hnswlib QPS at recall@10 >= {t}: "
+              f"{ratio(a and a['qps'], b and b['qps'])}")
+    if ours and peer:
+        print(f"imgsearch HNSW build time / hnswlib build time: "
+              f"{ratio(ours[0]['build_seconds'], peer[0]['build_seconds'])} (below 1 is faster)")
+    flat_ours, flat_faiss = groups.get(("imgsearch", "flat")), groups.get(("faiss", "flat"))
+    if flat_ours and flat_faiss:
+        print(f"imgsearch flat QPS / faiss flat QPS: "
+              f"{ratio(flat_ours[0]['qps'], flat_faiss[0]['qps'])}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,124 @@
+//! Measurements shared by the benchmark programs: recall against ground truth and the process's
+//! peak resident memory.
+
+use std::path::Path;
+use std::time::Instant;
+
+use rayon::prelude::*;
+use rayon::ThreadPool;
+
+use crate::texmex::Matrix;
+
+/// Runs every query through `search` on `pool`'s threads (all of them busy with queries at once,
+/// as a server would be), `repeats` times, and returns the best queries-per-second figure with the
+/// results of the last pass. Best-of-N rather than the mean, because on a shared machine the
+/// slower passes measure the neighbours' load rather than the index.
+pub fn timed_queries<F>(
+    pool: &ThreadPool,
+    queries: &Matrix<f32>,
+    repeats: usize,
+    search: F,
+) -> (f64, Vec<Vec<u32>>)
+where
+    F: Fn(&[f32]) -> Vec<u32> + Sync,
+{
+    let mut best = 0.0f64;
+    let mut results = Vec::new();
+    for _ in 0..repeats.max(1) {
+        let start = Instant::now();
+        results = pool.install(|| {
+            (0..queries.len())
+                .into_par_iter()
+                .map(|i| search(queries.row(i)))
+                .collect()
+        });
+        let elapsed = start.elapsed().as_secs_f64();
+        best = best.max(queries.len() as f64 / elapsed.max(1e-9));
+    }
+    (best, results)
+}
+
+/// Mean recall@k: for each query, the share of the first `k` ground-truth ids found among the
+/// returned ids (only the first `k` returned ids count). This is the id-set recall that hnswlib's
+/// and faiss's own benchmarks use; `scripts/peers.py` computes the same.
+pub fn recall_at_k(results: &[Vec<u32>], ground_truth: &[&[i32]], k: usize) -> f64 {
+    assert_eq!(results.len(), ground_truth.len(), "one result per query");
+    if results.is_empty() || k == 0 {
+        return 0.0;
+    }
+    let mut found = 0usize;
+    for (got, truth) in results.iter().zip(ground_truth) {
+        let truth = &truth[..k.min(truth.len())];
+        found += got
+            .iter()
+            .take(k)
+            .filter(|id| truth.contains(&(**id as i32)))
+            .count();
+    }
+    found as f64 / (results.len() * k) as f64
+}
+
+/// Peak resident set size of this process in MiB (`VmHWM` in `/proc/self/status`), or `None`
+/// where that file does not exist (not Linux).
+pub fn peak_rss_mb() -> Option<f64> {
+    proc_status_kib(Path::new("/proc/self/status"), "VmHWM:").map(|kib| kib as f64 / 1024.0)
+}
+
+/// Current resident set size of this process in MiB (`VmRSS`).
+pub fn current_rss_mb() -> Option<f64> {
+    proc_status_kib(Path::new("/proc/self/status"), "VmRSS:").map(|kib| kib as f64 / 1024.0)
+}
+
+fn proc_status_kib(path: &Path, key: &str) -> Option<u64> {
+    let text = std::fs::read_to_string(path).ok()?;
+    parse_status_kib(&text, key)
+}
+
+fn parse_status_kib(text: &str, key: &str) -> Option<u64> {
+    let line = text.lines().find(|l| l.starts_with(key))?;
+    line[key.len()..].split_whitespace().next()?.parse().ok()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn recall_counts_only_the_first_k_of_each_side() {
+        let gt_a = [1, 2, 3, 99];
+        let gt_b = [5, 6, 7, 98];
+        let truth: Vec<&[i32]> = vec![&gt_a, &gt_b];
+        // Query a: 2 of 3 right (99 is beyond k in the truth); query b: all 3 right, the 4th
+        // returned id is beyond k and must not count.
+        let results = vec![vec![1, 3, 99], vec![7, 6, 5, 98]];
+        let r = recall_at_k(&results, &truth, 3);
+        assert!((r - 5.0 / 6.0).abs() < 1e-12, "{r}");
+        assert_eq!(recall_at_k(&[], &[], 3), 0.0);
+    }
+
+    #[test]
+    fn timed_queries_returns_results_in_query_order() {
+        let pool = rayon::ThreadPoolBuilder::new()
+            .num_threads(2)
+            .build()
+            .unwrap();
+        let queries = Matrix {
+            dim: 2,
+            data: vec![0.0, 1.0, 2.0, 3.0, 4.0, 5.0],
+        };
+        let (qps, results) = timed_queries(&pool, &queries, 2, |q| vec![q[1] as u32]);
+        assert!(qps > 0.0);
+        assert_eq!(results, vec![vec![1], vec![3], vec![5]]);
+    }
+
+    #[test]
+    fn parses_proc_status_lines() {
+        let text = "Name:\tann\nVmHWM:\t  204800 kB\nVmRSS:\t  1024 kB\n";
+        assert_eq!(parse_status_kib(text, "VmHWM:"), Some(204_800));
+        assert_eq!(parse_status_kib(text, "VmRSS:"), Some(1024));
+        assert_eq!(parse_status_kib(text, "VmSwap:"), None);
+        if cfg!(target_os = "linux") {
+            assert!(peak_rss_mb().unwrap() > 0.0);
+        }
+    }
+}
