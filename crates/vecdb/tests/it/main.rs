@@ -5,5 +5,6 @@ mod common;
 mod concurrency;
 mod conformance;
 mod crash;
+mod fixture;
 mod recall;
 mod snapshots;
