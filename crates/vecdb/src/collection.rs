@@ -177,7 +177,7 @@ impl Collection {
             }
         }
         self.inner.state.write().generation = generation;
-        self.after_write(existing.len())?;
+        self.after_write(existing.len());
         Ok(existing.len())
     }
 
@@ -243,11 +243,14 @@ impl Collection {
             }
         }
         self.inner.state.write().generation = generation;
-        self.after_write(n)
+        self.after_write(n);
+        Ok(())
     }
 
-    /// Bookkeeping after a committed write (writer lock held): maintenance and autosave.
-    fn after_write(&self, changed: usize) -> Result<(), VecDbError> {
+    /// Bookkeeping after a committed write (writer lock held): maintenance and autosave. The
+    /// write is already durable, so failures here are logged, not returned: an `Err` from
+    /// `insert` must mean that nothing was stored.
+    fn after_write(&self, changed: usize) {
         let inner = &self.inner;
         inner.snapshot_current.store(false, Ordering::Release);
         let total = inner
@@ -260,8 +263,10 @@ impl Collection {
         };
         if dead > COMPACT_MIN_DEAD.max(live) {
             tracing::info!(live, dead, "compacting collection");
-            let fresh = rebuild_from_store(&inner.config, &inner.store)?;
-            *inner.state.write() = fresh;
+            match rebuild_from_store(&inner.config, &inner.store) {
+                Ok(fresh) => *inner.state.write() = fresh,
+                Err(e) => tracing::warn!(error = %e, "compaction failed; will retry later"),
+            }
         } else if matches!(inner.config.index, IndexSpec::Ivf { .. })
             && live >= IVF_RETRAIN_MIN
             && live >= 2 * built
@@ -273,9 +278,10 @@ impl Collection {
             st.built_live = live;
         }
         if total >= AUTOSAVE_MIN_CHANGES.max(live as u64 / 4) {
-            inner.save_locked()?;
+            if let Err(e) = inner.save_locked() {
+                tracing::warn!(error = %e, "automatic index snapshot failed");
+            }
         }
-        Ok(())
     }
 }
 

@@ -6,7 +6,7 @@ use vecdb::{Database, Filter, Metric, Point, SearchRequest, VecDbError};
 use crate::common::*;
 
 const DIM: usize = 16;
-const N: usize = 600;
+const N: usize = 1500;
 
 /// Minimum recall@10 (against brute force) accepted for searches that go through the index.
 fn min_recall(kind: &str) -> f64 {
@@ -99,12 +99,21 @@ fn filters(kind: &str) {
         json!({"or":[{"eq":{"field":"tags","value":"blue"}},{"eq":{"field":"group","value":4}}]}),
         // Selective: a date range and a tag (exact path).
         json!({"and":[{"range":{"field":"taken","gte":"2020-03-01","lt":"2020-05-01"}},{"eq":{"field":"tags","value":"red"}}]}),
-        // Very selective: about 6 points, fewer than k.
+        // Very selective: 15 points, then 3 (fewer than k).
         json!({"eq":{"field":"info.rare","value":true}}),
+        json!({"and":[{"eq":{"field":"info.rare","value":true}},{"eq":{"field":"group","value":0}}]}),
         json!({"not":{"range":{"field":"group","lte":3}}}),
     ];
+    let mut index_paths = 0;
     for f in cases {
         let filter = Filter::from_json(&f).unwrap();
+        // Which path the planner takes (see `vecdb::search`): exact below this many matches.
+        let matching = data
+            .iter()
+            .filter(|(_, _, m)| matches_filter(&f, m))
+            .count();
+        let exact_below = (10 * vecdb::search::EXACT_FACTOR).max(N / vecdb::search::EXACT_DIVISOR);
+        index_paths += usize::from(matching >= exact_below);
         let mut total_recall = 0.0;
         let qs = queries(20);
         for q in &qs {
@@ -137,6 +146,7 @@ fn filters(kind: &str) {
         let r = total_recall / qs.len() as f64;
         assert!(r >= min_recall(kind), "{kind} {f}: recall {r}");
     }
+    assert!(index_paths >= 2, "the filtered index path is not exercised");
 }
 
 /// The filter semantics restated independently for the brute-force side of the comparison.
@@ -261,7 +271,7 @@ fn inserts_after_build(kind: &str) {
 fn selective_filters_return_k(kind: &str) {
     let (_dir, db, data) = setup(kind, Metric::L2);
     let c = db.collection("c").unwrap();
-    // group 2 and tag green: about 1/15 of the points (~40), above k but tiny for an ANN index.
+    // group 2 and tag green: 1/15 of the points (100), above k but tiny for an ANN index.
     let f =
         json!({"and":[{"eq":{"field":"group","value":2}},{"eq":{"field":"tags","value":"green"}}]});
     let filter = Filter::from_json(&f).unwrap();
@@ -280,6 +290,52 @@ fn selective_filters_return_k(kind: &str) {
     }
 }
 
+fn compaction(kind: &str) {
+    let (_dir, db, data) = setup(kind, Metric::L2);
+    let c = db.collection("c").unwrap();
+    // 1100 dead slots exceed max(1000, 400 live): the delete triggers a rebuild without them.
+    let doomed: Vec<u64> = (1..=1100).collect();
+    assert_eq!(c.delete(&doomed).unwrap(), 1100);
+    assert_eq!(c.count(), N - 1100);
+    let live: Vec<_> = data.iter().filter(|d| d.0 > 1100).cloned().collect();
+    let mut total = 0.0;
+    let qs = queries(20);
+    for q in &qs {
+        let hits = c.search(q, &SearchRequest::new(10)).unwrap();
+        assert!(hits.iter().all(|h| h.id > 1100));
+        total += recall(&hits, &brute_force(Metric::L2, &live, q, 10, |_| true));
+    }
+    let r = total / qs.len() as f64;
+    assert!(r >= min_recall(kind), "{kind} after compaction: recall {r}");
+    // Writes keep working on the rebuilt state.
+    c.upsert(&[Point::new(1, vec![7.0; DIM])]).unwrap();
+    assert_eq!(
+        c.search(&[7.0; DIM], &SearchRequest::new(1)).unwrap()[0].id,
+        1
+    );
+}
+
+fn empty(kind: &str) {
+    let dir = tempfile::tempdir().unwrap();
+    let db = Database::open(dir.path()).unwrap();
+    let c = db
+        .create_collection(config("e", DIM, Metric::Cosine, spec(kind)))
+        .unwrap();
+    let q = vec![1.0; DIM];
+    assert!(c.search(&q, &SearchRequest::new(5)).unwrap().is_empty());
+    c.insert(&[Point::new(1, q.clone())]).unwrap();
+    assert_eq!(c.search(&q, &SearchRequest::new(5)).unwrap().len(), 1);
+    c.delete(&[1]).unwrap();
+    assert!(c.search(&q, &SearchRequest::new(5)).unwrap().is_empty());
+    let req = SearchRequest {
+        k: 5,
+        filter: Some(Filter::eq("x", 1)),
+        ..Default::default()
+    };
+    assert!(c.search(&q, &req).unwrap().is_empty());
+    assert!(c.scan(None, 10).unwrap().is_empty());
+}
+
 macro_rules! suite {
     ($($kind:ident),*) => {$(
         mod $kind {
@@ -289,6 +345,8 @@ macro_rules! suite {
             #[test] fn reopen() { super::reopen(stringify!($kind)) }
             #[test] fn inserts_after_build() { super::inserts_after_build(stringify!($kind)) }
             #[test] fn selective_filters_return_k() { super::selective_filters_return_k(stringify!($kind)) }
+            #[test] fn compaction() { super::compaction(stringify!($kind)) }
+            #[test] fn empty() { super::empty(stringify!($kind)) }
         }
     )*};
 }

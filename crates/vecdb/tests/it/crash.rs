@@ -124,6 +124,13 @@ fn acknowledged_writes_survive_sigkill() {
         apply_log(&mut model, &lines);
         runs += 1;
     }
+    println!(
+        "{runs} kills in {:?}: {} acknowledged batches, {} acknowledged deletes, {} in flight",
+        started.elapsed(),
+        model.inserted.len(),
+        model.deleted.len(),
+        model.maybe_batch.len() + model.maybe_deleted.len()
+    );
     assert!(runs >= 10, "only {runs} runs in the time limit");
     assert!(model.inserted.len() >= 20, "too few acknowledged batches");
     verify(dir.path(), &model);
