@@ -103,6 +103,7 @@ impl Collection {
         };
         let q = prepare_vector(config, query);
         let kind = distance_kind(config);
+        let _span = tracing::debug_span!("search", collection = %config.name, k = req.k).entered();
         let st = self.inner.state.read();
         validate_params(&st.index, &params)?;
         let found = match &filter {

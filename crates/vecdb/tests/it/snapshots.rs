@@ -176,3 +176,26 @@ fn foreign_snapshot_is_rebuilt() {
     .unwrap();
     check(dir.path(), &expected, 397);
 }
+
+/// After `AUTOSAVE_MIN_CHANGES` changed points the snapshot is written without being asked.
+#[test]
+fn snapshot_is_saved_after_enough_changes() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = Database::open(dir.path()).unwrap();
+    let c = db
+        .create_collection(config("a", 2, Metric::L2, spec("flat")))
+        .unwrap();
+    let n = vecdb::AUTOSAVE_MIN_CHANGES;
+    let snap = dir.path().join("a/index.snap");
+    let pts: Vec<Point> = (0..n - 1)
+        .map(|i| Point::new(i, vec![i as f32, 1.0]))
+        .collect();
+    c.insert(&pts).unwrap();
+    assert!(!snap.exists(), "saved too early");
+    c.insert(&[Point::new(n, vec![0.5, 0.5])]).unwrap();
+    assert!(snap.exists(), "not saved after {n} changes");
+    // The collection stays usable while its handle is open; the file is a valid snapshot that
+    // a fresh process would restore.
+    let bytes = fs::read(&snap).unwrap();
+    assert_eq!(&bytes[..8], vecdb::storage::SNAPSHOT_MAGIC.as_slice());
+}
