@@ -20,6 +20,8 @@ def series_name(rec):
     name = f"{rec['library']} {rec['index']}"
     if rec.get("api") not in (None, "index"):
         name += f" ({rec['api']})"
+    if rec.get("query_batch"):
+        name += f" (batch {rec['query_batch']})"
     return name
 
 

@@ -6,6 +6,7 @@
 #
 # Usage: bench/run-ann.sh [--threads N] [--queries N|all] [--repeats N] [--data DIR]
 #                         [--ours "hnsw flat ivf lsh"] [--peers "hnswlib:hnsw faiss:hnsw ..."]
+#                         [--with-collection]   (also imgsearch HNSW through the Collection API)
 # Environment: CARGO_TARGET_DIR (default: <repo>/target).
 set -euo pipefail
 
@@ -16,13 +17,14 @@ queries=2000
 repeats=3
 data="$here/data/fashion-mnist-784-euclidean"
 ours="hnsw flat ivf lsh"
-peers="hnswlib:hnsw faiss:hnsw faiss:flat faiss:ivf"
+peers="hnswlib:hnsw faiss:hnsw faiss:flat faiss:flat:1 faiss:ivf"
 m=16
 efc=200
 ef="10,16,24,32,48,64,96,128"
 nlist=1024
 nprobe="1,2,4,8,16,32,64"
 lsh_args=()
+with_collection=0
 
 while [[ $# -gt 0 ]]; do
     case "$1" in
@@ -35,7 +37,8 @@ while [[ $# -gt 0 ]]; do
         --ef) ef="$2"; shift 2 ;;
         --nprobe) nprobe="$2"; shift 2 ;;
         --lsh-arg) lsh_args+=("$2"); shift 2 ;;
-        -h|--help) sed -n '2,9p' "$0"; exit 0 ;;
+        --with-collection) with_collection=1; shift ;;
+        -h|--help) sed -n '2,10p' "$0"; exit 0 ;;
         *) echo "unknown option $1" >&2; exit 2 ;;
     esac
 done
@@ -87,6 +90,7 @@ run_peer() {
 for p in $peers; do
     run_peer "$p"
     kind="${p#*:}"
+    kind="${kind%%:*}"
     if [[ " $ours " == *" $kind "* ]]; then
         run_ours "$kind"
         ours="${ours/$kind/}"
@@ -95,6 +99,10 @@ done
 for kind in $ours; do
     run_ours "$kind"
 done
+if [[ $with_collection == 1 ]]; then
+    "$ann" "${common[@]}" --index hnsw --api collection --m "$m" --ef-construction "$efc" \
+        --ef "$ef" --out "$out"
+fi
 
 echo "# load average after: $(cut -d' ' -f1-3 /proc/loadavg)" | tee -a "$here/results/$dataset.meta"
 "$py" "$here/plot.py" "$out" --out "$here/results/$dataset.svg"

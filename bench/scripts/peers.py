@@ -59,15 +59,24 @@ def recall_at_k(ids, gt, k):
     return found / (len(ids) * k)
 
 
-def best_qps(search, queries, repeats):
-    """Best-of-`repeats` queries per second over the whole query set, and the last result."""
-    best, ids = 0.0, None
+def best_qps(search, queries, repeats, batch):
+    """Best-of-`repeats` queries per wall-clock second and per CPU second of this process (all
+    threads; on a shared machine the steadier figure), over the whole query set, and the last
+    result.
+
+    `batch` None hands the library all queries in one call (how its own benchmarks run); a
+    number N hands it N queries per call, e.g. 1 for an online server's one-query-at-a-time
+    load, which is what imgsearch's `ann` measures.
+    """
+    best, best_cpu, ids = 0.0, 0.0, None
+    step = batch or len(queries)
     for _ in range(repeats):
-        t0 = time.perf_counter()
-        ids = search(queries)
-        elapsed = time.perf_counter() - t0
+        c0, t0 = time.process_time(), time.perf_counter()
+        ids = np.concatenate([search(queries[i:i + step]) for i in range(0, len(queries), step)])
+        elapsed, cpu = time.perf_counter() - t0, time.process_time() - c0
         best = max(best, len(queries) / elapsed)
-    return best, ids
+        best_cpu = max(best_cpu, len(queries) / max(cpu, 1e-9))
+    return best, best_cpu, ids
 
 
 def load(cfg):
@@ -126,10 +135,14 @@ def build_faiss(cfg, base):
 
 def sweep_faiss(cfg, index):
     import faiss
-    # faiss >= 1.14 routes small query batches of low-dimensional flat search through a path
-    # up to 18x slower unless this threshold is 0 (see shared FINDINGS); it only affects flat
-    # scans (IVF's coarse quantizer included), never the results.
-    faiss.cvar.distance_compute_blas_threshold = 0
+    # faiss 1.15's default distance_compute_blas_threshold is 128000 queries, so a batch of
+    # thousands of queries takes the one-query-at-a-time SIMD path, ~10x slower here than its
+    # BLAS path (see shared FINDINGS). Threshold 0 sends every batch to BLAS: best for batches,
+    # but ~2x slower than the SIMD path for one query per call, so batch-1 runs keep the default.
+    # It only affects flat scans (IVF's coarse quantizer included), never the results.
+    if cfg["query_batch"] != 1:
+        faiss.cvar.distance_compute_blas_threshold = 0
+    blas = {"blas_threshold": faiss.cvar.distance_compute_blas_threshold}
 
     def search(q):
         _, labels = index.search(q, cfg["k"])
@@ -143,31 +156,34 @@ def sweep_faiss(cfg, index):
             index.nprobe = nprobe
             yield {"nlist": cfg["nlist"], "nprobe": nprobe}, search
     else:
-        yield {}, search
+        yield blas, search
 
 
 def worker(cfg):
     """Builds one index in this process and prints one JSON line per parameter point."""
     base, queries, gt = load(cfg)
     data_rss = status_mb("VmRSS:")
-    t0 = time.perf_counter()
+    c0, t0 = time.process_time(), time.perf_counter()
     if cfg["library"] == "hnswlib":
         index = build_hnswlib(cfg, base)
         points = sweep_hnswlib(cfg, index)
     else:
         index = build_faiss(cfg, base)
         points = sweep_faiss(cfg, index)
-    build_seconds = time.perf_counter() - t0
+    build_seconds, build_cpu = time.perf_counter() - t0, time.process_time() - c0
     for params, search in points:
-        qps, ids = best_qps(search, queries, cfg["repeats"])
+        qps, qps_cpu, ids = best_qps(search, queries, cfg["repeats"], cfg["query_batch"])
         record = {
             "library": cfg["library"], "version": library_version(cfg["library"]),
             "index": cfg["index"], "dataset": cfg["dataset"], "metric": cfg["metric"],
             "params": params, "threads": cfg["threads"], "queries": len(queries), "k": cfg["k"],
             f"recall_at_{cfg['k']}": round(recall_at_k(ids, gt, cfg["k"]), 5),
-            "qps": round(qps, 1), "build_seconds": round(build_seconds, 3),
+            "qps": round(qps, 1), "qps_cpu": round(qps_cpu, 1), "build_seconds": round(build_seconds, 3),
+            "build_cpu_seconds": round(build_cpu, 3),
             "peak_rss_mb": round(status_mb("VmHWM:"), 1), "data_rss_mb": round(data_rss, 1),
         }
+        if cfg["query_batch"]:
+            record["query_batch"] = cfg["query_batch"]
         print(json.dumps(record), flush=True)
 
 
@@ -186,7 +202,8 @@ def main():
     ap.add_argument("--dataset", help="name recorded in each line (default: the directory name)")
     ap.add_argument("--metric", choices=["l2", "ip", "cosine"], default="l2")
     ap.add_argument("--runs", default="hnswlib:hnsw,faiss:hnsw,faiss:ivf,faiss:flat",
-                    help="comma-separated library:index pairs")
+                    help="comma-separated library:index pairs; library:index:N hands the "
+                         "library N queries per call instead of all at once")
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--queries", type=int, default=None, help="first N queries (default all)")
     ap.add_argument("--k", type=int, default=10)
@@ -207,7 +224,7 @@ def main():
     if not args.data:
         ap.error("--data is required")
     for run in args.runs.split(","):
-        library, index = run.split(":")
+        library, index, *batch = run.split(":")
         if (library, index) not in {("hnswlib", "hnsw"), ("faiss", "hnsw"), ("faiss", "ivf"),
                                     ("faiss", "flat")}:
             ap.error(f"unknown run {run}")
@@ -217,6 +234,7 @@ def main():
             "threads": args.threads, "queries": args.queries, "k": args.k, "m": args.m,
             "ef_construction": args.ef_construction, "ef": args.ef, "nlist": args.nlist,
             "nprobe": args.nprobe, "repeats": args.repeats, "seed": args.seed,
+            "query_batch": int(batch[0]) if batch else None,
         }
         print(f"# {library} {index}: building and sweeping", file=sys.stderr, flush=True)
         # A fresh interpreter per index, so that VmHWM is this index's peak and no allocator

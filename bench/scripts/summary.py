@@ -25,13 +25,23 @@ def best_at(points, target):
 
 
 def key_of(rec):
-    api = rec.get("api")
-    return (rec["library"], rec["index"] + (f" ({api})" if api not in (None, "index") else ""))
+    api, batch = rec.get("api"), rec.get("query_batch")
+    index = rec["index"] + (f" ({api})" if api not in (None, "index") else "")
+    return (rec["library"], index + (f" (batch {batch})" if batch else ""))
 
 
 def params_text(rec):
     return ",".join(f"{k}={v}" for k, v in rec["params"].items()
                     if k not in ("m", "ef_construction", "nlist")) or "-"
+
+
+def best_cpu_at(points, target):
+    ok = [p["qps_cpu"] for p in points if recall_of(p) >= target and "qps_cpu" in p]
+    return max(ok) if ok else None
+
+
+def cpu_pair(ours, peer, target):
+    return best_cpu_at(ours, target), best_cpu_at(peer, target)
 
 
 def ratio(a, b):
@@ -52,14 +62,20 @@ def main():
                     rec = json.loads(line)
                     groups[key_of(rec)].append(rec)
 
-    header = ["library", "index", "build s", "peak RSS MB", "best QPS @0.95 (param, recall)",
-              "best QPS @0.99 (param, recall)", "max recall"]
+    header = ["library", "index", "build s (CPU s)", "peak RSS MB",
+              "best QPS @0.95 (param, recall)", "best QPS @0.99 (param, recall)",
+              "QPS per CPU s @0.95 / @0.99", "max recall"]
     rows = []
     for (lib, index), points in sorted(groups.items()):
-        cells = [lib, index, f"{points[0]['build_seconds']:.1f}", f"{max(p['peak_rss_mb'] for p in points):.0f}"]
+        cpu_build = points[0].get("build_cpu_seconds")
+        cells = [lib, index,
+                 f"{points[0]['build_seconds']:.1f}" + (f" ({cpu_build:.1f})" if cpu_build else ""),
+                 f"{max(p['peak_rss_mb'] for p in points):.0f}"]
         for t in TARGETS:
             b = best_at(points, t)
             cells.append(f"{b['qps']:.0f} ({params_text(b)}, {recall_of(b):.3f})" if b else "-")
+        cpu = [best_cpu_at(points, t) for t in TARGETS]
+        cells.append(" / ".join(f"{c:.0f}" if c else "-" for c in cpu))
         cells.append(f"{max(recall_of(p) for p in points):.4f}")
         rows.append(cells)
     if args.markdown:
@@ -78,14 +94,20 @@ def main():
     for t in TARGETS:
         a, b = best_at(ours, t), best_at(peer, t)
         print(f"imgsearch HNSW QPS / hnswlib QPS at recall@10 >= {t}: "
-              f"{ratio(a and a['qps'], b and b['qps'])}")
+              f"{ratio(a and a['qps'], b and b['qps'])} (wall clock); "
+              f"{ratio(*cpu_pair(ours, peer, t))} (per CPU second)")
     if ours and peer:
         print(f"imgsearch HNSW build time / hnswlib build time: "
-              f"{ratio(ours[0]['build_seconds'], peer[0]['build_seconds'])} (below 1 is faster)")
-    flat_ours, flat_faiss = groups.get(("imgsearch", "flat")), groups.get(("faiss", "flat"))
-    if flat_ours and flat_faiss:
-        print(f"imgsearch flat QPS / faiss flat QPS: "
-              f"{ratio(flat_ours[0]['qps'], flat_faiss[0]['qps'])}")
+              f"{ratio(ours[0]['build_seconds'], peer[0]['build_seconds'])} (wall clock); "
+              f"{ratio(ours[0].get('build_cpu_seconds'), peer[0].get('build_cpu_seconds'))} "
+              f"(CPU seconds); below 1 is faster")
+    flat_ours = groups.get(("imgsearch", "flat"))
+    for key, how in ((("faiss", "flat"), "all queries in one call"),
+                     (("faiss", "flat (batch 1)"), "one query per call")):
+        if flat_ours and groups.get(key):
+            print(f"imgsearch flat QPS / faiss flat QPS ({how}): "
+                  f"{ratio(flat_ours[0]['qps'], groups[key][0]['qps'])} (wall clock); "
+                  f"{ratio(*cpu_pair(flat_ours, groups[key], 0.0))} (per CPU second)")
 
 
 if __name__ == "__main__":

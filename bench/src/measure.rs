@@ -9,33 +9,66 @@ use rayon::ThreadPool;
 
 use crate::texmex::Matrix;
 
+/// What one parameter point's query passes measured.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Timing {
+    /// Queries per wall-clock second, best pass.
+    pub qps: f64,
+    /// Queries per CPU second of this process (all threads), best pass; `None` where the
+    /// per-thread CPU clocks cannot be read. On a shared machine this is the steadier figure:
+    /// time spent waiting for a core that another process holds does not count.
+    pub qps_cpu: Option<f64>,
+    /// The result ids of the last pass, one list per query, in query order.
+    pub results: Vec<Vec<u32>>,
+}
+
 /// Runs every query through `search` on `pool`'s threads (all of them busy with queries at once,
-/// as a server would be), `repeats` times, and returns the best queries-per-second figure with the
-/// results of the last pass. Best-of-N rather than the mean, because on a shared machine the
-/// slower passes measure the neighbours' load rather than the index.
+/// as a server would be), `repeats` times, and keeps the best figures with the results of the
+/// last pass. Best-of-N rather than the mean, because on a shared machine the slower passes
+/// measure the neighbours' load rather than the index.
 pub fn timed_queries<F>(
     pool: &ThreadPool,
     queries: &Matrix<f32>,
     repeats: usize,
     search: F,
-) -> (f64, Vec<Vec<u32>>)
+) -> Timing
 where
     F: Fn(&[f32]) -> Vec<u32> + Sync,
 {
-    let mut best = 0.0f64;
-    let mut results = Vec::new();
+    let mut timing = Timing {
+        qps: 0.0,
+        qps_cpu: None,
+        results: Vec::new(),
+    };
     for _ in 0..repeats.max(1) {
+        let cpu_start = process_cpu_seconds();
         let start = Instant::now();
-        results = pool.install(|| {
+        timing.results = pool.install(|| {
             (0..queries.len())
                 .into_par_iter()
                 .map(|i| search(queries.row(i)))
                 .collect()
         });
         let elapsed = start.elapsed().as_secs_f64();
-        best = best.max(queries.len() as f64 / elapsed.max(1e-9));
+        timing.qps = timing.qps.max(queries.len() as f64 / elapsed.max(1e-9));
+        if let (Some(a), Some(b)) = (cpu_start, process_cpu_seconds()) {
+            let qps_cpu = queries.len() as f64 / (b - a).max(1e-9);
+            timing.qps_cpu = Some(timing.qps_cpu.map_or(qps_cpu, |q| q.max(qps_cpu)));
+        }
     }
-    (best, results)
+    timing
+}
+
+/// CPU time consumed so far by this process's live threads, in seconds, from the nanosecond
+/// run-time counters in `/proc/self/task/*/schedstat` (first field). Threads that have exited
+/// are not counted, which is fine for differences taken while a thread pool stays alive.
+pub fn process_cpu_seconds() -> Option<f64> {
+    let mut total_ns = 0u64;
+    for task in std::fs::read_dir("/proc/self/task").ok()? {
+        let text = std::fs::read_to_string(task.ok()?.path().join("schedstat")).ok()?;
+        total_ns += text.split_whitespace().next()?.parse::<u64>().ok()?;
+    }
+    Some(total_ns as f64 / 1e9)
 }
 
 /// Mean recall@k: for each query, the share of the first `k` ground-truth ids found among the
@@ -106,9 +139,24 @@ mod tests {
             dim: 2,
             data: vec![0.0, 1.0, 2.0, 3.0, 4.0, 5.0],
         };
-        let (qps, results) = timed_queries(&pool, &queries, 2, |q| vec![q[1] as u32]);
-        assert!(qps > 0.0);
-        assert_eq!(results, vec![vec![1], vec![3], vec![5]]);
+        let timing = timed_queries(&pool, &queries, 2, |q| vec![q[1] as u32]);
+        assert!(timing.qps > 0.0);
+        assert_eq!(timing.results, vec![vec![1], vec![3], vec![5]]);
+        if cfg!(target_os = "linux") {
+            assert!(timing.qps_cpu.unwrap() > 0.0);
+        }
+    }
+
+    #[test]
+    fn cpu_clock_advances_with_work() {
+        let Some(before) = process_cpu_seconds() else {
+            return; // Not Linux: nothing to check.
+        };
+        let mut x = 0u64;
+        for i in 0..20_000_000u64 {
+            x = std::hint::black_box(x.wrapping_mul(31).wrapping_add(i));
+        }
+        assert!(process_cpu_seconds().unwrap() > before, "{x}");
     }
 
     #[test]

@@ -110,6 +110,16 @@ fn flat_is_exact_and_hnsw_sweeps_ef() {
 }
 
 #[test]
+fn collection_api_gives_the_same_exact_answers() {
+    let dir = tempfile::tempdir().unwrap();
+    make_dataset(dir.path());
+    let lines = run_ann(dir.path(), &["--index", "flat", "--api", "collection"]);
+    assert_eq!(lines.len(), 1);
+    assert_eq!(lines[0]["api"], "collection");
+    assert_eq!(lines[0]["recall_at_10"], 1.0);
+}
+
+#[test]
 fn bad_input_fails_with_a_message() {
     let dir = tempfile::tempdir().unwrap();
     let out = Command::new(env!("CARGO_BIN_EXE_ann"))

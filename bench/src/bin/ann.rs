@@ -15,7 +15,9 @@ use std::time::Instant;
 
 use anyhow::{bail, ensure, Context, Result};
 use clap::{Parser, ValueEnum};
-use imgsearch_bench::measure::{current_rss_mb, peak_rss_mb, recall_at_k, timed_queries};
+use imgsearch_bench::measure::{
+    current_rss_mb, peak_rss_mb, process_cpu_seconds, recall_at_k, timed_queries, Timing,
+};
 use imgsearch_bench::texmex::{for_each_row, read_fvecs, read_ivecs, Matrix};
 use rayon::ThreadPool;
 use serde_json::{json, Value};
@@ -182,6 +184,9 @@ impl Args {
 /// What one build measured, shared by every point of its sweep.
 struct BuildFacts {
     build_seconds: f64,
+    /// CPU seconds of all threads during the build (the Collection API's include its IO waits
+    /// only as far as they burn CPU).
+    build_cpu_seconds: Option<f64>,
     data_rss_mb: f64,
     index_memory_mb: Option<f64>,
 }
@@ -293,6 +298,7 @@ fn run_index_api(args: &Args, pool: &ThreadPool, work: &Workload) -> Result<()> 
         arena.len(),
         arena.dim()
     );
+    let cpu_start = process_cpu_seconds();
     let start = Instant::now();
     let index = pool.install(|| {
         let mut index = AnyIndex::new(&spec, arena.dim(), kind, args.seed);
@@ -301,6 +307,7 @@ fn run_index_api(args: &Args, pool: &ThreadPool, work: &Workload) -> Result<()> 
     });
     let facts = BuildFacts {
         build_seconds: start.elapsed().as_secs_f64(),
+        build_cpu_seconds: cpu_since(cpu_start),
         data_rss_mb,
         index_memory_mb: Some(index.memory_bytes() as f64 / (1 << 20) as f64),
     };
@@ -308,7 +315,7 @@ fn run_index_api(args: &Args, pool: &ThreadPool, work: &Workload) -> Result<()> 
         index
             .validate_params(&params)
             .map_err(|reason| anyhow::anyhow!("invalid search parameters: {reason}"))?;
-        let (qps, results) = timed_queries(pool, &work.queries, args.repeats, |q| {
+        let timing = timed_queries(pool, &work.queries, args.repeats, |q| {
             index
                 .search(&arena, q, args.k, &params, &|_| true)
                 .into_iter()
@@ -316,7 +323,7 @@ fn run_index_api(args: &Args, pool: &ThreadPool, work: &Workload) -> Result<()> 
                 .collect()
         });
         // Slots were pushed in file order, so slot i is base row i, the ground truth's id.
-        emit(args, work, &facts, params_json, qps, &results)?;
+        emit(args, work, &facts, params_json, &timing)?;
     }
     Ok(())
 }
@@ -341,6 +348,7 @@ fn run_collection_api(args: &Args, pool: &ThreadPool, work: &Workload) -> Result
         points.push(Point::new(points.len() as u64, row.to_vec()))
     })?;
     let data_rss_mb = current_rss_mb().unwrap_or(0.0);
+    let cpu_start = process_cpu_seconds();
     let start = Instant::now();
     pool.install(|| -> Result<()> {
         for batch in points.chunks(BATCH) {
@@ -352,6 +360,7 @@ fn run_collection_api(args: &Args, pool: &ThreadPool, work: &Workload) -> Result
     drop(points);
     let facts = BuildFacts {
         build_seconds: start.elapsed().as_secs_f64(),
+        build_cpu_seconds: cpu_since(cpu_start),
         data_rss_mb,
         index_memory_mb: None,
     };
@@ -370,10 +379,14 @@ fn run_collection_api(args: &Args, pool: &ThreadPool, work: &Workload) -> Result
                 .unwrap_or_else(|e| panic!("search failed: {e}"));
             hits.into_iter().map(|h| h.id as u32).collect()
         };
-        let (qps, results) = timed_queries(pool, &work.queries, args.repeats, search);
-        emit(args, work, &facts, params_json, qps, &results)?;
+        let timing = timed_queries(pool, &work.queries, args.repeats, search);
+        emit(args, work, &facts, params_json, &timing)?;
     }
     Ok(())
+}
+
+fn cpu_since(start: Option<f64>) -> Option<f64> {
+    Some(process_cpu_seconds()? - start?)
 }
 
 fn index_name(kind: IndexKind) -> &'static str {
@@ -396,13 +409,12 @@ fn emit(
     work: &Workload,
     facts: &BuildFacts,
     params: Value,
-    qps: f64,
-    results: &[Vec<u32>],
+    timing: &Timing,
 ) -> Result<()> {
     let truth: Vec<&[i32]> = (0..work.ground_truth.len())
         .map(|i| work.ground_truth.row(i))
         .collect();
-    let recall = recall_at_k(results, &truth, args.k);
+    let recall = recall_at_k(&timing.results, &truth, args.k);
     let round = |x: f64, places: i32| (x * 10f64.powi(places)).round() / 10f64.powi(places);
     let mut record = json!({
         "library": "imgsearch",
@@ -415,7 +427,7 @@ fn emit(
         "threads": args.threads,
         "queries": work.queries.len(),
         "k": args.k,
-        "qps": round(qps, 1),
+        "qps": round(timing.qps, 1),
         "build_seconds": round(facts.build_seconds, 3),
         "peak_rss_mb": round(peak_rss_mb().unwrap_or(0.0), 1),
         "data_rss_mb": round(facts.data_rss_mb, 1),
@@ -423,6 +435,12 @@ fn emit(
     });
     let obj = record.as_object_mut().expect("a JSON object");
     obj.insert(format!("recall_at_{}", args.k), json!(round(recall, 5)));
+    if let Some(c) = facts.build_cpu_seconds {
+        obj.insert("build_cpu_seconds".to_owned(), json!(round(c, 3)));
+    }
+    if let Some(q) = timing.qps_cpu {
+        obj.insert("qps_cpu".to_owned(), json!(round(q, 1)));
+    }
     if let Some(mb) = facts.index_memory_mb {
         obj.insert("index_memory_mb".to_owned(), json!(round(mb, 1)));
     }
