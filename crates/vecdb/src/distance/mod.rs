@@ -26,6 +26,10 @@ use std::sync::OnceLock;
 /// and slices of equal length; [`Kernels`] checks both before calling one.
 type KernelFn = unsafe fn(&[f32], &[f32]) -> f32;
 
+/// Floats summed between two checks of the bound in [`Kernels::l2_squared_bounded`]; a
+/// multiple of 64 so every chunk but the last runs the SIMD main loop only.
+const BOUND_CHUNK: usize = 192;
+
 /// One consistent set of kernels (all scalar, or all from one instruction-set extension).
 #[derive(Clone, Copy)]
 pub struct Kernels {
@@ -64,6 +68,33 @@ impl Kernels {
         // SAFETY: a `Kernels` value other than SCALAR is only built by `available()` after the
         // run-time feature test for its extension succeeded, and the lengths are equal.
         unsafe { (self.l2)(a, b) }
+    }
+
+    /// Squared euclidean distance, allowed to stop early once the partial sum exceeds
+    /// `bound`: the result is exact when it is `<= bound`, and some value `> bound` otherwise.
+    /// Partial sums of squares only grow, so graph searches that discard anything farther
+    /// than their current worst result can skip most of the work (and memory traffic) for
+    /// far candidates. Panics if the lengths differ.
+    #[inline]
+    pub fn l2_squared_bounded(&self, a: &[f32], b: &[f32], bound: f32) -> f32 {
+        assert_eq!(
+            a.len(),
+            b.len(),
+            "l2_squared on slices of different lengths"
+        );
+        if a.len() <= 2 * BOUND_CHUNK {
+            return self.l2_squared(a, b);
+        }
+        let mut total = 0.0;
+        for (x, y) in a.chunks(BOUND_CHUNK).zip(b.chunks(BOUND_CHUNK)) {
+            // SAFETY: the CPU feature was detected (see `l2_squared`) and chunks of two equal
+            // length slices taken with the same size have equal lengths.
+            total += unsafe { (self.l2)(x, y) };
+            if total > bound {
+                break;
+            }
+        }
+        total
     }
 
     /// Inner product. Panics if the lengths differ.

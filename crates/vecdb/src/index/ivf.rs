@@ -240,6 +240,7 @@ mod tests {
             &QueryParams::default(),
             &|_| true,
         );
+        eprintln!("IVF recall {r}");
         assert!(r >= 0.90, "IVF recall {r}");
         let all = QueryParams {
             nprobe: Some(64),

@@ -5,7 +5,7 @@ use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 
 /// `n` points in `dim` dimensions around `clusters` centres (uniform in [-1, 1]^dim). Within
-/// a cluster, points vary mostly along a shared random 12-dimensional subspace (spread `sigma`)
+/// a cluster, points vary mostly along a shared random 20-dimensional subspace (spread `sigma`)
 /// plus a little isotropic noise (`sigma / 10`): embeddings of real images have a low intrinsic
 /// dimension, and isotropic noise in 48 dimensions is far harder than any real data for every
 /// ANN method. The centres and the subspace depend only on `dim` and `clusters`, so base points
@@ -17,7 +17,7 @@ pub(crate) fn clustered(
     sigma: f32,
     seed: u64,
 ) -> Vec<Vec<f32>> {
-    let latent = dim.min(12);
+    let latent = dim.min(20);
     let mut world = ChaCha8Rng::seed_from_u64(0xC0FFEE ^ (dim * 1_000 + clusters) as u64);
     let centres: Vec<Vec<f32>> = (0..clusters)
         .map(|_| (0..dim).map(|_| world.gen_range(-1.0f32..1.0)).collect())

@@ -89,10 +89,14 @@ impl Ctx<'_> {
         self.kind.eval(self.kern, q, self.arena.get(slot))
     }
 
+    /// The distance, or (L2 only) any value above `bound` once it is known to exceed it.
     #[inline(always)]
-    pub(super) fn dist_slots(&self, a: u32, b: u32) -> f32 {
-        self.kind
-            .eval(self.kern, self.arena.get(a), self.arena.get(b))
+    pub(super) fn dist_bounded(&self, q: &[f32], slot: u32, bound: f32) -> f32 {
+        let v = self.arena.get(slot);
+        match self.kind {
+            DistanceKind::L2Squared => self.kern.l2_squared_bounded(q, v, bound),
+            DistanceKind::NegDot => -self.kern.dot(q, v),
+        }
     }
 
     #[inline(always)]
@@ -126,7 +130,7 @@ impl Ctx<'_> {
             let mut changed = false;
             self.read(level, cur.slot, &mut scratch.neighbours);
             for &nb in &scratch.neighbours {
-                let d = self.dist(q, nb);
+                let d = self.dist_bounded(q, nb, cur.dist);
                 if d < cur.dist {
                     cur = Cand { dist: d, slot: nb };
                     changed = true;
@@ -184,7 +188,8 @@ impl Ctx<'_> {
                 }
             }
             for &nb in fresh.iter() {
-                let d = self.dist(q, nb);
+                let limit = if top.len() < ef { f32::INFINITY } else { bound };
+                let d = self.dist_bounded(q, nb, limit);
                 if top.len() < ef || d < bound {
                     candidates.push(Reverse(Cand { dist: d, slot: nb }));
                     if accept.is_none_or(|f| f(nb)) {
@@ -213,9 +218,10 @@ impl Ctx<'_> {
             if out.len() >= m {
                 break;
             }
+            let base = self.arena.get(c.slot);
             let good = out
                 .iter()
-                .all(|r| self.dist_slots(c.slot, r.slot) >= c.dist);
+                .all(|r| self.dist_bounded(base, r.slot, c.dist) >= c.dist);
             if good {
                 out.push(c);
             }

@@ -26,6 +26,7 @@ fn recall_l2_at_default_ef() {
         &QueryParams::default(),
         &|_| true,
     );
+    eprintln!("HNSW L2 recall@10 {r}");
     assert!(r >= 0.95, "HNSW L2 recall@10 {r}");
 }
 
@@ -45,6 +46,7 @@ fn recall_ip_and_cosine() {
         &QueryParams::default(),
         &|_| true,
     );
+    eprintln!("HNSW ip recall@10 {r}");
     assert!(r >= 0.95, "HNSW ip recall@10 {r}");
     // Normalised vectors (cosine).
     let arena = arena_of(&normalised(raw));
@@ -59,6 +61,7 @@ fn recall_ip_and_cosine() {
         &QueryParams::default(),
         &|_| true,
     );
+    eprintln!("HNSW cosine recall@10 {r}");
     assert!(r >= 0.95, "HNSW cosine recall@10 {r}");
 }
 
@@ -79,6 +82,7 @@ fn filters_match_flat_with_filter() {
         &QueryParams::default(),
         &half,
     );
+    eprintln!("HNSW filtered (1/2) recall {r}");
     assert!(r >= 0.95, "HNSW filtered (1/2) recall {r}");
     let rare = |s: u32| s % 50 == 7;
     let r = recall(
@@ -90,6 +94,7 @@ fn filters_match_flat_with_filter() {
         &QueryParams::default(),
         &rare,
     );
+    eprintln!("HNSW filtered (1/50) recall {r}");
     assert!(r >= 0.9, "HNSW filtered (1/50) recall {r}");
     for q in &queries {
         let got = idx.search(&arena, q, 10, &QueryParams::default(), &rare);
@@ -132,6 +137,7 @@ fn inserts_after_build_are_searchable() {
         &QueryParams::default(),
         &|_| true,
     );
+    eprintln!("recall after inserts {r}");
     assert!(r >= 0.95, "recall after inserts {r}");
 }
 
@@ -156,6 +162,7 @@ fn incremental_only_index_works() {
         &QueryParams::default(),
         &|_| true,
     );
+    eprintln!("recall of an add-only index {r}");
     assert!(r >= 0.95, "recall of an add-only index {r}");
 }
 
