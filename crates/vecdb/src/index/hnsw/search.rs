@@ -118,6 +118,17 @@ impl Ctx<'_> {
         }
     }
 
+    /// Prefetches the rest of the first bounded-distance chunk (lines 2 to 11) of `slot`'s
+    /// vector while the previous neighbour's distance is computed: most far candidates are
+    /// rejected within that chunk, so fetching further would waste memory bandwidth.
+    #[inline(always)]
+    fn prefetch_rest_of_first_chunk(&self, slot: u32) {
+        let v = self.arena.get(slot);
+        for off in (32..v.len().min(192)).step_by(16) {
+            prefetch(v[off..].as_ptr());
+        }
+    }
+
     /// Greedy descent on one upper layer: moves to the closest neighbour until none is closer.
     pub(super) fn greedy(
         &self,
@@ -187,7 +198,10 @@ impl Ctx<'_> {
                     fresh.push(nb);
                 }
             }
-            for &nb in fresh.iter() {
+            for (i, &nb) in fresh.iter().enumerate() {
+                if let Some(&next) = fresh.get(i + 1) {
+                    self.prefetch_rest_of_first_chunk(next);
+                }
                 let limit = if top.len() < ef { f32::INFINITY } else { bound };
                 let d = self.dist_bounded(q, nb, limit);
                 if top.len() < ef || d < bound {
