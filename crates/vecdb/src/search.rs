@@ -9,7 +9,8 @@
 //! `max(k * EXACT_FACTOR, live / EXACT_DIVISOR)` slots, the search is exact over just those slots
 //! (cheap, and approximate indexes lose recall when most candidates are rejected); otherwise the
 //! index searches with the bitset as its `accept` predicate, so the filter applies during the
-//! search and not after it.
+//! search and not after it. Should the index return fewer than `min(k, matches)` hits (its
+//! candidates ran out of accepted points), the search falls back to exact over the matching set.
 
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
@@ -207,10 +208,15 @@ fn filtered_search(
     }
     let exact_below = (k.saturating_mul(EXACT_FACTOR)).max(st.live_count() / EXACT_DIVISOR);
     if matched.len() < exact_below {
-        exact_over(&st.arena, &matched, q, k, kind)
-    } else {
-        st.index.search(&st.arena, q, k, params, &|s| bits.get(s))
+        return exact_over(&st.arena, &matched, q, k, kind);
     }
+    let found = st.index.search(&st.arena, q, k, params, &|s| bits.get(s));
+    if found.len() < k.min(matched.len()) {
+        // The index ran out of accepted candidates (a filter that is selective in the region of
+        // the query): fall back to exact search rather than return fewer than k hits.
+        return exact_over(&st.arena, &matched, q, k, kind);
+    }
+    found
 }
 
 /// Exact k-nearest over the given slots, ascending internal distance.

@@ -352,3 +352,53 @@ macro_rules! suite {
 }
 
 suite!(flat, hnsw, ivf, lsh);
+
+/// A filter that matches half the points, all of them far from the query: IVF probing one list
+/// finds no accepted candidate, and the search falls back to exact instead of returning nothing.
+#[test]
+fn filtered_index_search_falls_back_to_exact() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = Database::open(dir.path()).unwrap();
+    let c = db
+        .create_collection(config(
+            "f",
+            DIM,
+            Metric::L2,
+            vecdb::IndexSpec::Ivf {
+                nlist: 16,
+                nprobe: 1,
+            },
+        ))
+        .unwrap();
+    let near = clustered(1000, DIM, 1, 41);
+    let far: Vec<Vec<f32>> = clustered(1000, DIM, 1, 41)
+        .into_iter()
+        .map(|v| v.into_iter().map(|x| x + 20.0).collect())
+        .collect();
+    let mut pts = Vec::new();
+    for (i, v) in near.iter().chain(&far).enumerate() {
+        let side = if i < 1000 { "near" } else { "far" };
+        pts.push(Point::with_metadata(
+            i as u64,
+            v.clone(),
+            json!({ "side": side }),
+        ));
+    }
+    c.insert(&pts).unwrap();
+    let data: Data = pts
+        .into_iter()
+        .map(|p| (p.id, p.vector, p.metadata))
+        .collect();
+    let f = json!({"eq":{"field":"side","value":"far"}});
+    let req = SearchRequest {
+        k: 10,
+        filter: Some(Filter::from_json(&f).unwrap()),
+        ..Default::default()
+    };
+    let q = &near[0];
+    let hits = c.search(q, &req).unwrap();
+    let exact = brute_force(Metric::L2, &data, q, 10, |m| matches_filter(&f, m));
+    let ids: Vec<u64> = hits.iter().map(|h| h.id).collect();
+    let want: Vec<u64> = exact.iter().map(|e| e.0).collect();
+    assert_eq!(ids, want);
+}
