@@ -29,6 +29,11 @@ pub mod optim;
 pub mod pca;
 pub mod trainer;
 
+// Re-exported so callers (the CLI) build images and random generators of the same versions.
+pub use image;
+pub use rand;
+pub use rand_chacha;
+
 pub use augment::{augment, AugmentConfig, ViewDatasetBuilder};
 pub use cache::EmbeddingCache;
 pub use edits::Edit;

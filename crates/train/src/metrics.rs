@@ -160,24 +160,37 @@ pub fn class_retrieval(embeddings: &Matrix, labels: &[usize]) -> Result<Retrieva
     class_retrieval_from_similarity(&cosine_matrix(embeddings, embeddings), labels)
 }
 
-/// Near-duplicate retrieval: the database is `originals`; for every edit type, row `i` of its
-/// matrix is the edited copy of original `i` and queries the database, where the only relevant
-/// item is original `i`. With one relevant item, AP is the reciprocal rank.
-pub fn near_duplicate(originals: &Matrix, edited: &[(String, Matrix)]) -> Result<Vec<EditReport>> {
+/// Near-duplicate retrieval. Row `q` of every edit type's matrix is an edited copy of
+/// `database` row `targets[q]` and queries the whole database, where the only relevant item
+/// is that original; the other images act as distractors. With one relevant item, AP is the
+/// reciprocal rank.
+pub fn near_duplicate(
+    database: &Matrix,
+    edited: &[(String, Matrix)],
+    targets: &[usize],
+) -> Result<Vec<EditReport>> {
+    if let Some(&bad) = targets.iter().find(|&&t| t >= database.rows()) {
+        return Err(TrainError::WrongDimension {
+            expected: database.rows(),
+            got: bad,
+        });
+    }
     let mut out = Vec::with_capacity(edited.len());
     for (name, queries) in edited {
-        if queries.rows() != originals.rows() || queries.cols() != originals.cols() {
+        if queries.rows() != targets.len() || queries.cols() != database.cols() {
             return Err(TrainError::WrongDimension {
-                expected: originals.rows(),
+                expected: targets.len(),
                 got: queries.rows(),
             });
         }
-        let sim = cosine_matrix(queries, originals);
+        let sim = cosine_matrix(queries, database);
         let rep = average(
             (0..queries.rows())
                 .filter_map(|q| {
-                    let relevance: Vec<bool> =
-                        rank_desc(sim.row(q)).into_iter().map(|j| j == q).collect();
+                    let relevance: Vec<bool> = rank_desc(sim.row(q))
+                        .into_iter()
+                        .map(|j| j == targets[q])
+                        .collect();
                     query_metrics(&relevance, 1)
                 })
                 .collect::<Vec<_>>(),
@@ -271,11 +284,23 @@ mod tests {
         // (cosine 0.99 against 0.8 for its original), so its original ranks second (1/2).
         let good = orig.clone();
         let bad = Matrix::from_rows(&[[0.8, 0.6], [0.0, 1.0], [0.7, 0.7]]).unwrap();
-        let reps = near_duplicate(&orig, &[("good".into(), good), ("bad".into(), bad)]).unwrap();
+        let targets = [0, 1, 2];
+        let reps = near_duplicate(
+            &orig,
+            &[("good".into(), good), ("bad".into(), bad)],
+            &targets,
+        )
+        .unwrap();
         assert!(close(reps[0].recall_at_1, 1.0) && close(reps[0].map, 1.0));
         assert!(close(reps[1].recall_at_1, 2.0 / 3.0));
         assert!(close(reps[1].map, (0.5 + 1.0 + 1.0) / 3.0));
         let wrong = Matrix::from_rows(&[[1.0, 0.0]]).unwrap();
-        assert!(near_duplicate(&orig, &[("x".into(), wrong)]).is_err());
+        assert!(near_duplicate(&orig, &[("x".into(), wrong.clone())], &targets).is_err());
+        assert!(near_duplicate(&orig, &[("x".into(), wrong.clone())], &[3]).is_err());
+        // One query (an exact copy of item 2) against the three-item database.
+        let copy = Matrix::from_rows(&[[0.7, 0.7]]).unwrap();
+        let one = near_duplicate(&orig, &[("copy".into(), copy)], &[2]).unwrap();
+        assert_eq!(one[0].queries, 1);
+        assert!(close(one[0].recall_at_1, 1.0));
     }
 }
