@@ -129,6 +129,9 @@ fn main() {
         index.memory_bytes() as f64 / 1e6
     );
     let nq = nq.min(queries.len());
+    if std::env::var_os("FLAT").is_some() {
+        flat(&arena, &queries[..nq], &gt);
+    }
     for ef in efs {
         let params = QueryParams {
             ef: Some(ef),
@@ -158,4 +161,47 @@ fn main() {
             nq as f64 / best_cpu
         );
     }
+}
+
+/// Exact search one query at a time and in one batch, with recall (1.0 unless broken).
+fn flat(arena: &VectorArena, queries: &[Vec<f32>], gt: &[Vec<f32>]) {
+    let mut index = AnyIndex::new(&IndexSpec::Flat, arena.dim(), DistanceKind::L2Squared, 0);
+    index.build(arena, &(0..arena.len() as u32).collect::<Vec<_>>());
+    let p = QueryParams::default();
+    let recall = |res: &[Vec<(u32, f32)>]| {
+        let hits: usize = res
+            .iter()
+            .zip(gt)
+            .map(|(r, t)| {
+                r.iter()
+                    .filter(|(s, _)| t[..10].contains(&(*s as f32)))
+                    .count()
+            })
+            .sum();
+        hits as f64 / (10 * res.len()) as f64
+    };
+    let single_n = queries.len().min(200);
+    let cpu = thread_cpu_seconds();
+    let t = Instant::now();
+    let res: Vec<_> = queries[..single_n]
+        .iter()
+        .map(|q| index.search(arena, q, 10, &p, &|_| true))
+        .collect();
+    println!(
+        "flat one by one ({single_n} queries): recall {:.4}  QPS {:.0}  QPS per CPU-second {:.0}",
+        recall(&res),
+        single_n as f64 / t.elapsed().as_secs_f64(),
+        single_n as f64 / (thread_cpu_seconds() - cpu)
+    );
+    let refs: Vec<&[f32]> = queries.iter().map(Vec::as_slice).collect();
+    let cpu = thread_cpu_seconds();
+    let t = Instant::now();
+    let res = index.search_batch(arena, &refs, 10, &p, &|_| true);
+    println!(
+        "flat batch ({} queries): recall {:.4}  QPS {:.0}  QPS per CPU-second {:.0}",
+        refs.len(),
+        recall(&res),
+        refs.len() as f64 / t.elapsed().as_secs_f64(),
+        refs.len() as f64 / (thread_cpu_seconds() - cpu)
+    );
 }

@@ -25,6 +25,8 @@ use std::sync::OnceLock;
 /// Signature shared by every kernel. It is `unsafe` because SIMD kernels require a CPU feature
 /// and slices of equal length; [`Kernels`] checks both before calling one.
 type KernelFn = unsafe fn(&[f32], &[f32]) -> f32;
+/// A native bounded L2 kernel (see [`Kernels::l2_squared_bounded`]).
+type BoundedFn = unsafe fn(&[f32], &[f32], f32) -> f32;
 
 /// Floats summed between two checks of the bound in [`Kernels::l2_squared_bounded`]; a
 /// multiple of 64 so every chunk but the last runs the SIMD main loop only.
@@ -36,6 +38,8 @@ pub struct Kernels {
     name: &'static str,
     l2: KernelFn,
     dot: KernelFn,
+    /// Native bounded L2, where the set has one; otherwise `l2` is called chunk by chunk.
+    l2_bounded: Option<BoundedFn>,
 }
 
 impl std::fmt::Debug for Kernels {
@@ -50,6 +54,7 @@ impl Kernels {
         name: "scalar",
         l2: scalar::l2_squared,
         dot: scalar::dot,
+        l2_bounded: None,
     };
 
     /// Name of this set: "avx512", "avx2-fma", "neon" or "scalar".
@@ -82,6 +87,10 @@ impl Kernels {
             b.len(),
             "l2_squared on slices of different lengths"
         );
+        if let Some(f) = self.l2_bounded {
+            // SAFETY: as in `l2_squared`: the CPU feature was detected and the lengths are equal.
+            return unsafe { f(a, b, bound) };
+        }
         if a.len() <= 2 * BOUND_CHUNK {
             return self.l2_squared(a, b);
         }
@@ -115,6 +124,7 @@ impl Kernels {
                     name: "avx512",
                     l2: x86::l2_squared_avx512,
                     dot: x86::dot_avx512,
+                    l2_bounded: Some(x86::l2_squared_bounded_avx512),
                 });
             }
             if std::arch::is_x86_feature_detected!("avx2")
@@ -124,6 +134,7 @@ impl Kernels {
                     name: "avx2-fma",
                     l2: x86::l2_squared_avx2,
                     dot: x86::dot_avx2,
+                    l2_bounded: None,
                 });
             }
         }
@@ -134,6 +145,7 @@ impl Kernels {
                     name: "neon",
                     l2: neon::l2_squared_neon,
                     dot: neon::dot_neon,
+                    l2_bounded: None,
                 });
             }
         }

@@ -31,7 +31,7 @@ pub const DEFAULT_TABLES: usize = 16;
 /// Default hash functions per table.
 pub const DEFAULT_BITS: usize = 12;
 /// Default extra buckets probed per table.
-pub const DEFAULT_PROBES: usize = 16;
+pub const DEFAULT_PROBES: usize = 2;
 /// Default E2LSH bucket width, in typical nearest-neighbour distances.
 pub const DEFAULT_BUCKET_WIDTH: f32 = 4.0;
 

@@ -392,6 +392,25 @@ impl AnyIndex {
         }
     }
 
+    /// `search` for many queries with the same `k`, parameters and filter. The flat index
+    /// computes them tile by tile (much faster than one by one); the others loop.
+    pub fn search_batch(
+        &self,
+        arena: &VectorArena,
+        queries: &[&[f32]],
+        k: usize,
+        params: &QueryParams,
+        accept: &dyn Fn(u32) -> bool,
+    ) -> Vec<Vec<(u32, f32)>> {
+        match self {
+            AnyIndex::Flat(i) => i.search_batch(arena, queries, k, accept),
+            _ => queries
+                .iter()
+                .map(|q| self.search(arena, q, k, params, accept))
+                .collect(),
+        }
+    }
+
     /// Checks per-query parameters against this index (e.g. nprobe above nlist is rejected).
     /// Parameters that do not apply to this index kind are ignored.
     pub fn validate_params(&self, params: &QueryParams) -> Result<(), String> {

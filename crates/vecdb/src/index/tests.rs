@@ -261,3 +261,32 @@ fn flat_is_exact_with_filter() {
         .search(&arena, q, 0, &QueryParams::default(), &|_| true)
         .is_empty());
 }
+
+#[test]
+fn batch_search_equals_single_searches() {
+    let pts = clustered(1_000, 40, 6, 0.3, 34);
+    let arena = arena_of(&pts);
+    let queries = clustered(70, 40, 6, 0.3, 35);
+    let refs: Vec<&[f32]> = queries.iter().map(Vec::as_slice).collect();
+    let accept = |s: u32| s % 7 != 3;
+    for kind in [DistanceKind::L2Squared, DistanceKind::NegDot] {
+        for spec in [
+            IndexSpec::Flat,
+            IndexSpec::Hnsw {
+                m: 8,
+                ef_construction: 32,
+                ef: 16,
+            },
+        ] {
+            let idx = built(&spec, &arena, kind);
+            let p = QueryParams::default();
+            let batch = idx.search_batch(&arena, &refs, 10, &p, &accept);
+            assert_eq!(batch.len(), refs.len());
+            for (q, got) in refs.iter().zip(&batch) {
+                let single = idx.search(&arena, q, 10, &p, &accept);
+                let ids = |v: &[(u32, f32)]| v.iter().map(|x| x.0).collect::<Vec<_>>();
+                assert_eq!(ids(got), ids(&single), "{spec:?} {kind:?}");
+            }
+        }
+    }
+}
