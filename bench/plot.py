@@ -40,9 +40,12 @@ def recall_key(rec):
 def main():
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("jsonl", nargs="+")
-    ap.add_argument("--out", required=True, help="SVG file to write")
+    ap.add_argument("--out", required=True, help="file to write (.svg, or .png)")
     ap.add_argument("--title", default=None)
     ap.add_argument("--min-recall", type=float, default=0.5, help="left edge of the x axis")
+    ap.add_argument("--y", choices=["qps", "qps_cpu"], default="qps",
+                    help="qps: queries per wall-clock second; qps_cpu: per CPU second (steadier "
+                         "on a shared machine)")
     args = ap.parse_args()
 
     records = load(args.jsonl)
@@ -50,7 +53,8 @@ def main():
         raise SystemExit("no JSON lines to plot")
     series = collections.defaultdict(list)
     for rec in records:
-        series[series_name(rec)].append((rec[recall_key(rec)], rec["qps"]))
+        if args.y in rec:
+            series[series_name(rec)].append((rec[recall_key(rec)], rec[args.y]))
 
     fig, ax = plt.subplots(figsize=(8, 5.5))
     for name in sorted(series):
@@ -64,13 +68,14 @@ def main():
     ax.set_title(args.title or f"{first.get('dataset', '')}: k={first.get('k', 10)}, "
                  f"{first.get('queries', '?')} queries, threads={','.join(map(str, threads))}")
     ax.set_xlabel(f"{recall_key(first).replace('_', ' ')}")
-    ax.set_ylabel("queries per second (log)")
+    ax.set_ylabel("queries per second (log)" if args.y == "qps"
+                  else "queries per CPU second (log)")
     ax.set_yscale("log")
     ax.set_xlim(left=args.min_recall, right=1.0005)
     ax.grid(True, which="both", alpha=0.3)
     ax.legend(loc="lower left", fontsize=9)
     fig.tight_layout()
-    fig.savefig(args.out, format="svg")
+    fig.savefig(args.out)  # the format follows the extension: .svg (the default use), .png
     print(f"wrote {args.out}")
 
 

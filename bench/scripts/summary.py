@@ -32,7 +32,8 @@ def key_of(rec):
 
 def params_text(rec):
     return ",".join(f"{k}={v}" for k, v in rec["params"].items()
-                    if k not in ("m", "ef_construction", "nlist")) or "-"
+                    if k not in ("m", "ef_construction", "nlist", "tables", "bits",
+                                 "bucket_width")) or "-"
 
 
 def best_cpu_at(points, target):
