@@ -5,7 +5,7 @@
 # summary table with the ratios.
 #
 # Usage: bench/run-ann.sh [--threads N] [--queries N|all] [--repeats N] [--data DIR]
-#                         [--ours "hnsw flat ivf lsh"] [--peers "hnswlib:hnsw faiss:hnsw ..."]
+#                         [--ours "hnsw flat flatbatch ivf lsh"] [--peers "hnswlib:hnsw faiss:hnsw ..."]
 #                         [--with-collection]   (also imgsearch HNSW through the Collection API)
 # Environment: CARGO_TARGET_DIR (default: <repo>/target).
 set -euo pipefail
@@ -16,7 +16,7 @@ threads=1
 queries=2000
 repeats=3
 data="$here/data/fashion-mnist-784-euclidean"
-ours="hnsw flat ivf lsh"
+ours="hnsw flat flatbatch ivf lsh"   # flatbatch: flat through AnyIndex::search_batch
 peers="hnswlib:hnsw faiss:hnsw faiss:flat faiss:flat:1 faiss:ivf faiss:ivf:1"
 m=16
 efc=200
@@ -75,13 +75,24 @@ repeats_for() { [[ "$1" == flat* || "$1" == lsh ]] && echo 1 || echo "$repeats";
 } | tee "$here/results/$dataset.meta"
 
 run_ours() {
-    local extra=()
+    local extra=() index="$1"
     case "$1" in
         hnsw) extra=(--m "$m" --ef-construction "$efc" --ef "$ef") ;;
         ivf) extra=(--nlist "$nlist" --nprobe "$nprobe") ;;
         lsh) extra=("${lsh_args[@]}") ;;
+        flatbatch) index=flat; extra=(--query-batch 0) ;;
     esac
-    "$ann" "${common[@]}" --repeats "$(repeats_for "$1")" --index "$1" "${extra[@]}" --out "$out"
+    "$ann" "${common[@]}" --repeats "$(repeats_for "$index")" --index "$index" "${extra[@]}" \
+        --out "$out"
+}
+# Which of ours runs right after which peer run (same index kind, same way of calling).
+pair_of() {
+    case "$1" in
+        hnswlib:hnsw) echo hnsw ;;
+        faiss:flat) echo flatbatch ;;
+        faiss:flat:1) echo flat ;;
+        faiss:ivf) echo ivf ;;
+    esac
 }
 run_peer() {
     "$py" "$here/scripts/peers.py" "${common[@]}" --repeats "$(repeats_for "${1#*:}")" \
@@ -93,11 +104,10 @@ run_peer() {
 # change in the shared machine's load hits both sides rather than one.
 for p in $peers; do
     run_peer "$p"
-    kind="${p#*:}"
-    kind="${kind%%:*}"
-    if [[ " $ours " == *" $kind "* ]]; then
+    kind="$(pair_of "$p")"
+    if [[ -n "$kind" && " $ours " == *" $kind "* ]]; then
         run_ours "$kind"
-        ours="${ours/$kind/}"
+        ours="$(echo " $ours " | sed "s/ $kind / /")"
     fi
 done
 for kind in $ours; do

@@ -102,13 +102,19 @@ def main():
               f"{ratio(ours[0]['build_seconds'], peer[0]['build_seconds'])} (wall clock); "
               f"{ratio(ours[0].get('build_cpu_seconds'), peer[0].get('build_cpu_seconds'))} "
               f"(CPU seconds); below 1 is faster")
-    flat_ours = groups.get(("imgsearch", "flat"))
-    for key, how in ((("faiss", "flat"), "all queries in one call"),
-                     (("faiss", "flat (batch 1)"), "one query per call")):
-        if flat_ours and groups.get(key):
+    for ours_key, peer_key, how in (
+            ("flat", "flat (batch 1)", "one query per call"),
+            ("flat (batch all)", "flat", "all queries in one call")):
+        a, b = groups.get(("imgsearch", ours_key)), groups.get(("faiss", peer_key))
+        if a and b:
             print(f"imgsearch flat QPS / faiss flat QPS ({how}): "
-                  f"{ratio(flat_ours[0]['qps'], groups[key][0]['qps'])} (wall clock); "
-                  f"{ratio(*cpu_pair(flat_ours, groups[key], 0.0))} (per CPU second)")
+                  f"{ratio(a[0]['qps'], b[0]['qps'])} (wall clock); "
+                  f"{ratio(*cpu_pair(a, b, 0.0))} (per CPU second)")
+    ivf = groups.get(("imgsearch", "ivf"))
+    for peer_key, how in (("ivf (batch 1)", "one query per call"), ("ivf", "faiss given all queries in one call")):
+        if ivf and groups.get(("faiss", peer_key)):
+            print(f"imgsearch IVF QPS / faiss IVF QPS at recall@10 >= 0.95 ({how}): "
+                  f"{ratio(*cpu_pair(ivf, groups[('faiss', peer_key)], 0.95))} (per CPU second)")
 
 
 if __name__ == "__main__":

@@ -35,6 +35,29 @@ pub fn timed_queries<F>(
 where
     F: Fn(&[f32]) -> Vec<u32> + Sync,
 {
+    timed_batches(pool, queries, 1, repeats, |batch| {
+        batch.iter().map(|q| search(q)).collect()
+    })
+}
+
+/// Like [`timed_queries`], but hands `search` `batch` queries per call (0: the whole set, split
+/// evenly over the pool's threads), for indexes that answer a batch faster than its queries one
+/// by one. `search` returns one id list per query of its batch, in order.
+pub fn timed_batches<F>(
+    pool: &ThreadPool,
+    queries: &Matrix<f32>,
+    batch: usize,
+    repeats: usize,
+    search: F,
+) -> Timing
+where
+    F: Fn(&[&[f32]]) -> Vec<Vec<u32>> + Sync,
+{
+    let rows: Vec<&[f32]> = (0..queries.len()).map(|i| queries.row(i)).collect();
+    let chunk = match batch {
+        0 => rows.len().div_ceil(pool.current_num_threads()).max(1),
+        n => n,
+    };
     let mut timing = Timing {
         qps: 0.0,
         qps_cpu: None,
@@ -43,16 +66,11 @@ where
     for _ in 0..repeats.max(1) {
         let cpu_start = process_cpu_seconds();
         let start = Instant::now();
-        timing.results = pool.install(|| {
-            (0..queries.len())
-                .into_par_iter()
-                .map(|i| search(queries.row(i)))
-                .collect()
-        });
+        timing.results = pool.install(|| rows.par_chunks(chunk).flat_map_iter(&search).collect());
         let elapsed = start.elapsed().as_secs_f64();
-        timing.qps = timing.qps.max(queries.len() as f64 / elapsed.max(1e-9));
+        timing.qps = timing.qps.max(rows.len() as f64 / elapsed.max(1e-9));
         if let (Some(a), Some(b)) = (cpu_start, process_cpu_seconds()) {
-            let qps_cpu = queries.len() as f64 / (b - a).max(1e-9);
+            let qps_cpu = rows.len() as f64 / (b - a).max(1e-9);
             timing.qps_cpu = Some(timing.qps_cpu.map_or(qps_cpu, |q| q.max(qps_cpu)));
         }
     }
@@ -144,6 +162,25 @@ mod tests {
         assert_eq!(timing.results, vec![vec![1], vec![3], vec![5]]);
         if cfg!(target_os = "linux") {
             assert!(timing.qps_cpu.unwrap() > 0.0);
+        }
+    }
+
+    #[test]
+    fn timed_batches_keeps_query_order_for_every_batch_size() {
+        let pool = rayon::ThreadPoolBuilder::new()
+            .num_threads(2)
+            .build()
+            .unwrap();
+        let queries = Matrix {
+            dim: 1,
+            data: (0..7).map(|i| i as f32).collect(),
+        };
+        let expected: Vec<Vec<u32>> = (0..7).map(|i| vec![i]).collect();
+        for batch in [0, 1, 3, 7, 100] {
+            let timing = timed_batches(&pool, &queries, batch, 1, |qs| {
+                qs.iter().map(|q| vec![q[0] as u32]).collect()
+            });
+            assert_eq!(timing.results, expected, "batch {batch}");
         }
     }
 

@@ -95,6 +95,10 @@ fn flat_is_exact_and_hnsw_sweeps_ef() {
     }
     assert!(rec["qps"].as_f64().unwrap() > 0.0);
 
+    let batched = run_ann(dir.path(), &["--index", "flat", "--query-batch", "0"]);
+    assert_eq!(batched[0]["query_batch"], "all");
+    assert_eq!(batched[0]["recall_at_10"], 1.0);
+
     let hnsw = run_ann(
         dir.path(),
         &["--index", "hnsw", "--ef", "10,64", "--queries", "20"],

@@ -16,7 +16,8 @@ use std::time::Instant;
 use anyhow::{bail, ensure, Context, Result};
 use clap::{Parser, ValueEnum};
 use imgsearch_bench::measure::{
-    current_rss_mb, peak_rss_mb, process_cpu_seconds, recall_at_k, timed_queries, Timing,
+    current_rss_mb, peak_rss_mb, process_cpu_seconds, recall_at_k, timed_batches, timed_queries,
+    Timing,
 };
 use imgsearch_bench::texmex::{for_each_row, read_fvecs, read_ivecs, Matrix};
 use rayon::ThreadPool;
@@ -106,6 +107,11 @@ struct Args {
     /// many queries at once).
     #[arg(long, default_value_t = 1)]
     threads: usize,
+    /// Queries per search call through `AnyIndex::search_batch` (0: all of them, split evenly
+    /// over the threads); 1, the default, calls `search` once per query, as a server does.
+    /// Index API only.
+    #[arg(long, default_value_t = 1)]
+    query_batch: usize,
     /// Passes over the queries per point; the best QPS is reported.
     #[arg(long, default_value_t = 3)]
     repeats: usize,
@@ -212,6 +218,10 @@ fn main() -> Result<()> {
         .num_threads(args.threads)
         .build()
         .context("building the thread pool")?;
+    ensure!(
+        args.query_batch == 1 || args.api == Api::Index,
+        "--query-batch applies to --api index only"
+    );
     let workload = load_workload(&args)?;
     match args.api {
         Api::Index => run_index_api(&args, &pool, &workload),
@@ -315,13 +325,17 @@ fn run_index_api(args: &Args, pool: &ThreadPool, work: &Workload) -> Result<()> 
         index
             .validate_params(&params)
             .map_err(|reason| anyhow::anyhow!("invalid search parameters: {reason}"))?;
-        let timing = timed_queries(pool, &work.queries, args.repeats, |q| {
-            index
-                .search(&arena, q, args.k, &params, &|_| true)
-                .into_iter()
-                .map(|(slot, _)| slot)
-                .collect()
-        });
+        let ids = |hits: Vec<(u32, f32)>| hits.into_iter().map(|(slot, _)| slot).collect();
+        let timing = if args.query_batch == 1 {
+            timed_queries(pool, &work.queries, args.repeats, |q| {
+                ids(index.search(&arena, q, args.k, &params, &|_| true))
+            })
+        } else {
+            timed_batches(pool, &work.queries, args.query_batch, args.repeats, |qs| {
+                let hits = index.search_batch(&arena, qs, args.k, &params, &|_| true);
+                hits.into_iter().map(ids).collect()
+            })
+        };
         // Slots were pushed in file order, so slot i is base row i, the ground truth's id.
         emit(args, work, &facts, params_json, &timing)?;
     }
@@ -435,6 +449,13 @@ fn emit(
     });
     let obj = record.as_object_mut().expect("a JSON object");
     obj.insert(format!("recall_at_{}", args.k), json!(round(recall, 5)));
+    if args.query_batch != 1 {
+        let batch = match args.query_batch {
+            0 => json!("all"),
+            n => json!(n),
+        };
+        obj.insert("query_batch".to_owned(), batch);
+    }
     if let Some(c) = facts.build_cpu_seconds {
         obj.insert("build_cpu_seconds".to_owned(), json!(round(c, 3)));
     }
