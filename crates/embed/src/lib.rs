@@ -1,1 +1,21 @@
-//! imgsearch embed crate.
+//! imgsearch-embed: images to vectors.
+//!
+//! `decode` turns files into upright RGB8 (limits checked before any pixel is decoded),
+//! `preprocess` makes the model's input tensor as the model's `manifest.toml` says, and a
+//! runtime (tract by default, onnxruntime with the "ort" feature) runs the ONNX model. The
+//! crate knows nothing of the database.
+
+mod decode;
+mod embedder;
+mod error;
+pub mod manifest;
+mod pipeline;
+pub mod preprocess;
+mod runtime;
+
+pub use decode::{decode_bytes, decode_file, DecodeLimits, DecodedImage};
+pub use embedder::{default_manifest_path, Embedder, Embedding, Label, TOP_LABELS};
+pub use error::EmbedError;
+pub use manifest::ModelManifest;
+pub use pipeline::{embed_paths, ImageInfo};
+pub use runtime::{RuntimeConfig, RuntimeKind};
