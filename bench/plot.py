@@ -57,12 +57,15 @@ def main():
             series[series_name(rec)].append((rec[recall_key(rec)], rec[args.y]))
 
     fig, ax = plt.subplots(figsize=(8, 5.5))
-    for name in sorted(series):
+    colours = plt.get_cmap("tab20").colors
+    for i, name in enumerate(sorted(series)):
         points = sorted(series[name])
         xs, ys = [p[0] for p in points], [p[1] for p in points]
-        style = "-o" if len(points) > 1 else "s"
-        ax.plot(xs, ys, style, label=name, markersize=4,
-                linewidth=2.2 if name.startswith("imgsearch") else 1.3)
+        ours = name.startswith("imgsearch")
+        # Ours solid and thick, the peers dashed, so that each side reads at a glance.
+        style = ("-o" if ours else "--o") if len(points) > 1 else ("s" if ours else "D")
+        ax.plot(xs, ys, style, label=name, markersize=4, color=colours[(2 * i) % 20 + (i // 10) % 2],
+                linewidth=2.2 if ours else 1.3)
     first = records[0]
     threads = sorted({rec["threads"] for rec in records})
     ax.set_title(args.title or f"{first.get('dataset', '')}: k={first.get('k', 10)}, "
