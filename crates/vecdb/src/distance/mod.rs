@@ -27,6 +27,8 @@ use std::sync::OnceLock;
 type KernelFn = unsafe fn(&[f32], &[f32]) -> f32;
 /// A native bounded L2 kernel (see [`Kernels::l2_squared_bounded`]).
 type BoundedFn = unsafe fn(&[f32], &[f32], f32) -> f32;
+/// A native 4 x 4 block of inner products (see [`Kernels::dot_4x4`]).
+type Dot4x4Fn = unsafe fn([&[f32]; 4], [&[f32]; 4]) -> [[f32; 4]; 4];
 
 /// Floats summed between two checks of the bound in [`Kernels::l2_squared_bounded`]; a
 /// multiple of 64 so every chunk but the last runs the SIMD main loop only.
@@ -40,6 +42,8 @@ pub struct Kernels {
     dot: KernelFn,
     /// Native bounded L2, where the set has one; otherwise `l2` is called chunk by chunk.
     l2_bounded: Option<BoundedFn>,
+    /// Native 4 x 4 inner-product block, where the set has one; otherwise 16 calls of `dot`.
+    dot_4x4: Option<Dot4x4Fn>,
 }
 
 impl std::fmt::Debug for Kernels {
@@ -55,6 +59,7 @@ impl Kernels {
         l2: scalar::l2_squared,
         dot: scalar::dot,
         l2_bounded: None,
+        dot_4x4: None,
     };
 
     /// Name of this set: "avx512", "avx2-fma", "neon" or "scalar".
@@ -114,6 +119,23 @@ impl Kernels {
         unsafe { (self.dot)(a, b) }
     }
 
+    /// `out[i][j] = dot(q[i], x[j])` for four queries and four vectors, computed together so
+    /// that each loaded chunk is reused from registers (batch exact search). Panics unless all
+    /// eight slices have the same length.
+    #[inline]
+    pub fn dot_4x4(&self, q: [&[f32]; 4], x: [&[f32]; 4]) -> [[f32; 4]; 4] {
+        let n = q[0].len();
+        assert!(
+            q.iter().chain(&x).all(|s| s.len() == n),
+            "dot_4x4 on slices of different lengths"
+        );
+        match self.dot_4x4 {
+            // SAFETY: as in `l2_squared`: the CPU feature was detected and the lengths are equal.
+            Some(f) => unsafe { f(q, x) },
+            None => q.map(|qi| x.map(|xj| self.dot(qi, xj))),
+        }
+    }
+
     /// Every kernel set this CPU supports, fastest first; the scalar set is always last.
     pub fn available() -> Vec<Kernels> {
         let mut out = Vec::new();
@@ -125,6 +147,7 @@ impl Kernels {
                     l2: x86::l2_squared_avx512,
                     dot: x86::dot_avx512,
                     l2_bounded: Some(x86::l2_squared_bounded_avx512),
+                    dot_4x4: Some(x86::dot_4x4_avx512),
                 });
             }
             if std::arch::is_x86_feature_detected!("avx2")
@@ -135,6 +158,7 @@ impl Kernels {
                     l2: x86::l2_squared_avx2,
                     dot: x86::dot_avx2,
                     l2_bounded: None,
+                    dot_4x4: None,
                 });
             }
         }
@@ -146,6 +170,7 @@ impl Kernels {
                     l2: neon::l2_squared_neon,
                     dot: neon::dot_neon,
                     l2_bounded: None,
+                    dot_4x4: None,
                 });
             }
         }
