@@ -1,0 +1,390 @@
+// imgsearch page: search by a dropped, pasted or chosen image, by an indexed image, or by words.
+// Plain DOM code, no framework and no build step; everything it loads comes from this server.
+"use strict";
+
+const $ = (id) => document.getElementById(id);
+const els = {
+  status: $("status"),
+  dropzone: $("dropzone"),
+  fileInput: $("file-input"),
+  preview: $("query-preview"),
+  textForm: $("text-form"),
+  textInput: $("text-input"),
+  threshold: $("threshold"),
+  thresholdValue: $("threshold-value"),
+  thresholdLabel: $("threshold-label"),
+  k: $("k"),
+  uploadBtn: $("upload-btn"),
+  uploadInput: $("upload-input"),
+  title: $("results-title"),
+  info: $("results-info"),
+  message: $("message"),
+  results: $("results"),
+  toast: $("toast"),
+};
+
+// Cosine and inner-product scores grow with similarity; L2 scores are distances that shrink.
+const state = { hits: [], metric: "cosine", higherIsCloser: true, previewUrl: null, seq: 0 };
+
+/** Reads an API error body ({"error":{"code","message"}}) into an Error. */
+async function apiError(res) {
+  try {
+    const body = await res.json();
+    if (body && body.error) return new Error(body.error.message || body.error.code);
+  } catch (_) { /* not JSON */ }
+  return new Error(`The server answered ${res.status} ${res.statusText}`);
+}
+
+async function api(url, options) {
+  let res;
+  try {
+    res = await fetch(url, options);
+  } catch (_) {
+    throw new Error("Cannot reach the imgsearch server. Is it still running?");
+  }
+  if (!res.ok) throw await apiError(res);
+  return res.json();
+}
+
+let toastTimer = null;
+function toast(text, isError) {
+  els.toast.textContent = text;
+  els.toast.classList.toggle("error", !!isError);
+  els.toast.hidden = false;
+  clearTimeout(toastTimer);
+  toastTimer = setTimeout(() => { els.toast.hidden = true; }, isError ? 7000 : 3500);
+}
+
+function showMessage(title, detail, isError) {
+  els.message.replaceChildren();
+  const t = document.createElement("p");
+  t.className = "empty-title";
+  t.textContent = title;
+  const d = document.createElement("p");
+  d.className = "muted";
+  d.textContent = detail;
+  els.message.append(t, d);
+  els.message.classList.toggle("error", !!isError);
+  els.message.setAttribute("role", isError ? "alert" : "status");
+  els.message.hidden = false;
+}
+
+async function loadStatus() {
+  try {
+    const s = await api("/api/status");
+    const count = s.files ?? s.points ?? 0;
+    const metric = String(s.metric ?? "cosine").toLowerCase();
+    state.metric = metric;
+    state.higherIsCloser = metric !== "l2";
+    configureSlider();
+    const index = typeof s.index === "object" && s.index ? (s.index.kind || "") : (s.index || "");
+    const parts = [`${count.toLocaleString()} image${count === 1 ? "" : "s"}`];
+    if (s.model) parts.push(typeof s.model === "object" ? (s.model.id || s.model.name || "") : s.model);
+    if (index) parts.push(String(index).toUpperCase());
+    if (metric) parts.push(metric);
+    els.status.replaceChildren();
+    const dot = document.createElement("span");
+    dot.className = "dot";
+    els.status.append(dot, parts.filter(Boolean).join(" · "));
+    els.status.classList.remove("down");
+    if (count === 0 && state.hits.length === 0) {
+      showMessage("The index is empty", "Index a folder with `imgsearch index <folder>`, or use “Add images…” above.");
+    }
+  } catch (err) {
+    els.status.textContent = err.message;
+    els.status.classList.add("down");
+  }
+}
+
+/**
+ * Sets the slider's range for the index's metric: cosine similarity lies in [0, 1] for these
+ * embeddings; inner products and L2 distances have no fixed range, so they follow the hits.
+ */
+function configureSlider() {
+  const scores = state.hits.map((h) => h.score);
+  let min = 0;
+  let max = 1;
+  if (state.metric === "l2") {
+    max = Math.max(1, ...scores);
+  } else if (state.metric === "ip" && scores.length) {
+    min = Math.min(0, ...scores);
+    max = Math.max(1, ...scores);
+  }
+  els.thresholdLabel.textContent = state.higherIsCloser ? "Minimum similarity" : "Maximum distance";
+  els.threshold.min = min.toFixed(2);
+  els.threshold.max = max.toFixed(2);
+  els.threshold.step = ((max - min) / 100).toFixed(4);
+  if (!els.threshold.dataset.touched) {
+    els.threshold.value = state.higherIsCloser ? els.threshold.min : els.threshold.max;
+  }
+  els.thresholdValue.value = Number(els.threshold.value).toFixed(2);
+}
+
+function baseName(path) {
+  const p = String(path || "");
+  return p.split(/[\\/]/).pop() || p;
+}
+
+function card(hit, rank) {
+  const li = document.createElement("li");
+  li.className = "card";
+  li.dataset.score = String(hit.score);
+  const name = baseName(hit.path);
+  const btn = document.createElement("button");
+  btn.type = "button";
+  btn.title = `Search for images like ${name}`;
+  btn.setAttribute("aria-label", `${name}, score ${hit.score.toFixed(3)}. Search for similar images.`);
+  btn.addEventListener("click", () => searchById(hit.id, hit.thumbnail_url, name));
+  const img = document.createElement("img");
+  img.className = "thumb";
+  img.src = hit.thumbnail_url;
+  img.alt = name;
+  img.loading = "lazy";
+  img.decoding = "async";
+  const meta = document.createElement("div");
+  meta.className = "meta";
+  const row = document.createElement("div");
+  row.className = "score-row";
+  const score = document.createElement("span");
+  score.className = "score";
+  score.textContent = hit.score.toFixed(3);
+  const bar = document.createElement("span");
+  bar.className = "bar";
+  bar.setAttribute("aria-hidden", "true");
+  const fill = document.createElement("span");
+  const worst = state.hits.length ? state.hits[state.hits.length - 1].score : 1;
+  const frac = state.higherIsCloser ? hit.score : 1 - hit.score / Math.max(1e-9, worst * 1.1);
+  fill.style.setProperty("width", `${Math.round(Math.max(0, Math.min(1, frac)) * 100)}%`);
+  bar.append(fill);
+  row.append(score, bar);
+  const label = document.createElement("span");
+  label.className = "name";
+  label.textContent = name;
+  label.title = hit.path;
+  meta.append(row, label);
+  btn.append(img, meta);
+  const badge = document.createElement("span");
+  badge.className = "rank";
+  badge.textContent = `#${rank}`;
+  badge.setAttribute("aria-hidden", "true");
+  const open = document.createElement("a");
+  open.className = "open";
+  open.href = hit.image_url;
+  open.target = "_blank";
+  open.rel = "noopener";
+  open.textContent = "Open";
+  open.setAttribute("aria-label", `Open ${name} in full size`);
+  li.append(btn, badge, open);
+  return li;
+}
+
+/** Shows or hides cards by the slider, without asking the server again. */
+function applyThreshold() {
+  const t = Number(els.threshold.value);
+  els.thresholdValue.value = t.toFixed(2);
+  let shown = 0;
+  for (const li of els.results.children) {
+    const s = Number(li.dataset.score);
+    const keep = state.higherIsCloser ? s >= t : s <= t;
+    li.hidden = !keep;
+    if (keep) shown += 1;
+  }
+  const total = state.hits.length;
+  if (total === 0) return;
+  els.info.textContent = shown === total ? `${total} result${total === 1 ? "" : "s"}` : `${shown} of ${total} shown (threshold ${t.toFixed(2)})`;
+  if (shown === 0) {
+    showMessage("No result passes the threshold", "Move the slider to let more results through.");
+  } else {
+    els.message.hidden = true;
+  }
+}
+
+function render(hits, title, tookMs) {
+  state.hits = hits;
+  els.results.replaceChildren(...hits.map((h, i) => card(h, i + 1)));
+  els.title.textContent = title;
+  if (state.metric !== "cosine") configureSlider();
+  if (hits.length === 0) {
+    els.info.textContent = "";
+    showMessage("No similar images found", "Try another picture or other words, or lower the threshold.");
+  } else {
+    applyThreshold();
+    if (tookMs !== undefined) els.info.textContent += ` · ${tookMs.toFixed(0)} ms`;
+  }
+}
+
+/** Runs one search; a newer search makes the answer of an older one be ignored. */
+async function runSearch(title, request) {
+  const seq = ++state.seq;
+  els.results.setAttribute("aria-busy", "true");
+  els.title.textContent = title;
+  els.info.textContent = "Searching…";
+  try {
+    const body = await request();
+    if (seq !== state.seq) return;
+    render(body.hits, title, body.took_ms);
+  } catch (err) {
+    if (seq !== state.seq) return;
+    state.hits = [];
+    els.results.replaceChildren();
+    els.info.textContent = "";
+    showMessage("Search failed", err.message, true);
+  } finally {
+    if (seq === state.seq) els.results.removeAttribute("aria-busy");
+  }
+}
+
+function setPreview(src, alt) {
+  if (state.previewUrl && state.previewUrl !== src) URL.revokeObjectURL(state.previewUrl);
+  state.previewUrl = src && src.startsWith("blob:") ? src : null;
+  els.preview.hidden = !src;
+  if (src) {
+    els.preview.src = src;
+    els.preview.alt = alt || "Query image";
+  }
+  els.dropzone.classList.toggle("has-preview", !!src);
+}
+
+function searchByFile(file) {
+  if (!file) return;
+  if (file.type && !file.type.startsWith("image/")) {
+    toast(`“${file.name}” is not an image.`, true);
+    return;
+  }
+  setPreview(URL.createObjectURL(file), file.name);
+  history.replaceState(null, "", location.pathname);
+  const form = new FormData();
+  form.append("image", file, file.name || "pasted-image");
+  form.append("k", els.k.value);
+  runSearch(`Similar to ${file.name || "the pasted image"}`, () => api("/api/search", { method: "POST", body: form }));
+}
+
+function searchById(id, thumbUrl, name) {
+  setPreview(thumbUrl || `/api/images/${id}/thumbnail`, name);
+  if (location.hash !== `#id=${id}`) history.pushState(null, "", `#id=${id}`);
+  runSearch(`Similar to ${name || `image ${id}`}`, () => api(`/api/search?id=${encodeURIComponent(id)}&k=${els.k.value}`));
+  window.scrollTo({ top: 0, behavior: "smooth" });
+}
+
+function searchByText(text) {
+  const words = text.trim();
+  if (!words) {
+    els.textInput.focus();
+    return;
+  }
+  setPreview(null);
+  const hash = `#text=${encodeURIComponent(words)}`;
+  if (location.hash !== hash) history.pushState(null, "", hash);
+  runSearch(`Images matching “${words}”`, () => api(`/api/search?text=${encodeURIComponent(words)}&k=${els.k.value}`));
+}
+
+/** Restores a search from the address (#id=.. or #text=..), so back and forward work. */
+function fromHash() {
+  const params = new URLSearchParams(location.hash.slice(1));
+  if (params.get("id")) {
+    const id = params.get("id");
+    // The address holds only the id; the record names the query image (an unknown id is
+    // reported by the search itself).
+    api(`/api/images/${encodeURIComponent(id)}`)
+      .then((r) => baseName(r.path), () => null)
+      .then((name) => searchById(id, null, name));
+  } else if (params.get("text")) {
+    els.textInput.value = params.get("text");
+    searchByText(params.get("text"));
+  }
+}
+
+async function uploadFiles(files) {
+  const list = Array.from(files || []);
+  if (list.length === 0) return;
+  els.uploadBtn.disabled = true;
+  let ok = 0;
+  const failures = [];
+  for (const [i, file] of list.entries()) {
+    els.uploadBtn.textContent = `Adding ${i + 1}/${list.length}…`;
+    const form = new FormData();
+    form.append("image", file, file.name);
+    try {
+      await api("/api/images", { method: "POST", body: form });
+      ok += 1;
+    } catch (err) {
+      failures.push(`${file.name}: ${err.message}`);
+    }
+  }
+  els.uploadBtn.disabled = false;
+  els.uploadBtn.textContent = "Add images…";
+  els.uploadInput.value = "";
+  if (failures.length) toast(`Added ${ok}, failed ${failures.length}. ${failures[0]}`, true);
+  else toast(`Added ${ok} image${ok === 1 ? "" : "s"} to the index.`);
+  loadStatus();
+}
+
+function firstImageFile(dataTransfer) {
+  if (!dataTransfer) return null;
+  const files = Array.from(dataTransfer.files || []);
+  const file = files.find((f) => !f.type || f.type.startsWith("image/"));
+  if (file) return file;
+  for (const item of Array.from(dataTransfer.items || [])) {
+    if (item.kind === "file") return item.getAsFile();
+  }
+  return files[0] || null;
+}
+
+function wireEvents() {
+  els.dropzone.addEventListener("click", () => els.fileInput.click());
+  els.dropzone.addEventListener("keydown", (e) => {
+    if (e.key === "Enter" || e.key === " ") {
+      e.preventDefault();
+      els.fileInput.click();
+    }
+  });
+  els.fileInput.addEventListener("change", () => {
+    searchByFile(els.fileInput.files[0]);
+    els.fileInput.value = "";
+  });
+
+  // The whole window accepts drops, so a photo can land anywhere on the page.
+  let depth = 0;
+  window.addEventListener("dragenter", (e) => {
+    e.preventDefault();
+    depth += 1;
+    document.body.classList.add("dragging");
+  });
+  window.addEventListener("dragleave", () => {
+    depth = Math.max(0, depth - 1);
+    if (depth === 0) document.body.classList.remove("dragging");
+  });
+  window.addEventListener("dragover", (e) => e.preventDefault());
+  window.addEventListener("drop", (e) => {
+    e.preventDefault();
+    depth = 0;
+    document.body.classList.remove("dragging");
+    const file = firstImageFile(e.dataTransfer);
+    if (file) searchByFile(file);
+    else toast("Drop an image file to search.", true);
+  });
+  window.addEventListener("paste", (e) => {
+    const file = firstImageFile(e.clipboardData);
+    if (file) {
+      e.preventDefault();
+      searchByFile(file);
+    }
+  });
+
+  els.textForm.addEventListener("submit", (e) => {
+    e.preventDefault();
+    searchByText(els.textInput.value);
+  });
+  els.threshold.addEventListener("input", () => {
+    els.threshold.dataset.touched = "1";
+    applyThreshold();
+  });
+  els.k.addEventListener("change", () => toast(`The next search returns up to ${els.k.value} results.`));
+  els.uploadBtn.addEventListener("click", () => els.uploadInput.click());
+  els.uploadInput.addEventListener("change", () => uploadFiles(els.uploadInput.files));
+  window.addEventListener("popstate", fromHash);
+}
+
+wireEvents();
+configureSlider();
+loadStatus().then(fromHash);

@@ -1,0 +1,223 @@
+//! Indexed images: their records, thumbnails and original files; uploads and removal.
+//!
+//! Files are reached only through the index: a request names an id, the engine's catalog maps it
+//! to a path, and only that file is read. No route takes a path, so nothing else on disk is
+//! reachable.
+
+use super::{blocking, ImageUrls};
+use crate::error::AppError;
+use crate::sniff::image_mime;
+use crate::AppState;
+use axum::body::Body;
+use axum::extract::multipart::MultipartRejection;
+use axum::extract::rejection::PathRejection;
+use axum::extract::{Multipart, Path, State};
+use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::Json;
+use engine::ImageRecord;
+
+/// Thumbnails and originals change only when the file is re-indexed, which changes its size or
+/// modification time; the browser may keep them an hour and revalidate with the ETag after.
+const IMAGE_CACHE: &str = "private, max-age=3600";
+
+fn image_json(record: &ImageRecord) -> Result<serde_json::Value, AppError> {
+    let mut value = serde_json::to_value(record).map_err(|err| AppError::Internal {
+        reason: format!("cannot serialise record: {err}"),
+    })?;
+    let urls = ImageUrls::for_id(record.id);
+    if let Some(map) = value.as_object_mut() {
+        map.insert("thumbnail_url".into(), urls.thumbnail_url.into());
+        map.insert("image_url".into(), urls.image_url.into());
+    }
+    Ok(value)
+}
+
+async fn lookup(state: &AppState, id: u64) -> Result<ImageRecord, AppError> {
+    let engine = state.engine.clone();
+    blocking(move || engine.image(id).map_err(AppError::from))
+        .await?
+        .ok_or(AppError::ImageNotFound { id })
+}
+
+/// A validator that changes whenever the indexed file does.
+fn etag(record: &ImageRecord, variant: &str) -> String {
+    format!(
+        "\"{}-{}-{}-{variant}\"",
+        record.id, record.size, record.mtime
+    )
+}
+
+/// Answers 304 when the client's cached copy carries the current validator.
+fn not_modified(headers: &HeaderMap, tag: &str) -> Option<Response> {
+    let cached = headers.get(header::IF_NONE_MATCH)?.to_str().ok()?;
+    let matches = cached
+        .split(',')
+        .any(|t| t.trim() == tag || t.trim() == "*");
+    matches.then(|| {
+        let mut res = StatusCode::NOT_MODIFIED.into_response();
+        set_cache_headers(&mut res, tag);
+        res
+    })
+}
+
+fn set_cache_headers(res: &mut Response, tag: &str) {
+    let h = res.headers_mut();
+    h.insert(header::CACHE_CONTROL, HeaderValue::from_static(IMAGE_CACHE));
+    if let Ok(v) = HeaderValue::from_str(tag) {
+        h.insert(header::ETAG, v);
+    }
+}
+
+fn image_response(bytes: Vec<u8>, mime: &'static str, tag: &str) -> Response {
+    let mut res = Response::new(Body::from(bytes));
+    res.headers_mut()
+        .insert(header::CONTENT_TYPE, HeaderValue::from_static(mime));
+    set_cache_headers(&mut res, tag);
+    res
+}
+
+/// `GET /api/images/{id}`: the catalog record of an indexed image.
+pub async fn record(
+    State(state): State<AppState>,
+    id: Result<Path<u64>, PathRejection>,
+) -> Result<Json<serde_json::Value>, AppError> {
+    let Path(id) = id?;
+    let record = lookup(&state, id).await?;
+    Ok(Json(image_json(&record)?))
+}
+
+/// `GET /api/images/{id}/thumbnail`: a JPEG no larger than the configured size.
+pub async fn thumbnail(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    id: Result<Path<u64>, PathRejection>,
+) -> Result<Response, AppError> {
+    let Path(id) = id?;
+    let record = lookup(&state, id).await?;
+    let tag = etag(&record, &format!("t{}", state.config.thumbnail_size));
+    if let Some(res) = not_modified(&headers, &tag) {
+        return Ok(res);
+    }
+    let (engine, size) = (state.engine.clone(), state.config.thumbnail_size);
+    let bytes = blocking(move || engine.thumbnail(id, size).map_err(AppError::from))
+        .await?
+        .ok_or(AppError::ImageNotFound { id })?;
+    Ok(image_response(bytes, "image/jpeg", &tag))
+}
+
+/// `GET /api/images/{id}/original`: the indexed file itself, typed by its content.
+pub async fn original(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    id: Result<Path<u64>, PathRejection>,
+) -> Result<Response, AppError> {
+    let Path(id) = id?;
+    let record = lookup(&state, id).await?;
+    let tag = etag(&record, "o");
+    if let Some(res) = not_modified(&headers, &tag) {
+        return Ok(res);
+    }
+    let path = record.path.clone();
+    let bytes = blocking(move || {
+        std::fs::read(&path).map_err(|err| match err.kind() {
+            std::io::ErrorKind::NotFound => AppError::NotFound {
+                what: format!("the file of image {id} (moved or deleted since indexing)"),
+            },
+            _ => AppError::Internal {
+                reason: format!("cannot read {}: {err}", path.display()),
+            },
+        })
+    })
+    .await?;
+    // A file replaced by something that is not an image since indexing is served as opaque
+    // bytes, never with a type the browser would render or run.
+    let mime = image_mime(&bytes).unwrap_or("application/octet-stream");
+    Ok(image_response(bytes, mime, &tag))
+}
+
+/// `POST /api/images`, multipart field `image`: stores the upload and indexes it.
+pub async fn upload(
+    State(state): State<AppState>,
+    multipart: Result<Multipart, MultipartRejection>,
+) -> Result<Response, AppError> {
+    let limit = state.config.max_upload_bytes;
+    let mut multipart = multipart?;
+    let mut upload = None;
+    while let Some(field) = multipart
+        .next_field()
+        .await
+        .map_err(|e| AppError::from(e).with_limit(limit))?
+    {
+        if field.name() != Some("image") {
+            let name = field.name().unwrap_or_default().to_string();
+            return Err(AppError::InvalidMultipart {
+                reason: format!("unknown field {name:?}"),
+            });
+        }
+        let filename = field.file_name().map(safe_file_name).unwrap_or_default();
+        let bytes = field
+            .bytes()
+            .await
+            .map_err(|e| AppError::from(e).with_limit(limit))?;
+        upload = Some((filename, bytes));
+    }
+    let (filename, bytes) = upload.ok_or_else(|| AppError::InvalidMultipart {
+        reason: "the image field is missing".to_string(),
+    })?;
+    let Some(mime) = image_mime(&bytes) else {
+        return Err(AppError::NotAnImage);
+    };
+    let filename = if filename.is_empty() {
+        default_name(mime)
+    } else {
+        filename
+    };
+    let engine = state.engine.clone();
+    let record =
+        blocking(move || engine.add_upload(&bytes, &filename).map_err(AppError::from)).await?;
+    Ok((StatusCode::CREATED, Json(image_json(&record)?)).into_response())
+}
+
+/// Keeps only the last component of a client-supplied file name and drops characters that
+/// have a meaning to file systems or shells.
+fn safe_file_name(name: &str) -> String {
+    let last = name.rsplit(['/', '\\']).next().unwrap_or_default();
+    let cleaned: String = last
+        .chars()
+        .filter(|c| c.is_alphanumeric() || matches!(c, '.' | '-' | '_' | ' '))
+        .take(120)
+        .collect();
+    cleaned.trim_start_matches('.').trim().to_string()
+}
+
+fn default_name(mime: &str) -> String {
+    format!("upload.{}", mime.trim_start_matches("image/"))
+}
+
+/// `DELETE /api/images/{id}`: removes an image from the index (the file stays on disk).
+pub async fn remove(
+    State(state): State<AppState>,
+    id: Result<Path<u64>, PathRejection>,
+) -> Result<Json<serde_json::Value>, AppError> {
+    let Path(id) = id?;
+    let engine = state.engine.clone();
+    let removed = blocking(move || engine.remove(id).map_err(AppError::from)).await?;
+    if !removed {
+        return Err(AppError::ImageNotFound { id });
+    }
+    Ok(Json(serde_json::json!({ "id": id, "deleted": true })))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::safe_file_name;
+
+    #[test]
+    fn file_names_lose_directories_and_odd_characters() {
+        assert_eq!(safe_file_name("../../etc/passwd"), "passwd");
+        assert_eq!(safe_file_name("C:\\photos\\cat.jpg"), "cat.jpg");
+        assert_eq!(safe_file_name("..hidden.png"), "hidden.png");
+        assert_eq!(safe_file_name("a;rm -rf$.jpg"), "arm -rf.jpg");
+    }
+}

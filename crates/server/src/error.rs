@@ -1,0 +1,324 @@
+//! The one error type of the HTTP layer and its JSON form.
+//!
+//! Every failure a handler can meet becomes an [`AppError`], which renders as
+//! `{"error":{"code":"stable_code","message":"..."}}` with a 4xx status for anything the client
+//! can fix and a 5xx status only for faults of the server or its store. The codes are part of the
+//! API: clients may branch on them, so they never change once published.
+
+use axum::extract::multipart::{MultipartError, MultipartRejection};
+use axum::extract::rejection::{JsonRejection, PathRejection, QueryRejection};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use axum::Json;
+use engine::store::StoreError;
+use engine::EngineError;
+use vecdb::VecDbError;
+
+/// Everything that can go wrong while serving one request.
+#[derive(Debug, thiserror::Error)]
+pub enum AppError {
+    /// A request parameter or body field has a value the API does not accept.
+    #[error("invalid parameter {name}: {reason}")]
+    InvalidParameter { name: String, reason: String },
+    /// The request body is not valid JSON or does not have the documented shape.
+    #[error("invalid JSON body: {reason}")]
+    InvalidJson { reason: String },
+    /// The request carries a body of a content type this route does not take.
+    #[error("unsupported content type: {reason}")]
+    UnsupportedMediaType { reason: String },
+    /// A multipart body is malformed or lacks a required field.
+    #[error("invalid multipart body: {reason}")]
+    InvalidMultipart { reason: String },
+    /// The body is larger than the configured limit.
+    #[error("request body larger than the limit of {limit} bytes")]
+    PayloadTooLarge { limit: usize },
+    /// The uploaded bytes are not an image format imgsearch reads.
+    #[error("the upload is not an image (JPEG, PNG, WebP, GIF, BMP or TIFF)")]
+    NotAnImage,
+    /// The upload looks like an image but could not be decoded or embedded.
+    #[error("cannot read the image: {reason}")]
+    InvalidImage { reason: String },
+    /// A vector has the wrong number of dimensions for its collection.
+    #[error("wrong dimension: the collection has {expected}, the request has {got}")]
+    WrongDimension { expected: usize, got: usize },
+    /// No indexed image has this id.
+    #[error("no indexed image has id {id}")]
+    ImageNotFound { id: u64 },
+    /// A named thing (collection, record) is missing.
+    #[error("{what} not found")]
+    NotFound { what: String },
+    /// No collection has this name.
+    #[error("collection {name} does not exist")]
+    UnknownCollection { name: String },
+    /// A collection of this name exists already.
+    #[error("collection {name} already exists")]
+    CollectionExists { name: String },
+    /// The collection belongs to the image index and may only be read through the raw API.
+    #[error("collection {name} holds the image index and is read-only through the vector API")]
+    ReadOnlyCollection { name: String },
+    /// The index was built with another model than the one loaded now.
+    #[error("conflict: {reason}")]
+    Conflict { reason: String },
+    /// No route matches the path.
+    #[error("no route for {path}")]
+    RouteNotFound { path: String },
+    /// The route exists but not for this method.
+    #[error("method not allowed")]
+    MethodNotAllowed,
+    /// The vector store cannot be reached right now.
+    #[error("the vector store is unavailable: {reason}")]
+    Unavailable { reason: String },
+    /// A fault of the server itself; details go to the log, not to the client.
+    #[error("internal error: {reason}")]
+    Internal { reason: String },
+}
+
+impl AppError {
+    /// The HTTP status and the stable machine-readable code of this error.
+    pub fn status_and_code(&self) -> (StatusCode, &'static str) {
+        use AppError::*;
+        match self {
+            InvalidParameter { .. } => (StatusCode::BAD_REQUEST, "invalid_parameter"),
+            InvalidJson { .. } => (StatusCode::BAD_REQUEST, "invalid_json"),
+            UnsupportedMediaType { .. } => {
+                (StatusCode::UNSUPPORTED_MEDIA_TYPE, "unsupported_media_type")
+            }
+            InvalidMultipart { .. } => (StatusCode::BAD_REQUEST, "invalid_multipart"),
+            PayloadTooLarge { .. } => (StatusCode::PAYLOAD_TOO_LARGE, "payload_too_large"),
+            NotAnImage => (StatusCode::UNSUPPORTED_MEDIA_TYPE, "not_an_image"),
+            InvalidImage { .. } => (StatusCode::UNPROCESSABLE_ENTITY, "invalid_image"),
+            WrongDimension { .. } => (StatusCode::BAD_REQUEST, "wrong_dimension"),
+            ImageNotFound { .. } => (StatusCode::NOT_FOUND, "image_not_found"),
+            NotFound { .. } => (StatusCode::NOT_FOUND, "not_found"),
+            UnknownCollection { .. } => (StatusCode::NOT_FOUND, "unknown_collection"),
+            CollectionExists { .. } => (StatusCode::CONFLICT, "collection_exists"),
+            ReadOnlyCollection { .. } => (StatusCode::FORBIDDEN, "read_only_collection"),
+            Conflict { .. } => (StatusCode::CONFLICT, "conflict"),
+            RouteNotFound { .. } => (StatusCode::NOT_FOUND, "route_not_found"),
+            MethodNotAllowed => (StatusCode::METHOD_NOT_ALLOWED, "method_not_allowed"),
+            Unavailable { .. } => (StatusCode::SERVICE_UNAVAILABLE, "store_unavailable"),
+            Internal { .. } => (StatusCode::INTERNAL_SERVER_ERROR, "internal"),
+        }
+    }
+
+    /// Fills in the configured body limit, which the extractor rejections do not carry.
+    pub fn with_limit(self, limit: usize) -> Self {
+        match self {
+            AppError::PayloadTooLarge { .. } => AppError::PayloadTooLarge { limit },
+            other => other,
+        }
+    }
+
+    /// Shorthand for [`AppError::InvalidParameter`].
+    pub fn param(name: &str, reason: impl Into<String>) -> Self {
+        AppError::InvalidParameter {
+            name: name.to_string(),
+            reason: reason.into(),
+        }
+    }
+}
+
+impl IntoResponse for AppError {
+    fn into_response(self) -> Response {
+        let (status, code) = self.status_and_code();
+        // Server faults are logged in full but shown to the client in general terms, so that
+        // paths and store internals do not leak through the API.
+        let message = if status.is_server_error() {
+            tracing::error!(error = %self, code, "request failed");
+            match &self {
+                AppError::Unavailable { .. } => "the vector store is unavailable".to_string(),
+                _ => "internal server error; see the server log".to_string(),
+            }
+        } else {
+            tracing::debug!(error = %self, code, "request rejected");
+            self.to_string()
+        };
+        let body = serde_json::json!({ "error": { "code": code, "message": message } });
+        (status, Json(body)).into_response()
+    }
+}
+
+impl From<VecDbError> for AppError {
+    fn from(err: VecDbError) -> Self {
+        use VecDbError as V;
+        match err {
+            V::WrongDimension { expected, got } => AppError::WrongDimension { expected, got },
+            V::NonFinite { id, index } => AppError::param(
+                "vector",
+                format!("point {id} has a non-finite value at index {index}"),
+            ),
+            V::ZeroVector { id } => AppError::param("vector", format!("point {id} is all zeros")),
+            V::UnknownCollection { name } => AppError::UnknownCollection { name },
+            V::CollectionExists { name } => AppError::CollectionExists { name },
+            V::InvalidParameter { name, reason } => AppError::InvalidParameter { name, reason },
+            V::InvalidFilter { reason } => AppError::param("filter", reason),
+            V::DuplicateId { id } => AppError::Conflict {
+                reason: format!("id {id} exists already"),
+            },
+            other => AppError::Internal {
+                reason: other.to_string(),
+            },
+        }
+    }
+}
+
+impl From<StoreError> for AppError {
+    fn from(err: StoreError) -> Self {
+        match err {
+            StoreError::VecDb(e) => e.into(),
+            StoreError::UnknownCollection { name } => AppError::UnknownCollection { name },
+            StoreError::Unreachable { .. } => AppError::Unavailable {
+                reason: err.to_string(),
+            },
+            // A remote store rejects what it finds invalid in the request (bad parameters,
+            // bad filter syntax): that is the client's to fix.
+            StoreError::Rejected { reason } => AppError::param("request", reason),
+            other => AppError::Internal {
+                reason: other.to_string(),
+            },
+        }
+    }
+}
+
+impl From<EngineError> for AppError {
+    fn from(err: EngineError) -> Self {
+        match err {
+            EngineError::Store(e) => e.into(),
+            EngineError::NotFound { what } => AppError::NotFound {
+                what: what.to_string(),
+            },
+            EngineError::InvalidInput { reason } => AppError::param("input", reason.to_string()),
+            // The engine tells bad images (the client's) from model faults (ours).
+            EngineError::Embed(ref e) if err.code() == "invalid_image" => AppError::InvalidImage {
+                reason: e.to_string(),
+            },
+            other => AppError::Internal {
+                reason: other.to_string(),
+            },
+        }
+    }
+}
+
+impl From<JsonRejection> for AppError {
+    fn from(rej: JsonRejection) -> Self {
+        match rej {
+            JsonRejection::MissingJsonContentType(_) => AppError::UnsupportedMediaType {
+                reason: "expected Content-Type: application/json".into(),
+            },
+            JsonRejection::BytesRejection(b) if b.status() == StatusCode::PAYLOAD_TOO_LARGE => {
+                AppError::PayloadTooLarge { limit: 0 }
+            }
+            other => AppError::InvalidJson {
+                reason: other.body_text(),
+            },
+        }
+    }
+}
+
+impl From<QueryRejection> for AppError {
+    fn from(rej: QueryRejection) -> Self {
+        AppError::param("query", rej.body_text())
+    }
+}
+
+impl From<PathRejection> for AppError {
+    fn from(rej: PathRejection) -> Self {
+        AppError::param("path", rej.body_text())
+    }
+}
+
+impl From<MultipartError> for AppError {
+    fn from(err: MultipartError) -> Self {
+        if err.status() == StatusCode::PAYLOAD_TOO_LARGE {
+            AppError::PayloadTooLarge { limit: 0 }
+        } else {
+            AppError::InvalidMultipart {
+                reason: err.body_text(),
+            }
+        }
+    }
+}
+
+impl From<MultipartRejection> for AppError {
+    fn from(rej: MultipartRejection) -> Self {
+        AppError::UnsupportedMediaType {
+            reason: format!("expected multipart/form-data: {}", rej.body_text()),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use axum::body::to_bytes;
+
+    #[tokio::test]
+    async fn errors_render_as_json_with_stable_codes() {
+        let res = AppError::from(VecDbError::WrongDimension {
+            expected: 4,
+            got: 3,
+        })
+        .into_response();
+        assert_eq!(res.status(), StatusCode::BAD_REQUEST);
+        let body = to_bytes(res.into_body(), 1 << 16).await.unwrap();
+        let json: serde_json::Value = serde_json::from_slice(&body).unwrap();
+        assert_eq!(json["error"]["code"], "wrong_dimension");
+        assert!(json["error"]["message"].as_str().unwrap().contains('4'));
+    }
+
+    #[tokio::test]
+    async fn server_faults_hide_their_details() {
+        let res = AppError::Internal {
+            reason: "/secret/path exploded".into(),
+        }
+        .into_response();
+        assert_eq!(res.status(), StatusCode::INTERNAL_SERVER_ERROR);
+        let body = to_bytes(res.into_body(), 1 << 16).await.unwrap();
+        assert!(!String::from_utf8_lossy(&body).contains("/secret/path"));
+    }
+
+    #[test]
+    fn store_and_engine_errors_map_to_client_or_server_faults() {
+        let cases = [
+            (
+                AppError::from(StoreError::UnknownCollection { name: "x".into() }),
+                404,
+            ),
+            (
+                AppError::from(StoreError::Unreachable {
+                    url: "u".into(),
+                    reason: "r".into(),
+                }),
+                503,
+            ),
+            (
+                AppError::from(StoreError::Rejected {
+                    reason: "bad".into(),
+                }),
+                400,
+            ),
+            (
+                AppError::from(EngineError::NotFound {
+                    what: "image 3".into(),
+                }),
+                404,
+            ),
+            (
+                AppError::from(EngineError::InvalidInput { reason: "k".into() }),
+                400,
+            ),
+            (
+                AppError::from(VecDbError::CollectionExists { name: "x".into() }),
+                409,
+            ),
+            (
+                AppError::from(VecDbError::InvalidFilter { reason: "r".into() }),
+                400,
+            ),
+            (AppError::PayloadTooLarge { limit: 0 }.with_limit(7), 413),
+        ];
+        for (err, status) in cases {
+            assert_eq!(err.status_and_code().0.as_u16(), status, "{err}");
+        }
+    }
+}

@@ -1,0 +1,174 @@
+// Drives the imgsearch search page in Debian's Chromium through playwright-core.
+//
+// Expects a running `imgsearch serve` at IMGSEARCH_URL whose index holds QUERY_IMAGE (a file
+// path) and at least one other image. Optional: SCREENSHOT_DIR to keep screenshots,
+// CHROMIUM (default /usr/bin/chromium). Prints "N passed, N failed" and exits non-zero on failure.
+import { chromium } from "playwright-core";
+import { mkdtempSync, readFileSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { basename, join } from "node:path";
+import assert from "node:assert/strict";
+
+const base = process.env.IMGSEARCH_URL;
+const queryImage = process.env.QUERY_IMAGE;
+if (!base || !queryImage) {
+  console.error("set IMGSEARCH_URL and QUERY_IMAGE");
+  process.exit(2);
+}
+const shots = process.env.SCREENSHOT_DIR;
+const executablePath = process.env.CHROMIUM || "/usr/bin/chromium";
+const TIMEOUT = 30_000;
+
+const results = { passed: 0, failed: 0 };
+async function check(name, fn) {
+  try {
+    await fn();
+    results.passed += 1;
+    console.log(`ok   ${name}`);
+  } catch (err) {
+    results.failed += 1;
+    console.log(`FAIL ${name}\n     ${String(err && err.stack || err).split("\n").join("\n     ")}`);
+  }
+}
+
+/** Drops `bytes` on the page as a file, the way a user dragging from a file manager would. */
+async function dropFile(page, selector, name, mime, bytes) {
+  await page.evaluate(
+    ({ selector, name, mime, b64 }) => {
+      const raw = Uint8Array.from(atob(b64), (c) => c.charCodeAt(0));
+      const dt = new DataTransfer();
+      dt.items.add(new File([raw], name, { type: mime }));
+      const target = document.querySelector(selector);
+      for (const type of ["dragenter", "dragover", "drop"]) {
+        target.dispatchEvent(new DragEvent(type, { bubbles: true, cancelable: true, dataTransfer: dt }));
+      }
+    },
+    { selector, name, mime, b64: Buffer.from(bytes).toString("base64") },
+  );
+}
+
+/** Waits for a finished search with at least one card, and reads the visible cards. */
+async function readCards(page) {
+  await page.waitForFunction(
+    () => !document.querySelector("#results").hasAttribute("aria-busy") && document.querySelectorAll("#results .card").length > 0,
+    null,
+    { timeout: TIMEOUT },
+  );
+  return page.$$eval("#results .card:not([hidden])", (cards) =>
+    cards.map((c) => ({
+      name: c.querySelector(".name").textContent,
+      score: Number(c.querySelector(".score").textContent),
+      thumb: c.querySelector("img.thumb").getAttribute("src"),
+    })),
+  );
+}
+
+const userDataDir = mkdtempSync(join(tmpdir(), "imgsearch-chromium-"));
+const context = await chromium.launchPersistentContext(userDataDir, {
+  executablePath,
+  headless: true,
+  args: [
+    "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+    "--disable-background-networking", "--disable-component-update", "--disable-sync",
+  ],
+  viewport: { width: 1280, height: 900 },
+});
+const page = context.pages()[0] || (await context.newPage());
+page.setDefaultTimeout(TIMEOUT);
+const outside = [];
+page.on("request", (req) => {
+  const url = req.url();
+  if (!url.startsWith(base) && !url.startsWith("blob:") && !url.startsWith("data:")) outside.push(url);
+});
+const pageErrors = [];
+page.on("pageerror", (err) => pageErrors.push(String(err)));
+
+const queryName = basename(queryImage);
+const queryBytes = readFileSync(queryImage);
+const mime = /\.png$/i.test(queryName) ? "image/png" : "image/jpeg";
+
+try {
+  await check("page loads and shows the index status", async () => {
+    await page.goto(base + "/");
+    await page.waitForFunction(() => /\d+ images?/.test(document.querySelector("#status").textContent));
+    const status = await page.textContent("#status");
+    assert.match(status, /[1-9]\d* images?/);
+    assert.equal(await page.getAttribute("#dropzone", "tabindex"), "0");
+    if (shots) await page.screenshot({ path: join(shots, "empty.png"), fullPage: true });
+  });
+
+  await check("dropping an image shows similar images with scores, the same image first", async () => {
+    await dropFile(page, "#dropzone", queryName, mime, queryBytes);
+    const cards = await readCards(page);
+    assert.ok(cards.length >= 2, `expected several hits, got ${cards.length}`);
+    for (const c of cards) assert.ok(Number.isFinite(c.score), `score of ${c.name} is ${c.score}`);
+    assert.equal(cards[0].name, queryName);
+    assert.ok(cards[0].score > 0.99, `first score ${cards[0].score}`);
+    assert.match(cards[0].thumb, /^\/api\/images\/\d+\/thumbnail$/);
+    const loaded = await page.$eval("#results .card img.thumb", (img) => img.complete && img.naturalWidth > 0);
+    assert.ok(loaded, "the first thumbnail did not load");
+    assert.equal(await page.isVisible("#query-preview"), true);
+    if (shots) await page.screenshot({ path: join(shots, "results.png"), fullPage: true });
+  });
+
+  await check("the threshold slider filters the grid without a new search", async () => {
+    const before = (await readCards(page)).length;
+    await page.$eval("#threshold", (el) => {
+      el.value = "0.995";
+      el.dispatchEvent(new Event("input", { bubbles: true }));
+    });
+    const after = await readCards(page);
+    assert.ok(after.length >= 1 && after.length < before, `${before} -> ${after.length}`);
+    assert.equal(after[0].name, queryName);
+    assert.match(await page.textContent("#results-info"), /shown/);
+    await page.$eval("#threshold", (el) => {
+      el.value = el.min;
+      el.dispatchEvent(new Event("input", { bubbles: true }));
+    });
+    assert.equal((await readCards(page)).length, before);
+  });
+
+  await check("choosing a file with the file input searches too", async () => {
+    await page.setInputFiles("#file-input", queryImage);
+    const cards = await readCards(page);
+    assert.equal(cards[0].name, queryName);
+  });
+
+  await check("clicking a result searches from it, by keyboard too", async () => {
+    const second = (await readCards(page))[1];
+    await page.focus("#results .card:nth-child(2) button");
+    await page.keyboard.press("Enter");
+    await page.waitForFunction(() => /^#id=\d+$/.test(location.hash));
+    await page.waitForFunction((name) => document.querySelector("#results-title").textContent.includes(name), second.name);
+    const cards = await readCards(page);
+    assert.ok(cards.every((c) => c.name !== second.name || cards.length === 0), "the query image is not a hit");
+  });
+
+  await check("searching by words answers with results or a clear empty state", async () => {
+    await page.fill("#text-input", "flower");
+    await page.press("#text-input", "Enter");
+    await page.waitForFunction(() => location.hash.startsWith("#text="));
+    await page.waitForFunction(() => !document.querySelector("#results").hasAttribute("aria-busy"));
+    const error = await page.$("#message.error:not([hidden])");
+    assert.equal(error, null, "the text search showed an error");
+  });
+
+  await check("a non-image drop shows an error and the page keeps working", async () => {
+    await dropFile(page, "#dropzone", "notes.txt", "text/plain", Buffer.from("not an image"));
+    await page.waitForSelector("#toast:not([hidden])");
+    assert.match(await page.textContent("#toast"), /not an image/i);
+    await dropFile(page, "#dropzone", queryName, mime, queryBytes);
+    assert.equal((await readCards(page))[0].name, queryName);
+  });
+
+  await check("the page loads nothing from outside the server and throws no errors", async () => {
+    assert.deepEqual(outside, []);
+    assert.deepEqual(pageErrors, []);
+  });
+} finally {
+  await context.close();
+  rmSync(userDataDir, { recursive: true, force: true });
+}
+
+console.log(`${results.passed} passed, ${results.failed} failed`);
+process.exit(results.failed === 0 ? 0 : 1);
