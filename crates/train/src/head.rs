@@ -145,7 +145,9 @@ impl Head {
 
     /// A randomly initialised trainable head. Weights are uniform in `+-sqrt(3 / fan_in)`
     /// (variance `1/fan_in`: a random projection that roughly preserves cosines at the start),
-    /// scaled by `sqrt(2)` before a ReLU; biases start at zero.
+    /// scaled by `sqrt(2)` before a ReLU; biases start at zero. A square linear head
+    /// (`out == in_dim`) starts as the identity instead, so training starts from the raw
+    /// embeddings' geometry and early stopping can fall back to it.
     pub fn init(arch: HeadArch, in_dim: usize, model_id: &str, seed: u64) -> Result<Self> {
         let mut rng = ChaCha8Rng::seed_from_u64(seed);
         let (kind, dims) = match arch {
@@ -156,6 +158,17 @@ impl Head {
             return Err(invalid(format!(
                 "head dimensions must be positive: {dims:?}"
             )));
+        }
+        if kind == HeadKind::Linear && dims[0] == dims[1] {
+            let mut w = Matrix::zeros(in_dim, in_dim);
+            for i in 0..in_dim {
+                w.row_mut(i)[i] = 1.0;
+            }
+            let layer = Dense {
+                weight: w,
+                bias: vec![0.0; in_dim],
+            };
+            return Self::new(kind, model_id, "", vec![layer]);
         }
         let last = dims.len() - 2;
         let layers = (0..dims.len() - 1)

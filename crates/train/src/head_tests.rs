@@ -149,3 +149,15 @@ fn new_rejects_inconsistent_layers() {
     assert!(Head::new(HeadKind::Linear, "m", "", vec![bad_bias]).is_err());
     assert!(Head::init(HeadArch::Linear { out: 0 }, 4, "m", 0).is_err());
 }
+
+#[test]
+fn square_linear_head_starts_as_identity() {
+    let head = Head::init(HeadArch::Linear { out: 5 }, 5, "m", 0).unwrap();
+    let x = [3.0, 0.0, 4.0, 0.0, 0.0];
+    let y = head.apply(&x);
+    let want = [0.6, 0.0, 0.8, 0.0, 0.0];
+    assert!(
+        y.iter().zip(want).all(|(a, b)| (a - b).abs() < 1e-6),
+        "{y:?}"
+    );
+}

@@ -325,6 +325,11 @@ pub fn run(g: &GlobalArgs, args: &TrainArgs) -> anyhow::Result<()> {
         train_set.len(),
         val_set.as_ref().map_or(0, Dataset::len)
     );
+    // The same validation measured on the raw embeddings: the figure a head has to beat.
+    let raw_val = match &val_set {
+        Some(v) => Some(train::metrics::class_retrieval(&v.x, &v.labels)?.map_at_r),
+        None => None,
+    };
     let (mut head, report) = train_head(&train_set, val_set.as_ref(), &model_id, &cfg)?;
     head.set_description(format!(
         "{} classes={classes}{}",
@@ -338,11 +343,13 @@ pub fn run(g: &GlobalArgs, args: &TrainArgs) -> anyhow::Result<()> {
     head.save(&args.out)
         .with_context(|| format!("cannot write {}", args.out.display()))?;
     if args.json {
-        println!(
-            "{}",
-            serde_json::to_string_pretty(&report_json(&report, args))?
-        );
+        let mut json = report_json(&report, args);
+        json["raw_val_map_at_r"] = serde_json::json!(raw_val);
+        println!("{}", serde_json::to_string_pretty(&json)?);
     } else {
+        if let Some(r) = raw_val {
+            println!("validation mAP@R of the raw embeddings: {r:.4}");
+        }
         print_report(&report, args);
     }
     Ok(())
