@@ -200,11 +200,23 @@ impl HnswIndex {
         for lev in (level + 1..=top).rev() {
             cur = ctx.greedy(q, cur, lev, scratch);
         }
+        // Two phases, so that no thread can reach this node before all of its own lists are
+        // written: first choose and write the node's links on every layer (nothing points to it
+        // yet), then add the back-links that make it reachable. Writing its own list after
+        // another thread had already linked back into it would erase that back-link (and could
+        // leave the other node unreachable); hnswlib avoids the same race by holding the node's
+        // lock for its whole insertion.
+        let mut chosen: Vec<(usize, Vec<u32>)> = Vec::with_capacity(level.min(top) + 1);
         for lev in (0..=level.min(top)).rev() {
             ctx.search_layer(q, cur, self.ef_construction, lev, None, scratch);
-            if let Some(next) = self.connect(&ctx, slot, lev, scratch) {
+            let (next, ids) = self.select_and_write(&ctx, slot, lev, scratch);
+            chosen.push((lev, ids));
+            if let Some(next) = next {
                 cur = next;
             }
+        }
+        for (lev, ids) in &chosen {
+            self.link_back(&ctx, slot, *lev, ids, scratch);
         }
         if level > top {
             self.entry
@@ -212,19 +224,18 @@ impl HnswIndex {
         }
     }
 
-    /// Picks `slot`'s neighbours on `level` from the layer search result in `scratch.top`,
-    /// writes them, and adds the back-links (re-pruning full lists). Returns the closest
-    /// candidate, the entry point for the layer below (None if the layer search found nothing).
-    fn connect(
+    /// Picks `slot`'s neighbours on `level` from the layer search result in `scratch.top` and
+    /// writes them. Returns the closest candidate (the entry point for the layer below, None if
+    /// the layer search found nothing) and the chosen neighbours.
+    fn select_and_write(
         &self,
         ctx: &Ctx<'_>,
         slot: u32,
         level: usize,
         scratch: &mut Scratch,
-    ) -> Option<Cand> {
+    ) -> (Option<Cand>, Vec<u32>) {
         let mut sorted = std::mem::take(&mut scratch.sorted);
         let mut selected = std::mem::take(&mut scratch.selected);
-        let mut pruned = std::mem::take(&mut scratch.pruned);
         sorted.clear();
         sorted.extend(scratch.top.drain().filter(|c| c.slot != slot));
         sorted.sort_unstable();
@@ -234,9 +245,27 @@ impl HnswIndex {
             let _g = self.graph.lock(slot);
             self.graph.write(level, slot, &ids);
         }
+        let next = sorted.first().copied();
+        scratch.sorted = sorted;
+        scratch.selected = selected;
+        (next, ids)
+    }
+
+    /// Adds `slot` to the `level` list of each of `ids`, re-pruning full lists with the
+    /// selection heuristic. Each list is read and rewritten under its node's lock.
+    fn link_back(
+        &self,
+        ctx: &Ctx<'_>,
+        slot: u32,
+        level: usize,
+        ids: &[u32],
+        scratch: &mut Scratch,
+    ) {
+        let mut pruned = std::mem::take(&mut scratch.pruned);
         let cap = if level == 0 { self.graph.m0 } else { self.m };
         let mut list = Vec::with_capacity(cap + 1);
-        for &nb in &ids {
+        let mut keep = Vec::with_capacity(cap);
+        for &nb in ids {
             let _g = self.graph.lock(nb);
             self.graph.read_unlocked(level, nb, &mut list);
             if list.contains(&slot) {
@@ -252,18 +281,13 @@ impl HnswIndex {
                     slot: s,
                 }));
                 pruned.sort_unstable();
-                let mut keep = Vec::with_capacity(cap);
                 ctx.select_neighbours(&pruned, cap, &mut keep);
                 list.clear();
                 list.extend(keep.iter().map(|c| c.slot));
             }
             self.graph.write(level, nb, &list);
         }
-        let next = sorted.first().copied();
-        scratch.sorted = sorted;
-        scratch.selected = selected;
         scratch.pruned = pruned;
-        next
     }
 
     /// The `k` nearest accepted slots, ascending; `ef` defaults to the index's and is raised to
@@ -368,6 +392,30 @@ impl HnswIndex {
         index.entry = AtomicU64::new(entry);
         index.count = AtomicUsize::new(count);
         Ok(index)
+    }
+
+    /// Number of nodes that a walk over layer-0 links from the entry point does not reach.
+    #[cfg(test)]
+    fn unreachable_on_layer0(&self) -> usize {
+        let packed = self.entry.load(Ordering::Acquire);
+        if packed == NO_ENTRY {
+            return 0;
+        }
+        let mut seen = vec![false; self.graph.capacity()];
+        let mut stack = vec![packed as u32];
+        seen[packed as u32 as usize] = true;
+        let mut buf = Vec::new();
+        let mut reached = 0;
+        while let Some(s) = stack.pop() {
+            reached += 1;
+            self.graph.read_unlocked(0, s, &mut buf);
+            for &nb in &buf {
+                if !std::mem::replace(&mut seen[nb as usize], true) {
+                    stack.push(nb);
+                }
+            }
+        }
+        self.len() - reached
     }
 
     /// Bytes held by the graph and the pooled scratch buffers.
