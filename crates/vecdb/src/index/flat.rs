@@ -171,7 +171,13 @@ const BASE_TILE: usize = 64;
 /// The distance, or for L2 any value above `bound` as soon as the partial sum exceeds it: a
 /// top-k scan rejects most vectors after their first few hundred components.
 #[inline(always)]
-fn bounded_distance(kind: DistanceKind, kern: &Kernels, q: &[f32], v: &[f32], bound: f32) -> f32 {
+pub(crate) fn bounded_distance(
+    kind: DistanceKind,
+    kern: &Kernels,
+    q: &[f32],
+    v: &[f32],
+    bound: f32,
+) -> f32 {
     match kind {
         DistanceKind::L2Squared => kern.l2_squared_bounded(q, v, bound),
         DistanceKind::NegDot => -kern.dot(q, v),

@@ -8,7 +8,7 @@
 //! after training go to the list of their nearest centre; centres are not retrained.
 
 use super::codec::{Reader, Writer};
-use super::flat::exact_search;
+use super::flat::{bounded_distance, exact_search};
 use super::kmeans;
 use super::topk::TopK;
 use super::{read_header, write_header, DistanceKind, VectorArena};
@@ -123,20 +123,23 @@ impl IvfIndex {
         }
         let kern = kernels();
         let nprobe = nprobe.unwrap_or(self.nprobe).clamp(1, self.nlist);
-        let mut order: Vec<(f32, usize)> = self
-            .centres
-            .chunks_exact(self.dim)
-            .enumerate()
-            .map(|(i, c)| (self.kind.eval(kern, query, c), i))
-            .collect();
-        if nprobe < order.len() {
-            order.select_nth_unstable_by(nprobe - 1, |a, b| a.0.total_cmp(&b.0));
+        // Both the centre ranking and the list scans keep only the best few, so L2 distances
+        // can stop summing once they exceed the current worst kept (exact, and most of the work).
+        let mut probe = TopK::new(nprobe);
+        for (i, c) in self.centres.chunks_exact(self.dim).enumerate() {
+            probe.push(
+                bounded_distance(self.kind, kern, query, c, probe.bound()),
+                i as u32,
+            );
         }
         let mut top = TopK::new(k);
-        for &(_, list) in &order[..nprobe] {
-            for &s in &self.lists[list] {
+        for (list, _) in probe.into_sorted() {
+            for &s in &self.lists[list as usize] {
                 if accept(s) {
-                    top.push(self.kind.eval(kern, query, arena.get(s)), s);
+                    top.push(
+                        bounded_distance(self.kind, kern, query, arena.get(s), top.bound()),
+                        s,
+                    );
                 }
             }
         }
