@@ -131,12 +131,24 @@ impl Preprocessor {
             ChannelOrder::Rgb => [0, 1, 2],
             ChannelOrder::Bgr => [2, 1, 0],
         };
-        for (i, px) in small.as_raw().chunks_exact(3).enumerate() {
-            for (slot, &c) in channels.iter().enumerate() {
-                let v = self.lut[c][usize::from(px[c])];
-                match self.layout {
-                    Layout::Nchw => out[slot * plane + i] = v,
-                    Layout::Nhwc => out[i * 3 + slot] = v,
+        let src = small.as_raw();
+        // The layout is matched once, outside the per-pixel loops, and each loop reads one
+        // lookup table: this is the hot loop of preprocessing after the resize.
+        match self.layout {
+            Layout::Nchw => {
+                for (slot, dst) in out.chunks_exact_mut(plane).enumerate() {
+                    let c = channels[slot];
+                    let table = &self.lut[c];
+                    for (d, px) in dst.iter_mut().zip(src.chunks_exact(3)) {
+                        *d = table[usize::from(px[c])];
+                    }
+                }
+            }
+            Layout::Nhwc => {
+                for (d, px) in out.chunks_exact_mut(3).zip(src.chunks_exact(3)) {
+                    for (slot, &c) in channels.iter().enumerate() {
+                        d[slot] = self.lut[c][usize::from(px[c])];
+                    }
                 }
             }
         }
