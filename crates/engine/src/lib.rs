@@ -1,3 +1,353 @@
 //! imgsearch engine: the use cases (ingest, query, dedup, thumbnails) over a vector store.
+//!
+//! Every surface (the CLI, the HTTP server) calls [`Engine`]; nothing here knows clap, tokio or
+//! axum. The engine keeps two things per data directory: the vectors, in a [`store::VectorStore`]
+//! (embedded `vecdb` by default, Milvus optionally), and a durable [`catalog`] of indexed files
+//! (path, size, mtime, content hash, id, tags) that makes re-indexing incremental.
 
+pub mod catalog;
+mod dedup;
+mod error;
+pub mod filter_eval;
+mod ingest;
+pub mod migrate;
+mod query;
 pub mod store;
+mod thumbs;
+
+use std::path::{Path, PathBuf};
+
+use parking_lot::Mutex;
+use serde::Serialize;
+use serde_json::{json, Value};
+use vecdb::{CollectionConfig, IndexSpec, Metric};
+
+pub use error::EngineError;
+pub use ingest::IMAGE_EXTENSIONS;
+
+use catalog::{Catalog, FileRecord};
+use store::VectorStore;
+
+/// Everything the engine needs to open; the CLI builds it from file, environment and flags.
+#[derive(Clone, Debug)]
+pub struct EngineConfig {
+    /// Holds `db/` (embedded store), `catalog.redb`, `thumbnails/` and `uploads/`.
+    pub data_dir: PathBuf,
+    /// `None` = the embedded store in `data_dir/db`; else a URL for [`store::open_store`].
+    pub store_url: Option<String>,
+    pub model_manifest: PathBuf,
+    pub runtime: embed::RuntimeConfig,
+    pub collection: String,
+    /// Metric and index are used when the collection is created; an existing one keeps its own.
+    pub metric: Metric,
+    pub index: IndexSpec,
+    pub limits: embed::DecodeLimits,
+}
+
+impl Default for EngineConfig {
+    fn default() -> Self {
+        EngineConfig {
+            data_dir: PathBuf::from(".imgsearch"),
+            store_url: None,
+            model_manifest: embed::default_manifest_path(),
+            runtime: embed::RuntimeConfig::default(),
+            collection: "images".into(),
+            metric: Metric::Cosine,
+            index: IndexSpec::default_hnsw(),
+            limits: embed::DecodeLimits::default(),
+        }
+    }
+}
+
+/// Search parameters shared by every kind of query.
+#[derive(Clone, Debug)]
+pub struct Query {
+    /// Number of hits wanted, 1..=[`MAX_K`].
+    pub k: usize,
+    /// Minimum score (cosine, inner product) or maximum distance (L2); for text search, the
+    /// minimum tag score.
+    pub threshold: Option<f32>,
+    pub filter: Option<vecdb::Filter>,
+}
+
+/// The largest `k` a query may ask for.
+pub const MAX_K: usize = 1000;
+
+impl Default for Query {
+    fn default() -> Self {
+        Query {
+            k: 10,
+            threshold: None,
+            filter: None,
+        }
+    }
+}
+
+/// One indexed image as the catalog knows it.
+#[derive(Clone, Debug, Serialize)]
+pub struct ImageRecord {
+    pub id: u64,
+    pub path: PathBuf,
+    pub size: u64,
+    /// Seconds since the Unix epoch.
+    pub mtime: i64,
+    pub width: u32,
+    pub height: u32,
+    /// EXIF DateTimeOriginal as RFC 3339, when the file has one.
+    pub taken: Option<String>,
+    pub tags: Vec<Tag>,
+    /// The folder holding the file.
+    pub folder: String,
+}
+
+/// An auto-tag: a class the model's classifier gave the image, with its probability.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct Tag {
+    pub name: String,
+    pub score: f32,
+}
+
+/// One search result. `metadata` is the point's stored metadata (see [`point_metadata`]).
+#[derive(Clone, Debug, Serialize)]
+pub struct SearchHit {
+    pub id: u64,
+    pub path: PathBuf,
+    pub score: f32,
+    pub metadata: Value,
+}
+
+/// Receives ingest progress; the CLI draws a bar, the server ignores it.
+pub trait ProgressSink: Sync {
+    /// `total` files are about to be embedded.
+    fn start(&self, total: u64);
+    /// `n` more files are done; `msg` names the last one.
+    fn advance(&self, n: u64, msg: &str);
+    fn finish(&self);
+}
+
+/// A [`ProgressSink`] that shows nothing.
+pub struct NoProgress;
+
+impl ProgressSink for NoProgress {
+    fn start(&self, _total: u64) {}
+    fn advance(&self, _n: u64, _msg: &str) {}
+    fn finish(&self) {}
+}
+
+/// What an ingest run did.
+#[derive(Clone, Debug, Default, Serialize)]
+pub struct IndexReport {
+    /// New files embedded and stored.
+    pub added: u64,
+    /// Files whose content changed, re-embedded under their existing id.
+    pub updated: u64,
+    /// Catalogued files no longer on disk, removed from the store.
+    pub removed: u64,
+    /// Files already indexed with the same content (not re-embedded).
+    pub unchanged: u64,
+    /// Files not attempted, with the reason (not an image, too large, unreadable name).
+    pub skipped: Vec<(PathBuf, String)>,
+    /// Files that could not be read, decoded or embedded, with the reason.
+    pub failed: Vec<(PathBuf, String)>,
+    pub seconds: f64,
+}
+
+/// What `status` reports.
+#[derive(Clone, Debug, Serialize)]
+pub struct EngineStatus {
+    pub data_dir: PathBuf,
+    pub store: &'static str,
+    pub collection: String,
+    /// Points in the store's collection.
+    pub points: u64,
+    /// Files in the catalog.
+    pub files: u64,
+    pub model: String,
+    /// The model that made the collection's vectors, when it differs from `model`.
+    pub collection_model: Option<String>,
+    pub dim: usize,
+    pub metric: Metric,
+    pub index: IndexSpec,
+    /// How `search_text` works with this model.
+    pub text_search: String,
+}
+
+/// The facade: one per data directory, `Send + Sync` (wrap it in an `Arc` to share it).
+pub struct Engine {
+    config: EngineConfig,
+    store: Box<dyn VectorStore>,
+    embedder: embed::Embedder,
+    catalog: Catalog,
+    collection: CollectionConfig,
+    model_id: String,
+    /// Set when the collection holds another model's vectors; every use then fails.
+    mismatch: Option<String>,
+    /// One ingest at a time: batches reserve ids and write the catalog in sequence.
+    ingest_lock: Mutex<()>,
+}
+
+impl Engine {
+    /// Opens the store, loads the model and catalog, creates the collection if needed, and
+    /// cleans up after an interrupted ingest.
+    pub fn open(config: EngineConfig) -> Result<Engine, EngineError> {
+        std::fs::create_dir_all(&config.data_dir)
+            .map_err(|e| EngineError::io(&config.data_dir, e))?;
+        let url = match &config.store_url {
+            Some(u) => u.clone(),
+            None => format!("embedded:{}", config.data_dir.join("db").display()),
+        };
+        let store = store::open_store(&url)?;
+        let embedder = embed::Embedder::load(&config.model_manifest, &config.runtime)?;
+        let catalog = Catalog::open(&config.data_dir.join("catalog.redb"), &config.collection)?;
+        let model_id = embedder.model_id().to_string();
+        let wanted = CollectionConfig {
+            name: config.collection.clone(),
+            dim: embedder.dim(),
+            metric: config.metric,
+            index: config.index.clone(),
+        };
+        let (collection, mismatch) =
+            ingest::setup_collection(&*store, &catalog, wanted, &model_id)?;
+        let engine = Engine {
+            config,
+            store,
+            embedder,
+            catalog,
+            collection,
+            model_id,
+            mismatch,
+            ingest_lock: Mutex::new(()),
+        };
+        if engine.mismatch.is_none() {
+            engine.remove_orphans()?;
+        }
+        Ok(engine)
+    }
+
+    /// Fails with `ModelMismatch` when the collection belongs to another model.
+    fn ready(&self) -> Result<(), EngineError> {
+        match &self.mismatch {
+            None => Ok(()),
+            Some(other) => Err(EngineError::ModelMismatch {
+                collection_model: other.clone(),
+                current_model: self.model_id.clone(),
+            }),
+        }
+    }
+
+    /// The configuration the engine was opened with.
+    pub fn config(&self) -> &EngineConfig {
+        &self.config
+    }
+
+    /// The raw vector store (for the HTTP vector API and migration).
+    pub fn store(&self) -> &dyn VectorStore {
+        &*self.store
+    }
+
+    /// The configuration of the collection actually in use.
+    pub fn collection(&self) -> &CollectionConfig {
+        &self.collection
+    }
+
+    /// The loaded model's id.
+    pub fn model_id(&self) -> &str {
+        &self.model_id
+    }
+
+    /// One indexed image by id.
+    pub fn image(&self, id: u64) -> Result<Option<ImageRecord>, EngineError> {
+        Ok(self.catalog.by_id(id)?.map(|r| image_record(&r)))
+    }
+
+    /// One indexed image by path (absolute, as indexed).
+    pub fn image_by_path(&self, path: &Path) -> Result<Option<ImageRecord>, EngineError> {
+        let canonical = path.canonicalize().map_err(|e| EngineError::io(path, e))?;
+        let key = canonical.to_string_lossy();
+        Ok(self.catalog.by_path(&key)?.map(|r| image_record(&r)))
+    }
+
+    /// Counts, model, dimension, metric, index, store kind and data directory.
+    pub fn status(&self) -> Result<EngineStatus, EngineError> {
+        Ok(EngineStatus {
+            data_dir: self.config.data_dir.clone(),
+            store: self.store.kind(),
+            collection: self.collection.name.clone(),
+            points: self.store.count(&self.collection.name)?,
+            files: self.catalog.len()?,
+            model: self.model_id.clone(),
+            collection_model: self.mismatch.clone(),
+            dim: self.collection.dim,
+            metric: self.collection.metric,
+            index: self.collection.index.clone(),
+            text_search: "auto-tags: words are matched against the tags the model's classifier \
+                          gave each image, ranked by tag score (this model has no text encoder)"
+                .into(),
+        })
+    }
+}
+
+/// Builds the public record from a catalog record.
+fn image_record(r: &FileRecord) -> ImageRecord {
+    let path = PathBuf::from(&r.path);
+    ImageRecord {
+        id: r.id,
+        folder: folder_of(&path),
+        size: r.size,
+        mtime: r.mtime_ns.div_euclid(1_000_000_000),
+        width: r.width,
+        height: r.height,
+        taken: r.taken.clone(),
+        tags: r
+            .tags
+            .iter()
+            .map(|(name, score)| Tag {
+                name: name.clone(),
+                score: *score,
+            })
+            .collect(),
+        path,
+    }
+}
+
+fn folder_of(path: &Path) -> String {
+    path.parent()
+        .map(|p| p.to_string_lossy().into_owned())
+        .unwrap_or_default()
+}
+
+/// The metadata stored with each point; filters use these field names:
+/// `path`, `folder` (the parent folder), `dirs` (every ancestor folder, so an `eq` filter on
+/// `dirs` selects a folder recursively), `size` (bytes), `mtime` (seconds), `mtime_ns`,
+/// `width`, `height`, `taken` (RFC 3339 or null), `tags` (lower-case names), `tag_scores`
+/// (name -> score), `hash` (blake3 of the bytes) and `model` (the model id).
+pub fn point_metadata(r: &FileRecord, model: &str) -> Value {
+    let path = Path::new(&r.path);
+    let dirs: Vec<String> = path
+        .ancestors()
+        .skip(1)
+        .filter(|p| !p.as_os_str().is_empty())
+        .map(|p| p.to_string_lossy().into_owned())
+        .collect();
+    let tags: Vec<String> = r.tags.iter().map(|(n, _)| n.to_lowercase()).collect();
+    let scores: serde_json::Map<String, Value> = r
+        .tags
+        .iter()
+        .map(|(n, s)| (n.to_lowercase(), json!(s)))
+        .collect();
+    json!({
+        "path": r.path,
+        "folder": folder_of(path),
+        "dirs": dirs,
+        "size": r.size,
+        "mtime": r.mtime_ns.div_euclid(1_000_000_000),
+        "mtime_ns": r.mtime_ns,
+        "width": r.width,
+        "height": r.height,
+        "taken": r.taken,
+        "tags": tags,
+        "tag_scores": scores,
+        "hash": r.hash,
+        "model": model,
+    })
+}

@@ -319,31 +319,33 @@ fn filter_cases() -> Vec<FilterCase> {
     vec![
         (
             json!({"eq": {"field": "group", "value": 1}}),
-            Box::new(move |p| group(p) == 1),
+            Box::new(move |p: &Point| group(p) == 1),
         ),
         (
             json!({"in": {"field": "name", "values": ["p3", "p10", "p77", "nobody"]}}),
-            Box::new(|p| ["p3", "p10", "p77"].contains(&p.metadata["name"].as_str().unwrap_or(""))),
+            Box::new(|p: &Point| {
+                ["p3", "p10", "p77"].contains(&p.metadata["name"].as_str().unwrap_or(""))
+            }),
         ),
         (
             json!({"eq": {"field": "tags", "value": "t2"}}),
-            Box::new(|p| p.id % 4 == 2),
+            Box::new(|p: &Point| p.id % 4 == 2),
         ),
         (
             json!({"range": {"field": "group", "gte": 1, "lt": 2}}),
-            Box::new(move |p| group(p) == 1),
+            Box::new(move |p: &Point| group(p) == 1),
         ),
         (
             json!({"range": {"field": "taken", "gt": "2020-01-10T00:00:00Z", "lte": "2020-01-20T00:00:00Z"}}),
-            Box::new(move |p| day(p) > 10 && day(p) <= 20),
+            Box::new(move |p: &Point| day(p) > 10 && day(p) <= 20),
         ),
         (
             json!({"and": [{"eq": {"field": "group", "value": 0}}, {"not": {"eq": {"field": "tags", "value": "t0"}}}]}),
-            Box::new(move |p| group(p) == 0 && p.id % 4 != 0),
+            Box::new(move |p: &Point| group(p) == 0 && p.id % 4 != 0),
         ),
         (
             json!({"or": [{"eq": {"field": "group", "value": 2}}, {"in": {"field": "name", "values": ["p1"]}}]}),
-            Box::new(move |p| group(p) == 2 || p.id == 1),
+            Box::new(move |p: &Point| group(p) == 2 || p.id == 1),
         ),
     ]
 }

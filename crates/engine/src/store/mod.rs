@@ -61,6 +61,30 @@ pub enum StoreError {
     InvalidUrl { url: String, reason: String },
 }
 
+impl StoreError {
+    /// Whether the request itself was at fault (wrong dimension, bad filter or parameter), as
+    /// opposed to the store failing; such a request changed nothing.
+    pub fn is_invalid_input(&self) -> bool {
+        use vecdb::VecDbError as V;
+        match self {
+            StoreError::VecDb(e) => matches!(
+                e,
+                V::WrongDimension { .. }
+                    | V::NonFinite { .. }
+                    | V::ZeroVector { .. }
+                    | V::InvalidParameter { .. }
+                    | V::InvalidFilter { .. }
+                    | V::InvalidName { .. }
+                    | V::InvalidMetadata { .. }
+                    | V::DuplicateId { .. }
+                    | V::CollectionExists { .. }
+            ),
+            StoreError::InvalidUrl { .. } => true,
+            _ => false,
+        }
+    }
+}
+
 /// Opens a store from a URL.
 ///
 /// Accepted forms: `embedded:/path/dir` or a plain path (the embedded database in that folder,

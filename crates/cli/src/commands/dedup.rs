@@ -1,0 +1,37 @@
+//! `imgsearch dedup [--threshold T]`
+
+use clap::Args;
+
+use crate::config::RawConfig;
+use crate::GlobalArgs;
+
+#[derive(Args, Debug)]
+pub struct DedupArgs {
+    /// Minimum similarity (cosine, ip) or maximum distance (l2) for two images to be duplicates.
+    /// Exact copies score 1.0; re-encodings and small crops of one photo about 0.85
+    #[arg(long, default_value_t = 0.85)]
+    pub threshold: f32,
+    /// Print the groups as JSON on stdout
+    #[arg(long)]
+    pub json: bool,
+}
+
+pub fn run(g: &GlobalArgs, args: &DedupArgs) -> anyhow::Result<()> {
+    let (engine, _) = g.open(RawConfig::default())?;
+    let groups = engine.dedup(args.threshold)?;
+    if args.json {
+        println!("{}", serde_json::to_string_pretty(&groups)?);
+        return Ok(());
+    }
+    if groups.is_empty() {
+        println!("no near-duplicates at threshold {}", args.threshold);
+        return Ok(());
+    }
+    for (i, group) in groups.iter().enumerate() {
+        println!("group {} ({} images):", i + 1, group.len());
+        for h in group {
+            println!("  {:>8.4}  {:>6}  {}", h.score, h.id, h.path.display());
+        }
+    }
+    Ok(())
+}

@@ -1,0 +1,62 @@
+//! `imgsearch migrate --to URL [--from URL]`: copy the collection between stores.
+
+use clap::Args;
+use engine::store::open_store;
+
+use crate::config::RawConfig;
+use crate::GlobalArgs;
+
+#[derive(Args, Debug)]
+pub struct MigrateArgs {
+    /// Target store: milvus://host:port[/db] (needs a build with --features milvus), or a folder
+    #[arg(long, value_name = "URL")]
+    pub to: String,
+    /// Source store [default: the configured store, DATA_DIR/db unless `store` is set]
+    #[arg(long, value_name = "URL")]
+    pub from: Option<String>,
+    /// Print the report as JSON on stdout
+    #[arg(long)]
+    pub json: bool,
+}
+
+pub fn run(g: &GlobalArgs, args: &MigrateArgs) -> anyhow::Result<()> {
+    let settings = g.settings(RawConfig::default())?;
+    let e = &settings.engine;
+    let from_url = match (&args.from, &e.store_url) {
+        (Some(u), _) | (None, Some(u)) => u.clone(),
+        (None, None) => format!("embedded:{}", e.data_dir.join("db").display()),
+    };
+    let from = open_store(&from_url)?;
+    let to = open_store(&args.to)?;
+    let quiet = g.quiet || args.json;
+    let report = engine::migrate::migrate(&*from, &*to, &e.collection, &|done, total| {
+        if !quiet {
+            eprint!("\r{done}/{total} points copied");
+        }
+    })?;
+    if !quiet {
+        eprintln!();
+    }
+    if args.json {
+        println!("{}", serde_json::to_string_pretty(&report)?);
+    } else {
+        println!(
+            "copied {} points of {} from {from_url} to {} in {:.1} s (target now holds {}{})",
+            report.copied,
+            report.collection,
+            args.to,
+            report.seconds,
+            report.target_count,
+            if report.created {
+                ", collection created"
+            } else {
+                ""
+            }
+        );
+        println!(
+            "to use it: set store = {:?} in imgsearch.toml or IMGSEARCH_STORE",
+            args.to
+        );
+    }
+    Ok(())
+}

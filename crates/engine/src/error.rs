@@ -1,0 +1,86 @@
+//! The engine's one error type.
+
+use std::path::PathBuf;
+
+use crate::store::StoreError;
+
+/// Everything an engine operation can fail with. Variants carry structured fields so that the CLI
+/// (exit codes) and the HTTP layer (status codes) can map them without parsing messages.
+#[derive(Debug, thiserror::Error)]
+pub enum EngineError {
+    /// Decoding an image or running the model failed.
+    #[error(transparent)]
+    Embed(#[from] embed::EmbedError),
+    /// The vector store failed or rejected a request.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    /// The durable catalog of indexed files could not be read or written.
+    #[error("catalog {path}: {reason}")]
+    Catalog { path: PathBuf, reason: String },
+    /// An id, path or collection that does not exist.
+    #[error("not found: {what}")]
+    NotFound { what: String },
+    /// A request that cannot be carried out as given (bad parameter, bad filter, empty text).
+    #[error("invalid input: {reason}")]
+    InvalidInput { reason: String },
+    /// The collection holds vectors of another model; mixing them would make scores meaningless.
+    #[error(
+        "the collection's vectors were made by model {collection_model}, but the loaded model is \
+         {current_model}; use the same model, another --collection, or another data dir"
+    )]
+    ModelMismatch {
+        collection_model: String,
+        current_model: String,
+    },
+    /// A file-system error, with the path it concerns.
+    #[error("I/O error on {path}: {source}")]
+    Io {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+}
+
+impl EngineError {
+    pub(crate) fn io(path: impl Into<PathBuf>, source: std::io::Error) -> Self {
+        EngineError::Io {
+            path: path.into(),
+            source,
+        }
+    }
+
+    pub(crate) fn invalid(reason: impl Into<String>) -> Self {
+        EngineError::InvalidInput {
+            reason: reason.into(),
+        }
+    }
+
+    /// A short stable code for this kind of error (used by the HTTP API and the CLI's `--json`).
+    pub fn code(&self) -> &'static str {
+        match self {
+            EngineError::Embed(e) => embed_code(e),
+            EngineError::Store(StoreError::UnknownCollection { .. }) => "not_found",
+            EngineError::Store(StoreError::Unreachable { .. }) => "store_unreachable",
+            EngineError::Store(StoreError::InvalidUrl { .. }) => "invalid_input",
+            EngineError::Store(e) if e.is_invalid_input() => "invalid_input",
+            EngineError::Store(_) => "store_error",
+            EngineError::Catalog { .. } => "catalog_error",
+            EngineError::NotFound { .. } => "not_found",
+            EngineError::InvalidInput { .. } => "invalid_input",
+            EngineError::ModelMismatch { .. } => "model_mismatch",
+            EngineError::Io { .. } => "io_error",
+        }
+    }
+}
+
+/// Decode failures are the caller's bad input; model and manifest failures are ours.
+fn embed_code(e: &embed::EmbedError) -> &'static str {
+    match e {
+        embed::EmbedError::Model { .. }
+        | embed::EmbedError::Manifest { .. }
+        | embed::EmbedError::Runtime { .. }
+        | embed::EmbedError::WrongDimension { .. } => "model_error",
+        embed::EmbedError::Io { .. } => "io_error",
+        _ => "invalid_image",
+    }
+}

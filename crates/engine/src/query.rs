@@ -1,0 +1,210 @@
+//! Queries: by image bytes, by a file on disk, by an indexed image's id, and by words.
+//!
+//! Text search: this model has no text encoder, so words are matched against the auto-tags the
+//! classifier gave each image at ingest. A query word matches a tag when it equals one of the
+//! tag's words (case-insensitive; a trailing plural "s" is ignored), e.g. "cat" matches
+//! "tiger cat". An image's text score is the sum, over query words, of the best score of a tag it
+//! matched; images matching more words rank first, then by score. `threshold` is the minimum text
+//! score and `filter` applies as for image search.
+
+use std::path::{Path, PathBuf};
+
+use tracing::debug;
+use vecdb::{Hit, SearchRequest};
+
+use crate::catalog::FileRecord;
+use crate::filter_eval;
+use crate::{point_metadata, Engine, EngineError, Query, SearchHit, MAX_K};
+
+impl Engine {
+    fn check_query(&self, q: &Query) -> Result<(), EngineError> {
+        self.ready()?;
+        if q.k == 0 || q.k > MAX_K {
+            return Err(EngineError::invalid(format!(
+                "k must be between 1 and {MAX_K}, got {}",
+                q.k
+            )));
+        }
+        if q.threshold.is_some_and(|t| !t.is_finite()) {
+            return Err(EngineError::invalid("threshold must be a finite number"));
+        }
+        Ok(())
+    }
+
+    /// Nearest images to a query vector, optionally leaving one id out.
+    fn search_vector(
+        &self,
+        vector: &[f32],
+        q: &Query,
+        exclude: Option<u64>,
+    ) -> Result<Vec<SearchHit>, EngineError> {
+        let req = SearchRequest {
+            k: q.k + usize::from(exclude.is_some()),
+            filter: q.filter.clone(),
+            threshold: q.threshold,
+            ..SearchRequest::default()
+        };
+        let hits = self.store.search(&self.collection.name, vector, &req)?;
+        let mut out: Vec<SearchHit> = hits
+            .into_iter()
+            .filter(|h| Some(h.id) != exclude)
+            .map(to_search_hit)
+            .collect();
+        out.truncate(q.k);
+        debug!(hits = out.len(), "search");
+        Ok(out)
+    }
+
+    /// Images similar to an uploaded image (not stored).
+    pub fn search_bytes(&self, bytes: &[u8], q: &Query) -> Result<Vec<SearchHit>, EngineError> {
+        self.check_query(q)?;
+        let img = embed::decode_bytes(bytes, "query", &self.config.limits)?;
+        let emb = self.embedder.embed(&img)?;
+        self.search_vector(&emb.vector, q, None)
+    }
+
+    /// Images similar to any image file on disk (indexed or not).
+    pub fn search_path(&self, path: &Path, q: &Query) -> Result<Vec<SearchHit>, EngineError> {
+        self.check_query(q)?;
+        if !path.exists() {
+            return Err(EngineError::NotFound {
+                what: format!("file {}", path.display()),
+            });
+        }
+        let img = embed::decode_file(path, &self.config.limits)?;
+        let emb = self.embedder.embed(&img)?;
+        self.search_vector(&emb.vector, q, None)
+    }
+
+    /// Images similar to an indexed image, which is left out of the results.
+    pub fn search_id(&self, id: u64, q: &Query) -> Result<Vec<SearchHit>, EngineError> {
+        self.check_query(q)?;
+        let point = self.store.get(&self.collection.name, &[id])?.pop();
+        let point = point.ok_or_else(|| EngineError::NotFound {
+            what: format!("image id {id}"),
+        })?;
+        self.search_vector(&point.vector, q, Some(id))
+    }
+
+    /// Images whose auto-tags match the words (see the module documentation).
+    pub fn search_text(&self, words: &str, q: &Query) -> Result<Vec<SearchHit>, EngineError> {
+        self.check_query(q)?;
+        let terms = terms(words);
+        if terms.is_empty() {
+            return Err(EngineError::invalid("text search needs at least one word"));
+        }
+        let mut scored: Vec<(usize, f32, SearchHit)> = Vec::new();
+        self.catalog.for_each(&mut |r| {
+            let (matched, score) = text_score(&terms, &r);
+            if matched == 0 || q.threshold.is_some_and(|t| score < t) {
+                return;
+            }
+            let metadata = point_metadata(&r, &self.model_id);
+            if q.filter
+                .as_ref()
+                .is_some_and(|f| !filter_eval::matches(f, &metadata))
+            {
+                return;
+            }
+            let hit = SearchHit {
+                id: r.id,
+                path: PathBuf::from(&r.path),
+                score,
+                metadata,
+            };
+            scored.push((matched, score, hit));
+        })?;
+        scored.sort_by(|a, b| {
+            b.0.cmp(&a.0)
+                .then(b.1.total_cmp(&a.1))
+                .then(a.2.id.cmp(&b.2.id))
+        });
+        Ok(scored.into_iter().take(q.k).map(|(_, _, h)| h).collect())
+    }
+}
+
+fn to_search_hit(h: Hit) -> SearchHit {
+    let path = h.metadata["path"]
+        .as_str()
+        .map(PathBuf::from)
+        .unwrap_or_default();
+    SearchHit {
+        id: h.id,
+        path,
+        score: h.score,
+        metadata: h.metadata,
+    }
+}
+
+/// Lower-case words of a query or a tag, split at anything not alphanumeric.
+fn words_of(s: &str) -> Vec<String> {
+    s.split(|c: char| !c.is_alphanumeric())
+        .filter(|w| !w.is_empty())
+        .map(str::to_lowercase)
+        .collect()
+}
+
+fn terms(s: &str) -> Vec<String> {
+    let mut t = words_of(s);
+    t.dedup();
+    t
+}
+
+/// Plural-insensitive word equality ("cats" matches "cat", "daisies" does not match "daisy").
+fn word_matches(term: &str, word: &str) -> bool {
+    term == word || term.strip_suffix('s') == Some(word) || word.strip_suffix('s') == Some(term)
+}
+
+/// (number of terms matched, summed best tag score of the matched terms).
+fn text_score(terms: &[String], r: &FileRecord) -> (usize, f32) {
+    let tag_words: Vec<(Vec<String>, f32)> =
+        r.tags.iter().map(|(n, s)| (words_of(n), *s)).collect();
+    let mut matched = 0;
+    let mut total = 0.0;
+    for t in terms {
+        let best = tag_words
+            .iter()
+            .filter(|(ws, _)| ws.iter().any(|w| word_matches(t, w)))
+            .map(|(_, s)| *s)
+            .fold(None, |acc: Option<f32>, s| {
+                Some(acc.map_or(s, |a| a.max(s)))
+            });
+        if let Some(s) = best {
+            matched += 1;
+            total += s;
+        }
+    }
+    (matched, total)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn rec(tags: &[(&str, f32)]) -> FileRecord {
+        FileRecord {
+            id: 1,
+            path: "/x.jpg".into(),
+            size: 1,
+            mtime_ns: 0,
+            hash: String::new(),
+            width: 1,
+            height: 1,
+            taken: None,
+            tags: tags.iter().map(|(n, s)| (n.to_string(), *s)).collect(),
+        }
+    }
+
+    #[test]
+    fn text_scoring_matches_tag_words() {
+        let r = rec(&[("tiger cat", 0.6), ("tabby", 0.3), ("Egyptian cat", 0.05)]);
+        assert_eq!(text_score(&terms("cat"), &r), (1, 0.6));
+        assert_eq!(text_score(&terms("Cats"), &r), (1, 0.6));
+        let (m, s) = text_score(&terms("tabby cat"), &r);
+        assert_eq!(m, 2);
+        assert!((s - 0.9).abs() < 1e-6);
+        assert_eq!(text_score(&terms("dog"), &r), (0, 0.0));
+        assert_eq!(text_score(&terms("ca"), &r), (0, 0.0), "no prefix matching");
+        assert!(terms(" ,; ").is_empty());
+    }
+}

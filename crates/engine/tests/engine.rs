@@ -1,0 +1,258 @@
+//! The engine end to end on real photos and the real model: ingest (incremental), queries,
+//! dedup, thumbnails, uploads, recovery after an interrupted batch, and the model guard.
+
+use std::path::{Path, PathBuf};
+
+use engine::catalog::Catalog;
+use engine::{Engine, EngineConfig, EngineError, NoProgress, Query};
+use vecdb::{IndexSpec, Point};
+
+fn fixture(name: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../embed/tests/fixtures")
+        .join(name)
+}
+
+fn config(data: &Path) -> EngineConfig {
+    EngineConfig {
+        data_dir: data.to_path_buf(),
+        // Exact search keeps the assertions about ranks free of ANN effects.
+        index: IndexSpec::Flat,
+        ..EngineConfig::default()
+    }
+}
+
+/// A folder with three photos, returned canonicalised (the catalog keys are canonical).
+fn photos(root: &Path) -> PathBuf {
+    let dir = root.join("photos");
+    std::fs::create_dir_all(&dir).unwrap();
+    for name in ["coffee.jpg", "astronaut.jpg", "rocket.jpg"] {
+        std::fs::copy(fixture(name), dir.join(name)).unwrap();
+    }
+    dir.canonicalize().unwrap()
+}
+
+#[test]
+fn ingest_query_dedup_thumbnail_upload_remove() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = photos(tmp.path());
+    std::fs::write(dir.join("broken.jpg"), b"\xff\xd8 not really a jpeg").unwrap();
+    std::fs::write(dir.join("notes.txt"), b"hello").unwrap();
+    let eng = Engine::open(config(&tmp.path().join("data"))).unwrap();
+
+    let r = eng
+        .index_paths(std::slice::from_ref(&dir), &NoProgress)
+        .unwrap();
+    assert_eq!((r.added, r.updated, r.removed, r.unchanged), (3, 0, 0, 0));
+    assert_eq!(r.failed.len(), 1, "{:?}", r.failed);
+    assert!(r.failed[0].0.ends_with("broken.jpg"));
+    assert!(r.skipped.iter().any(|(p, _)| p.ends_with("notes.txt")));
+
+    // An image finds itself first, with a score of about 1.
+    let coffee = dir.join("coffee.jpg");
+    let hits = eng.search_path(&coffee, &Query::default()).unwrap();
+    assert_eq!(hits.len(), 3);
+    assert_eq!(hits[0].path, coffee);
+    assert!(hits[0].score > 0.999, "{}", hits[0].score);
+    assert!(hits[1].score < 0.9);
+    let bytes = std::fs::read(&coffee).unwrap();
+    let by_bytes = eng
+        .search_bytes(
+            &bytes,
+            &Query {
+                k: 1,
+                ..Query::default()
+            },
+        )
+        .unwrap();
+    assert_eq!(by_bytes[0].id, hits[0].id);
+    let by_id = eng.search_id(hits[0].id, &Query::default()).unwrap();
+    assert!(
+        by_id.iter().all(|h| h.id != hits[0].id),
+        "search_id leaves itself out"
+    );
+    assert_eq!(by_id.len(), 2);
+
+    // Filters go through to the store.
+    let only_rocket = Query {
+        filter: Some(vecdb::Filter::eq(
+            "path",
+            dir.join("rocket.jpg").to_str().unwrap(),
+        )),
+        ..Query::default()
+    };
+    let hits_f = eng.search_path(&coffee, &only_rocket).unwrap();
+    assert_eq!(hits_f.len(), 1);
+    assert!(hits_f[0].path.ends_with("rocket.jpg"));
+
+    // Text search over auto-tags: the coffee photo is tagged espresso/cup by ImageNet.
+    let rec = eng.image(hits[0].id).unwrap().unwrap();
+    let tag = rec.tags[0].name.clone();
+    let text = eng.search_text(&tag, &Query::default()).unwrap();
+    assert_eq!(text[0].id, rec.id, "searching its top tag {tag:?} finds it");
+    assert!(matches!(
+        eng.search_text(" ", &Query::default()),
+        Err(EngineError::InvalidInput { .. })
+    ));
+    assert!(matches!(
+        eng.search_path(
+            &coffee,
+            &Query {
+                k: 0,
+                ..Query::default()
+            }
+        ),
+        Err(EngineError::InvalidInput { .. })
+    ));
+
+    // Dedup: an exact copy forms a group, the other photos do not.
+    std::fs::copy(&coffee, dir.join("coffee-copy.jpg")).unwrap();
+    let r = eng
+        .index_paths(std::slice::from_ref(&dir), &NoProgress)
+        .unwrap();
+    assert_eq!((r.added, r.unchanged), (1, 3));
+    let groups = eng.dedup(0.95).unwrap();
+    assert_eq!(groups.len(), 1, "{groups:?}");
+    let names: Vec<_> = groups[0]
+        .iter()
+        .map(|h| h.path.file_name().unwrap().to_owned())
+        .collect();
+    assert_eq!(names.len(), 2);
+    assert!(groups[0].iter().all(|h| h.score > 0.999));
+
+    // Thumbnails fit the box, keep the aspect ratio and are cached.
+    let jpeg = eng.thumbnail(rec.id, 64).unwrap().unwrap();
+    let img = image::load_from_memory(&jpeg).unwrap();
+    assert_eq!(img.width().max(img.height()), 64);
+    assert_eq!(eng.thumbnail(rec.id, 64).unwrap().unwrap(), jpeg);
+    assert!(
+        std::fs::read_dir(tmp.path().join("data/thumbnails"))
+            .unwrap()
+            .count()
+            >= 1
+    );
+    assert!(eng.thumbnail(999_999, 64).unwrap().is_none());
+    assert!(eng.thumbnail(rec.id, 1).is_err());
+
+    // Uploads: stored once, searchable, removable; garbage changes nothing.
+    let before = eng.status().unwrap().points;
+    let up = eng
+        .add_upload(&std::fs::read(dir.join("rocket.jpg")).unwrap(), "r.jpg")
+        .unwrap();
+    assert_eq!(eng.status().unwrap().points, before + 1);
+    let again = eng
+        .add_upload(&std::fs::read(dir.join("rocket.jpg")).unwrap(), "r2.jpg")
+        .unwrap();
+    assert_eq!(again.id, up.id, "same bytes, same upload");
+    assert!(eng.add_upload(b"garbage", "x.jpg").is_err());
+    assert_eq!(eng.status().unwrap().points, before + 1);
+    assert!(eng.remove(up.id).unwrap());
+    assert!(!up.path.exists(), "an upload's file goes with it");
+    assert!(!eng.remove(up.id).unwrap());
+    assert_eq!(eng.status().unwrap().points, before);
+}
+
+#[test]
+fn incremental_reindex_and_recovery() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = photos(tmp.path());
+    let data = tmp.path().join("data");
+    let eng = Engine::open(config(&data)).unwrap();
+    let r = eng
+        .index_paths(std::slice::from_ref(&dir), &NoProgress)
+        .unwrap();
+    assert_eq!(r.added, 3);
+    let astro_id = eng
+        .image_by_path(&dir.join("astronaut.jpg"))
+        .unwrap()
+        .unwrap()
+        .id;
+
+    // Touching a file (same bytes, new mtime) does not re-embed it.
+    let f = std::fs::File::options()
+        .write(true)
+        .open(dir.join("coffee.jpg"))
+        .unwrap();
+    f.set_modified(std::time::SystemTime::now() + std::time::Duration::from_secs(5))
+        .unwrap();
+    drop(f);
+    // Changing one keeps its id; deleting one removes it.
+    std::fs::copy(fixture("chelsea_small_rgb.png"), dir.join("astronaut.jpg")).unwrap();
+    std::fs::remove_file(dir.join("rocket.jpg")).unwrap();
+    let r = eng
+        .index_paths(std::slice::from_ref(&dir), &NoProgress)
+        .unwrap();
+    assert_eq!(
+        (r.added, r.updated, r.removed, r.unchanged),
+        (0, 1, 1, 1),
+        "{r:?}"
+    );
+    let astro = eng
+        .image_by_path(&dir.join("astronaut.jpg"))
+        .unwrap()
+        .unwrap();
+    assert_eq!(astro.id, astro_id, "a changed file keeps its id");
+    assert_eq!(eng.status().unwrap().points, 2);
+    drop(eng);
+
+    // Simulate a crash between storing a batch and cataloguing it: a reserved id whose point is
+    // in the store but not in the catalog. Reopening removes the stray point.
+    {
+        let cat = Catalog::open(&data.join("catalog.redb"), "images").unwrap();
+        let ids = cat.reserve_ids(&["/nowhere.jpg"]).unwrap();
+        let store = engine::store::open_store(data.join("db").to_str().unwrap()).unwrap();
+        let v = store.get("images", &[astro_id]).unwrap().remove(0).vector;
+        store
+            .upsert(
+                "images",
+                &[Point {
+                    id: ids[0],
+                    vector: v,
+                    metadata: serde_json::json!({}),
+                }],
+            )
+            .unwrap();
+        assert_eq!(store.count("images").unwrap(), 3);
+    }
+    let eng = Engine::open(config(&data)).unwrap();
+    assert_eq!(
+        eng.status().unwrap().points,
+        2,
+        "orphan point removed on open"
+    );
+    let r = eng
+        .index_paths(std::slice::from_ref(&dir), &NoProgress)
+        .unwrap();
+    assert_eq!((r.added, r.unchanged), (0, 2));
+    drop(eng);
+
+    // Vectors of another model are never mixed in.
+    Catalog::open(&data.join("catalog.redb"), "images")
+        .unwrap()
+        .set_model("another-model@0123456789ab", 100)
+        .unwrap();
+    let eng = Engine::open(config(&data)).unwrap();
+    let s = eng.status().unwrap();
+    assert_eq!(
+        s.collection_model.as_deref(),
+        Some("another-model@0123456789ab")
+    );
+    let e = eng
+        .index_paths(std::slice::from_ref(&dir), &NoProgress)
+        .unwrap_err();
+    assert!(matches!(e, EngineError::ModelMismatch { .. }), "{e}");
+    assert!(matches!(
+        eng.search_path(&dir.join("coffee.jpg"), &Query::default()),
+        Err(EngineError::ModelMismatch { .. })
+    ));
+}
+
+#[test]
+fn missing_root_is_not_found() {
+    let tmp = tempfile::tempdir().unwrap();
+    let eng = Engine::open(config(&tmp.path().join("data"))).unwrap();
+    let e = eng
+        .index_paths(&[tmp.path().join("nope")], &NoProgress)
+        .unwrap_err();
+    assert!(matches!(e, EngineError::NotFound { .. }), "{e}");
+}
