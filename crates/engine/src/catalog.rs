@@ -366,7 +366,8 @@ mod tests {
         cat.remove(&[1]).unwrap();
         assert_eq!(cat.by_path("/a.jpg").unwrap(), None);
         assert!(cat.is_empty().unwrap());
-        // Another collection in the same file is independent.
+        // Another collection in the same file is independent (one handle per file at a time).
+        drop(cat);
         let other = Catalog::open(&path, "other").unwrap();
         assert_eq!(other.model().unwrap(), None);
     }
