@@ -151,10 +151,12 @@ pub fn tags_of(h: &SearchHit) -> String {
     tags.iter()
         .take(2)
         .filter_map(|t| t.as_str())
-        .map(|t| match scores.and_then(|s| s[t].as_f64()) {
-            Some(s) => format!("{t} ({s:.2})"),
-            None => t.to_string(),
-        })
+        .map(
+            |t| match scores.and_then(|s| s.get(t)).and_then(|v| v.as_f64()) {
+                Some(s) => format!("{t} ({s:.2})"),
+                None => t.to_string(),
+            },
+        )
         .collect::<Vec<_>>()
         .join(", ")
 }
