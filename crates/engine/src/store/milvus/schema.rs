@@ -1,0 +1,401 @@
+//! How imgsearch collections map onto Milvus: schema, stored config, index and search
+//! parameters, and the conversion of points to columns and back. Nothing here does IO.
+//!
+//! | imgsearch | Milvus |
+//! |---|---|
+//! | point id (u64, at most `i64::MAX`) | field `id`, INT64 primary key, `auto_id` off |
+//! | vector | field `vector`, FLOAT_VECTOR(dim) |
+//! | metadata (JSON object) | field `metadata`, JSON |
+//! | (derived) instants of date strings | field `instants`, JSON (see `expr.rs`) |
+//! | CollectionConfig | collection property `imgsearch.config` (JSON, versioned) |
+
+use std::collections::HashMap;
+
+use milvus::v2::prelude as sdk;
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+use vecdb::{CollectionConfig, IndexSpec, Metric, Point, SearchRequest, VecDbError};
+
+use super::expr::{instants_of, INSTANTS, METADATA};
+use crate::store::StoreError;
+
+pub(crate) const ID: &str = "id";
+pub(crate) const VECTOR: &str = "vector";
+/// The collection property that holds the imgsearch config.
+pub(crate) const CONFIG_PROPERTY: &str = "imgsearch.config";
+/// Version of the stored config document; bumped when its shape changes.
+const CONFIG_FORMAT: u32 = 1;
+/// Milvus refuses JSON values above 64 KiB.
+const MAX_METADATA_BYTES: usize = 65_536;
+/// Milvus limits: `nlist` of IVF indexes, `ef` of HNSW searches, hits per search.
+const MAX_NLIST: usize = 65_536;
+const MAX_SEARCH_EF: usize = 32_768;
+pub(crate) const MAX_TOPK: usize = 16_384;
+
+/// The config document stored in [`CONFIG_PROPERTY`].
+#[derive(Serialize, Deserialize)]
+struct StoredConfig {
+    format: u32,
+    config: CollectionConfig,
+}
+
+pub(crate) fn encode_config(config: &CollectionConfig) -> String {
+    let doc = StoredConfig {
+        format: CONFIG_FORMAT,
+        config: config.clone(),
+    };
+    serde_json::to_string(&doc).expect("a config always serialises")
+}
+
+/// The config of a collection from its properties; `None` when it was not created by imgsearch.
+pub(crate) fn decode_config(
+    name: &str,
+    properties: &HashMap<String, String>,
+) -> Result<Option<CollectionConfig>, StoreError> {
+    let Some(raw) = properties.get(CONFIG_PROPERTY) else {
+        return Ok(None);
+    };
+    let doc: StoredConfig = serde_json::from_str(raw).map_err(|e| StoreError::Rejected {
+        reason: format!("collection {name} has an unreadable {CONFIG_PROPERTY} property: {e}"),
+    })?;
+    if doc.format != CONFIG_FORMAT {
+        return Err(StoreError::Rejected {
+            reason: format!(
+                "collection {name} was written by a newer imgsearch (config format {}, this \
+                 build reads {CONFIG_FORMAT})",
+                doc.format
+            ),
+        });
+    }
+    Ok(Some(doc.config))
+}
+
+/// vecdb's rules plus Milvus' own: a letter or `_` first, then letters, digits and `_`.
+pub(crate) fn validate_config(config: &CollectionConfig) -> Result<(), StoreError> {
+    config.validate()?;
+    let name = &config.name;
+    let first_ok = name
+        .chars()
+        .next()
+        .is_some_and(|c| c.is_ascii_alphabetic() || c == '_');
+    if !first_ok || name.contains('-') {
+        return Err(VecDbError::InvalidName {
+            name: name.clone(),
+            reason: "Milvus collection names must start with a letter or '_' and contain only \
+                     letters, digits and '_'"
+                .into(),
+        }
+        .into());
+    }
+    index_param(config).map(|_| ())
+}
+
+pub(crate) fn schema(config: &CollectionConfig) -> sdk::CollectionSchema {
+    sdk::CollectionSchema::new()
+        .description("imgsearch collection")
+        .enable_dynamic_field(false)
+        .add_field(
+            sdk::FieldSchema::new()
+                .name(ID)
+                .data_type(sdk::DataType::Int64)
+                .primary_key(true)
+                .auto_id(false),
+        )
+        .add_field(
+            sdk::FieldSchema::new()
+                .name(VECTOR)
+                .data_type(sdk::DataType::FloatVector)
+                .dimension(config.dim as u32),
+        )
+        .add_field(
+            sdk::FieldSchema::new()
+                .name(METADATA)
+                .data_type(sdk::DataType::Json),
+        )
+        .add_field(
+            sdk::FieldSchema::new()
+                .name(INSTANTS)
+                .data_type(sdk::DataType::Json),
+        )
+}
+
+fn metric_type(metric: Metric) -> sdk::MetricType {
+    match metric {
+        Metric::L2 => sdk::MetricType::L2,
+        Metric::Ip => sdk::MetricType::Ip,
+        Metric::Cosine => sdk::MetricType::Cosine,
+    }
+}
+
+/// The vector index for a config; LSH and oversized IVF are refused.
+pub(crate) fn index_param(config: &CollectionConfig) -> Result<sdk::IndexParam, StoreError> {
+    let (kind, params): (sdk::IndexType, Vec<(&str, usize)>) = match config.index {
+        IndexSpec::Flat => (sdk::IndexType::Flat, vec![]),
+        IndexSpec::Ivf { nlist, .. } => {
+            if nlist > MAX_NLIST {
+                return Err(StoreError::Rejected {
+                    reason: format!("Milvus accepts IVF nlist up to {MAX_NLIST}, got {nlist}"),
+                });
+            }
+            (sdk::IndexType::IvfFlat, vec![("nlist", nlist)])
+        }
+        IndexSpec::Hnsw {
+            m, ef_construction, ..
+        } => (
+            sdk::IndexType::Hnsw,
+            vec![("M", m), ("efConstruction", ef_construction)],
+        ),
+        IndexSpec::Lsh { .. } => {
+            return Err(StoreError::Rejected {
+                reason: "Milvus has no LSH index; use flat, ivf or hnsw with the Milvus store"
+                    .into(),
+            })
+        }
+    };
+    Ok(sdk::IndexParam::new()
+        .field_name(VECTOR)
+        .index_name("vector_index")
+        .index_type(kind)
+        .metric_type(metric_type(config.metric))
+        .extra_params(
+            params
+                .into_iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect(),
+        ))
+}
+
+/// Checks a search request against the config and returns the Milvus search parameters.
+/// The checks mirror vecdb's, so both stores refuse the same requests.
+pub(crate) fn search_params(
+    config: &CollectionConfig,
+    query: &[f32],
+    req: &SearchRequest,
+) -> Result<HashMap<String, String>, StoreError> {
+    check_query(config, query)?;
+    let param = |name: &str, reason: String| -> StoreError {
+        VecDbError::InvalidParameter {
+            name: name.into(),
+            reason,
+        }
+        .into()
+    };
+    if req.k == 0 {
+        return Err(param("k", "must be at least 1".into()));
+    }
+    if req.k > MAX_TOPK {
+        return Err(StoreError::Rejected {
+            reason: format!(
+                "Milvus returns at most {MAX_TOPK} hits per search, asked {}",
+                req.k
+            ),
+        });
+    }
+    if req.threshold.is_some_and(|t| !t.is_finite()) {
+        return Err(param("threshold", "must be a finite number".into()));
+    }
+    let mut out = HashMap::new();
+    match config.index {
+        IndexSpec::Hnsw { ef, .. } => {
+            let ef = match req.ef {
+                Some(e) if e < req.k => {
+                    return Err(param(
+                        "ef",
+                        format!("must be at least k ({}), got {e}", req.k),
+                    ))
+                }
+                Some(e) => e,
+                None => ef.max(req.k),
+            };
+            if ef > MAX_SEARCH_EF {
+                return Err(param(
+                    "ef",
+                    format!("Milvus accepts ef up to {MAX_SEARCH_EF}, got {ef}"),
+                ));
+            }
+            out.insert("ef".into(), ef.to_string());
+        }
+        IndexSpec::Ivf { nlist, nprobe } => {
+            let nprobe = req.nprobe.unwrap_or(nprobe);
+            if nprobe == 0 || nprobe > nlist {
+                return Err(param(
+                    "nprobe",
+                    format!("must be between 1 and {nlist} (it cannot exceed nlist), got {nprobe}"),
+                ));
+            }
+            out.insert("nprobe".into(), nprobe.to_string());
+        }
+        IndexSpec::Flat | IndexSpec::Lsh { .. } => {}
+    }
+    Ok(out)
+}
+
+fn check_query(config: &CollectionConfig, query: &[f32]) -> Result<(), StoreError> {
+    if query.len() != config.dim {
+        return Err(VecDbError::WrongDimension {
+            expected: config.dim,
+            got: query.len(),
+        }
+        .into());
+    }
+    let reason = if let Some(i) = query.iter().position(|x| !x.is_finite()) {
+        format!("component {i} is not finite")
+    } else if config.metric == Metric::Cosine && query.iter().all(|&x| x == 0.0) {
+        "a zero vector has no direction under cosine".into()
+    } else {
+        return Ok(());
+    };
+    Err(VecDbError::InvalidParameter {
+        name: "query".into(),
+        reason,
+    }
+    .into())
+}
+
+/// Converts Milvus' score to vecdb's: Milvus reports squared L2 distances.
+pub(crate) fn to_score(metric: Metric, raw: f32) -> f32 {
+    match metric {
+        Metric::L2 => raw.max(0.0).sqrt(),
+        Metric::Ip | Metric::Cosine => raw,
+    }
+}
+
+/// Whether a score passes the request's threshold under vecdb's convention.
+pub(crate) fn within_threshold(metric: Metric, score: f32, threshold: Option<f32>) -> bool {
+    match (threshold, metric) {
+        (None, _) => true,
+        (Some(t), Metric::L2) => score <= t,
+        (Some(t), _) => score >= t,
+    }
+}
+
+/// Validates a batch as vecdb does (dimension, finiteness, zero vectors under cosine, duplicate
+/// ids, metadata objects) plus Milvus' limits (signed ids, 64 KiB JSON), before anything is sent.
+pub(crate) fn check_points(config: &CollectionConfig, points: &[Point]) -> Result<(), StoreError> {
+    let mut seen = std::collections::HashSet::with_capacity(points.len());
+    for p in points {
+        if p.vector.len() != config.dim {
+            return Err(VecDbError::WrongDimension {
+                expected: config.dim,
+                got: p.vector.len(),
+            }
+            .into());
+        }
+        if let Some(index) = p.vector.iter().position(|x| !x.is_finite()) {
+            return Err(VecDbError::NonFinite { id: p.id, index }.into());
+        }
+        if config.metric == Metric::Cosine && p.vector.iter().all(|&x| x == 0.0) {
+            return Err(VecDbError::ZeroVector { id: p.id }.into());
+        }
+        if i64::try_from(p.id).is_err() {
+            return Err(VecDbError::InvalidParameter {
+                name: "id".into(),
+                reason: format!(
+                    "Milvus keeps ids as signed 64-bit integers; {} is too large",
+                    p.id
+                ),
+            }
+            .into());
+        }
+        if !seen.insert(p.id) {
+            return Err(VecDbError::DuplicateId { id: p.id }.into());
+        }
+        let invalid = |reason: String| VecDbError::InvalidMetadata { id: p.id, reason };
+        match &p.metadata {
+            Value::Null | Value::Object(_) => {}
+            other => {
+                return Err(invalid(format!("must be a JSON object or null, got {other}")).into())
+            }
+        }
+        let size = serde_json::to_vec(&p.metadata).map_or(0, |v| v.len());
+        if size > MAX_METADATA_BYTES {
+            return Err(invalid(format!(
+                "{size} bytes of JSON; Milvus keeps at most {MAX_METADATA_BYTES}"
+            ))
+            .into());
+        }
+    }
+    Ok(())
+}
+
+/// Approximate bytes one point takes on the wire, used to size batches.
+pub(crate) fn wire_size(p: &Point) -> usize {
+    64 + p.vector.len() * 4 + serde_json::to_vec(&p.metadata).map_or(0, |v| v.len()) * 2
+}
+
+/// Column data for an upsert of already checked points.
+pub(crate) fn columns(points: &[Point]) -> Vec<sdk::FieldData> {
+    let metadata: Vec<Value> = points
+        .iter()
+        .map(|p| match &p.metadata {
+            Value::Null => Value::Object(Default::default()),
+            m => m.clone(),
+        })
+        .collect();
+    let instants = metadata.iter().map(instants_of).collect();
+    vec![
+        sdk::FieldData::Int64 {
+            name: ID.into(),
+            values: points.iter().map(|p| p.id as i64).collect(),
+        },
+        sdk::FieldData::FloatVector {
+            name: VECTOR.into(),
+            values: points.iter().map(|p| p.vector.clone()).collect(),
+        },
+        sdk::FieldData::Json {
+            name: METADATA.into(),
+            values: metadata,
+        },
+        sdk::FieldData::Json {
+            name: INSTANTS.into(),
+            values: instants,
+        },
+    ]
+}
+
+/// Rebuilds points from query result columns (`id`, and `vector` / `metadata` when present).
+pub(crate) fn points_from_columns(fields: &[sdk::FieldData]) -> Result<Vec<Point>, StoreError> {
+    let mut ids: Option<&Vec<i64>> = None;
+    let mut vectors: Option<&Vec<Vec<f32>>> = None;
+    let mut metadata: Option<&Vec<Value>> = None;
+    for f in fields {
+        match f {
+            sdk::FieldData::Int64 { name, values } if name == ID => ids = Some(values),
+            sdk::FieldData::FloatVector { name, values } if name == VECTOR => {
+                vectors = Some(values)
+            }
+            sdk::FieldData::Json { name, values } if name == METADATA => metadata = Some(values),
+            _ => {}
+        }
+    }
+    let ids = ids.ok_or_else(|| StoreError::Rejected {
+        reason: "Milvus returned rows without the id field".into(),
+    })?;
+    let column_ok = |len: Option<usize>| len.is_none_or(|l| l == ids.len());
+    if !column_ok(vectors.map(Vec::len)) || !column_ok(metadata.map(Vec::len)) {
+        return Err(StoreError::Rejected {
+            reason: "Milvus returned columns of different lengths".into(),
+        });
+    }
+    Ok(ids
+        .iter()
+        .enumerate()
+        .map(|(i, &id)| Point {
+            id: id as u64,
+            vector: vectors.map(|v| v[i].clone()).unwrap_or_default(),
+            metadata: metadata
+                .map(|m| m[i].clone())
+                .unwrap_or_else(|| Value::Object(Default::default())),
+        })
+        .collect())
+}
+
+/// `id in [1, 2, 3]`; the SDK's filter templates are refused by Milvus 2.3, literals are not.
+pub(crate) fn id_list_filter(ids: &[i64]) -> String {
+    let list: Vec<String> = ids.iter().map(i64::to_string).collect();
+    format!("{ID} in [{}]", list.join(", "))
+}
+
+#[cfg(test)]
+#[path = "schema_tests.rs"]
+mod tests;
