@@ -172,7 +172,11 @@ impl RawConfig {
 
     /// Validates every key and builds the engine configuration and the bind address.
     pub fn validate(self) -> Result<Settings, ConfigError> {
-        let mut engine = engine::EngineConfig::default();
+        // The index keys are read by reference before the fields below are moved out.
+        let mut engine = engine::EngineConfig {
+            index: index_spec(&self)?,
+            ..engine::EngineConfig::default()
+        };
         if let Some(d) = self.data_dir {
             engine.data_dir = d;
         }
@@ -202,7 +206,6 @@ impl RawConfig {
                 )))
             }
         };
-        engine.index = index_spec(&self)?;
         if let Some(p) = self.max_pixels {
             positive("max_pixels", p)?;
             engine.limits.max_pixels = p;

@@ -4,7 +4,6 @@ use std::path::PathBuf;
 
 use clap::{ArgGroup, Args};
 use engine::{Query, SearchHit};
-use serde_json::json;
 use vecdb::Filter;
 
 use crate::config::RawConfig;
@@ -185,6 +184,7 @@ fn print_table(hits: &[SearchHit]) {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use serde_json::json;
 
     #[test]
     fn shorthands_combine_with_and() {
