@@ -105,7 +105,17 @@ try {
     assert.equal(cards[0].name, queryName);
     assert.ok(cards[0].score > 0.99, `first score ${cards[0].score}`);
     assert.match(cards[0].thumb, /^\/api\/images\/\d+\/thumbnail$/);
-    const loaded = await page.$eval("#results .card img.thumb", (img) => img.complete && img.naturalWidth > 0);
+    // The server makes a thumbnail on first request (decode and resize), so give it time to arrive.
+    const loaded = await page
+      .waitForFunction(
+        () => {
+          const img = document.querySelector("#results .card img.thumb");
+          return img && img.complete && img.naturalWidth > 0;
+        },
+        null,
+        { timeout: 20000 },
+      )
+      .then(() => true, () => false);
     assert.ok(loaded, "the first thumbnail did not load");
     assert.equal(await page.isVisible("#query-preview"), true);
     if (shots) await page.screenshot({ path: join(shots, "results.png"), fullPage: true });
