@@ -8,7 +8,6 @@
 pub mod catalog;
 mod dedup;
 mod error;
-pub mod filter_eval;
 mod ingest;
 pub mod migrate;
 mod query;

@@ -13,7 +13,7 @@ use tracing::debug;
 use vecdb::{Hit, SearchRequest};
 
 use crate::catalog::FileRecord;
-use crate::filter_eval;
+use crate::store::StoreError;
 use crate::{point_metadata, Engine, EngineError, Query, SearchHit, MAX_K};
 
 impl Engine {
@@ -93,6 +93,12 @@ impl Engine {
         if terms.is_empty() {
             return Err(EngineError::invalid("text search needs at least one word"));
         }
+        let matcher = q
+            .filter
+            .as_ref()
+            .map(vecdb::Filter::matcher)
+            .transpose()
+            .map_err(StoreError::from)?;
         let mut scored: Vec<(usize, f32, SearchHit)> = Vec::new();
         self.catalog.for_each(&mut |r| {
             let (matched, score) = text_score(&terms, &r);
@@ -100,10 +106,7 @@ impl Engine {
                 return;
             }
             let metadata = point_metadata(&r, &self.model_id);
-            if q.filter
-                .as_ref()
-                .is_some_and(|f| !filter_eval::matches(f, &metadata))
-            {
+            if matcher.as_ref().is_some_and(|m| !m.matches(&metadata)) {
                 return;
             }
             let hit = SearchHit {

@@ -110,6 +110,25 @@ impl Filter {
     }
 }
 
+/// A filter checked and compiled once, for callers that evaluate it on metadata themselves
+/// (the engine's text search filters its catalog this way), with the same semantics as a search.
+#[derive(Clone, Debug)]
+pub struct MetadataMatcher(CompiledFilter);
+
+impl MetadataMatcher {
+    /// Whether one metadata object passes the filter.
+    pub fn matches(&self, metadata: &Value) -> bool {
+        self.0.matches(metadata)
+    }
+}
+
+impl Filter {
+    /// Checks the filter and compiles it into a [`MetadataMatcher`].
+    pub fn matcher(&self) -> Result<MetadataMatcher, VecDbError> {
+        self.compile().map(MetadataMatcher)
+    }
+}
+
 /// A validated filter, ready to be evaluated against metadata objects.
 #[derive(Clone, Debug)]
 pub(crate) enum CompiledFilter {
@@ -278,7 +297,7 @@ fn compile_bounds(field: &str, raw: [&Option<Value>; 4]) -> Result<Bounds, VecDb
 }
 
 /// Parses a date or date-time string into nanoseconds since the Unix epoch (UTC when no offset).
-pub(crate) fn parse_instant(s: &str) -> Option<i128> {
+pub fn parse_instant(s: &str) -> Option<i128> {
     if let Ok(t) = OffsetDateTime::parse(s, &Rfc3339) {
         return Some(t.unix_timestamp_nanos());
     }

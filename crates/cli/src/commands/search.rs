@@ -60,7 +60,7 @@ fn parse_filter(s: &str) -> Result<Filter, String> {
 }
 
 fn parse_date(s: &str) -> Result<String, String> {
-    match engine::filter_eval::instant(s) {
+    match vecdb::filter::parse_instant(s) {
         Some(_) => Ok(s.to_string()),
         None => Err("expected a date like 2024-05-01 or 2024-05-01T10:00:00Z".into()),
     }
