@@ -188,6 +188,11 @@ impl From<EngineError> for AppError {
                 what: what.to_string(),
             },
             EngineError::InvalidInput { reason } => AppError::param("input", reason.to_string()),
+            // The index was built by another model than the one loaded now: the request is fine,
+            // the state is not, and the message says which models disagree.
+            err @ EngineError::ModelMismatch { .. } => AppError::Conflict {
+                reason: err.to_string(),
+            },
             // The engine tells bad images (the client's) from model faults (ours).
             EngineError::Embed(ref e) if err.code() == "invalid_image" => AppError::InvalidImage {
                 reason: e.to_string(),
@@ -314,6 +319,13 @@ mod tests {
             (
                 AppError::from(VecDbError::InvalidFilter { reason: "r".into() }),
                 400,
+            ),
+            (
+                AppError::from(EngineError::ModelMismatch {
+                    collection_model: "a@1".into(),
+                    current_model: "b@2".into(),
+                }),
+                409,
             ),
             (AppError::PayloadTooLarge { limit: 0 }.with_limit(7), 413),
         ];
