@@ -68,7 +68,7 @@ fn engine_code(e: &EngineError) -> u8 {
         EngineError::Catalog { .. } => STORE,
         EngineError::NotFound { .. } => NOT_FOUND,
         EngineError::InvalidInput { .. } => INVALID_INPUT,
-        EngineError::ModelMismatch { .. } => MODEL,
+        EngineError::ModelMismatch { .. } | EngineError::Head { .. } => MODEL,
         EngineError::Io { .. } => IO,
         EngineError::Embed(_) => match e.code() {
             "model_error" => MODEL,

@@ -32,6 +32,14 @@ pub enum EngineError {
         collection_model: String,
         current_model: String,
     },
+    /// The projection head named by the model manifest is unreadable, corrupt, or was trained
+    /// for another model.
+    #[error("projection head {path}: {source}")]
+    Head {
+        path: PathBuf,
+        #[source]
+        source: train::TrainError,
+    },
     /// A file-system error, with the path it concerns.
     #[error("I/O error on {path}: {source}")]
     Io {
@@ -68,6 +76,7 @@ impl EngineError {
             EngineError::NotFound { .. } => "not_found",
             EngineError::InvalidInput { .. } => "invalid_input",
             EngineError::ModelMismatch { .. } => "model_mismatch",
+            EngineError::Head { .. } => "model_error",
             EngineError::Io { .. } => "io_error",
         }
     }

@@ -362,13 +362,18 @@ impl Engine {
         let paths: Vec<PathBuf> = batch.iter().map(|w| w.cand.path.clone()).collect();
         let mut results: Vec<Option<(embed::Embedding, embed::ImageInfo)>> =
             (0..batch.len()).map(|_| None).collect();
-        embed::embed_paths(&self.embedder, &paths, &self.config.limits, &mut |i, r| {
-            progress.advance(1, &paths[i].to_string_lossy());
-            match r {
-                Ok(v) => results[i] = Some(v),
-                Err(e) => report.failed.push((paths[i].clone(), e.to_string())),
-            }
-        });
+        embed::embed_paths(
+            self.encoder.embedder(),
+            &paths,
+            &self.config.limits,
+            &mut |i, r| {
+                progress.advance(1, &paths[i].to_string_lossy());
+                match r {
+                    Ok((emb, info)) => results[i] = Some((self.encoder.project(emb), info)),
+                    Err(e) => report.failed.push((paths[i].clone(), e.to_string())),
+                }
+            },
+        );
         let new_keys: Vec<&str> = batch
             .iter()
             .zip(&results)

@@ -7,6 +7,7 @@
 
 pub mod catalog;
 mod dedup;
+mod encoder;
 mod error;
 mod ingest;
 pub mod migrate;
@@ -175,7 +176,7 @@ pub struct EngineStatus {
 pub struct Engine {
     config: EngineConfig,
     store: Box<dyn VectorStore>,
-    embedder: embed::Embedder,
+    encoder: encoder::Encoder,
     catalog: Catalog,
     collection: CollectionConfig,
     model_id: String,
@@ -196,12 +197,12 @@ impl Engine {
             None => format!("embedded:{}", config.data_dir.join("db").display()),
         };
         let store = store::open_store(&url)?;
-        let embedder = embed::Embedder::load(&config.model_manifest, &config.runtime)?;
+        let encoder = encoder::Encoder::load(&config.model_manifest, &config.runtime)?;
         let catalog = Catalog::open(&config.data_dir.join("catalog.redb"), &config.collection)?;
-        let model_id = embedder.model_id().to_string();
+        let model_id = encoder.id().to_string();
         let wanted = CollectionConfig {
             name: config.collection.clone(),
-            dim: embedder.dim(),
+            dim: encoder.dim(),
             metric: config.metric,
             index: config.index.clone(),
         };
@@ -210,7 +211,7 @@ impl Engine {
         let engine = Engine {
             config,
             store,
-            embedder,
+            encoder,
             catalog,
             collection,
             model_id,

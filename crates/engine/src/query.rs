@@ -59,7 +59,7 @@ impl Engine {
     pub fn search_bytes(&self, bytes: &[u8], q: &Query) -> Result<Vec<SearchHit>, EngineError> {
         self.check_query(q)?;
         let img = embed::decode_bytes(bytes, "query", &self.config.limits)?;
-        let emb = self.embedder.embed(&img)?;
+        let emb = self.encoder.embed(&img)?;
         self.search_vector(&emb.vector, q, None)
     }
 
@@ -72,7 +72,7 @@ impl Engine {
             });
         }
         let img = embed::decode_file(path, &self.config.limits)?;
-        let emb = self.embedder.embed(&img)?;
+        let emb = self.encoder.embed(&img)?;
         self.search_vector(&emb.vector, q, None)
     }
 

@@ -306,3 +306,64 @@ fn an_unreachable_server_is_reported_with_its_url() {
         Err(StoreError::InvalidUrl { .. })
     ));
 }
+
+/// The whole engine on Milvus and on the embedded store: the sample photos indexed into both
+/// give the same top-10 (paths and scores) for every photo as the query, with exact search.
+#[test]
+fn the_engine_gives_the_same_results_on_milvus_and_embedded() {
+    use engine::{Engine, EngineConfig, NoProgress, Query};
+    let Some(milvus) = server() else { return };
+    let url = std::env::var("IMGSEARCH_MILVUS_URL").unwrap();
+    let samples = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../../samples")
+        .canonicalize()
+        .unwrap();
+    let tmp = tempfile::tempdir().unwrap();
+    let name = prefix("engine");
+    let _guard = Cleanup(&milvus, name.clone());
+    let open = |dir: &str, store_url: Option<String>| {
+        Engine::open(EngineConfig {
+            data_dir: tmp.path().join(dir),
+            store_url,
+            collection: name.clone(),
+            index: IndexSpec::Flat,
+            ..EngineConfig::default()
+        })
+        .unwrap()
+    };
+    let on_milvus = open("m", Some(url));
+    let embedded = open("e", None);
+    for eng in [&on_milvus, &embedded] {
+        let r = eng
+            .index_paths(std::slice::from_ref(&samples), &NoProgress)
+            .unwrap();
+        assert!(r.added >= 19, "{r:?}");
+        assert!(r.failed.is_empty(), "{:?}", r.failed);
+    }
+    let mut photos: Vec<_> = std::fs::read_dir(&samples)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|x| x != "md"))
+        .collect();
+    photos.sort();
+    for photo in &photos {
+        let q = Query {
+            k: 10,
+            ..Query::default()
+        };
+        let m = on_milvus.search_path(photo, &q).unwrap();
+        let e = embedded.search_path(photo, &q).unwrap();
+        assert_eq!(m.len(), 10);
+        let paths =
+            |h: &[engine::SearchHit]| h.iter().map(|x| x.path.clone()).collect::<HashSet<_>>();
+        assert_eq!(paths(&m), paths(&e), "query {}", photo.display());
+        for (x, y) in m.iter().zip(&e) {
+            assert!(
+                (x.score - y.score).abs() < 1e-4,
+                "{} vs {}",
+                x.score,
+                y.score
+            );
+        }
+    }
+}

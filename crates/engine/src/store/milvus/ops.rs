@@ -20,6 +20,9 @@ use crate::store::StoreError;
 /// 500 ms and 1 s, so an operation gives up after about two seconds of back-off.
 const ATTEMPTS: u32 = 4;
 const FIRST_BACKOFF: Duration = Duration::from_millis(250);
+/// How long a load may take before the store gives up; building an HNSW index over a large
+/// collection happens during the load.
+const LOAD_TIMEOUT: Duration = Duration::from_secs(600);
 
 /// Where failures are reported and how the server is reached; cheap to clone into futures.
 #[derive(Clone)]
@@ -250,9 +253,13 @@ impl Ops {
         .await
         .map_err(|e| self.error(e, name))?;
         let finish = async {
+            // Not synchronous: the SDK's wait for the index polls through AllocTimestamp, which
+            // Milvus Lite does not implement. Loading below waits for the index anyway, since a
+            // collection only reports Loaded once its index serves searches.
             let req = sdk::CreateIndexRequest::builder()
                 .collection_name(name)
                 .index_param(index)
+                .sync(false)
                 .build()
                 .map_err(|e| self.error(e, name))?;
             self.retry("create_index", || self.client.create_index(req.clone()))
@@ -269,17 +276,58 @@ impl Ops {
         Ok(())
     }
 
+    /// Loads the collection and waits until Milvus reports it loaded.
+    ///
+    /// The request itself is asynchronous and the wait polls `GetLoadState`, because the SDK's
+    /// own synchronous wait polls `GetLoadingProgress` in a way Milvus Lite answers with
+    /// Unimplemented; `GetLoadState` is served by Lite and by the standalone server alike.
     pub async fn load(&self, name: &str) -> Result<(), StoreError> {
         let req = sdk::LoadCollectionRequest::builder()
             .collection_name(name)
-            .sync(true)
+            .sync(false)
             .build()
             .map_err(|e| self.error(e, name))?;
         self.retry("load_collection", || {
             self.client.load_collection(req.clone())
         })
         .await
-        .map_err(|e| self.error(e, name))
+        .map_err(|e| self.error(e, name))?;
+        let state_req = sdk::GetLoadStateRequest::builder()
+            .collection_name(name)
+            .build()
+            .map_err(|e| self.error(e, name))?;
+        let deadline = std::time::Instant::now() + LOAD_TIMEOUT;
+        let mut pause = Duration::from_millis(20);
+        loop {
+            let state = self
+                .retry("get_load_state", || {
+                    self.client.get_load_state(state_req.clone())
+                })
+                .await
+                .map_err(|e| self.error(e, name))?
+                .state();
+            match state {
+                sdk::LoadState::Loaded => return Ok(()),
+                sdk::LoadState::NotExist => {
+                    return Err(StoreError::UnknownCollection {
+                        name: name.to_string(),
+                    })
+                }
+                _ if std::time::Instant::now() >= deadline => {
+                    return Err(StoreError::Unreachable {
+                        url: self.url.clone(),
+                        reason: format!(
+                            "collection {name} was not loaded after {}s (state {state:?})",
+                            LOAD_TIMEOUT.as_secs()
+                        ),
+                    })
+                }
+                _ => {
+                    tokio::time::sleep(pause).await;
+                    pause = (pause * 2).min(Duration::from_millis(500));
+                }
+            }
+        }
     }
 
     pub async fn drop(&self, name: &str) -> Result<(), StoreError> {

@@ -1,0 +1,92 @@
+"""Upload-to-results latency of a running `imgsearch serve`: uploads every query image to
+POST /api/search (multipart, k = 10) one at a time over one keep-alive connection, and times each
+request from the first byte sent to the last byte of the JSON answer read.
+
+Usage: client.py HOST:PORT QUERY_DIR [--warmup 10] [--rounds 1] [--json OUT] [--label NAME]
+"""
+
+import argparse
+import http.client
+import json
+import statistics
+import time
+import uuid
+from pathlib import Path
+
+
+def multipart(image: bytes, name: str):
+    b = uuid.uuid4().hex
+    head = (
+        f"--{b}\r\nContent-Disposition: form-data; name=\"k\"\r\n\r\n10\r\n"
+        f"--{b}\r\nContent-Disposition: form-data; name=\"image\"; filename=\"{name}\"\r\n"
+        f"Content-Type: image/jpeg\r\n\r\n"
+    ).encode()
+    return head + image + f"\r\n--{b}--\r\n".encode(), f"multipart/form-data; boundary={b}"
+
+
+def percentile(xs, q):
+    xs = sorted(xs)
+    i = min(len(xs) - 1, max(0, round(q / 100 * (len(xs) - 1))))
+    return xs[i]
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("addr")
+    ap.add_argument("queries", type=Path)
+    ap.add_argument("--warmup", type=int, default=10)
+    ap.add_argument("--rounds", type=int, default=1)
+    ap.add_argument("--json", type=Path)
+    ap.add_argument("--label", default="")
+    a = ap.parse_args()
+    host, port = a.addr.rsplit(":", 1)
+    files = sorted(a.queries.glob("*.jpg"))
+    bodies = [multipart(f.read_bytes(), f.name) for f in files]
+    conn = http.client.HTTPConnection(host, int(port), timeout=60)
+
+    def one(body, ctype):
+        t = time.perf_counter()
+        conn.request("POST", "/api/search", body=body, headers={"Content-Type": ctype})
+        r = conn.getresponse()
+        data = r.read()
+        dt = time.perf_counter() - t
+        if r.status != 200:
+            raise SystemExit(f"HTTP {r.status}: {data[:300]!r}")
+        hits = json.loads(data)
+        return dt, hits
+
+    for body, ctype in bodies[: a.warmup]:
+        one(body, ctype)
+    ms = []
+    top1_score = []
+    server_ms = []
+    for _ in range(a.rounds):
+        for body, ctype in bodies:
+            dt, hits = one(body, ctype)
+            ms.append(dt * 1000)
+            server_ms.append(hits["took_ms"])
+            results = hits["hits"]
+            if results:
+                top1_score.append(results[0]["score"])
+    mean_kb = statistics.mean(len(b) for b, _ in bodies) / 1024
+    out = {
+        "label": a.label,
+        "queries": len(ms),
+        "upload_kb_mean": round(mean_kb, 1),
+        "p50_ms": round(percentile(ms, 50), 1),
+        "p90_ms": round(percentile(ms, 90), 1),
+        "p99_ms": round(percentile(ms, 99), 1),
+        "mean_ms": round(statistics.mean(ms), 1),
+        "max_ms": round(max(ms), 1),
+        "server_p50_ms": round(percentile(server_ms, 50), 1),
+        "server_p99_ms": round(percentile(server_ms, 99), 1),
+        "top1_score_median": round(statistics.median(top1_score), 4) if top1_score else None,
+    }
+    print(json.dumps(out))
+    if a.json:
+        with a.json.open("a") as f:
+            f.write(json.dumps(out) + "\n")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,139 @@
+//! A projection head named by the model manifest is applied at index and at query time, and it
+//! is part of the model identity the collection records.
+
+use std::path::{Path, PathBuf};
+
+use engine::{Engine, EngineConfig, EngineError, NoProgress, Query};
+use train::{Head, HeadArch};
+use vecdb::IndexSpec;
+
+fn fixture(name: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../embed/tests/fixtures")
+        .join(name)
+}
+
+fn config(data: &Path, manifest: PathBuf) -> EngineConfig {
+    EngineConfig {
+        data_dir: data.to_path_buf(),
+        model_manifest: manifest,
+        index: IndexSpec::Flat,
+        ..EngineConfig::default()
+    }
+}
+
+/// A copy of the default manifest in `dir` that points at the committed ONNX and labels by
+/// absolute path and names `head` (relative to `dir`) as its projection head.
+fn manifest_with_head(dir: &Path, head: &str) -> PathBuf {
+    let default = embed::default_manifest_path();
+    let model_dir = default.parent().unwrap().canonicalize().unwrap();
+    let text = std::fs::read_to_string(&default).unwrap();
+    let mut out = String::new();
+    for line in text.lines() {
+        if let Some(v) = line.strip_prefix("onnx = ") {
+            let f = v.trim_matches('"');
+            out += &format!("onnx = {:?}\n", model_dir.join(f).to_str().unwrap());
+        } else if let Some(v) = line.strip_prefix("labels = ") {
+            let f = v.trim_matches('"');
+            out += &format!("labels = {:?}\n", model_dir.join(f).to_str().unwrap());
+            out += &format!("head = {head:?}\n");
+        } else {
+            out += line;
+            out.push('\n');
+        }
+    }
+    let path = dir.join(format!("manifest-{head}.toml"));
+    std::fs::write(&path, out).unwrap();
+    path
+}
+
+fn bare_model_id() -> String {
+    embed::Embedder::load(&embed::default_manifest_path(), &Default::default())
+        .unwrap()
+        .model_id()
+        .to_string()
+}
+
+#[test]
+fn head_projects_indexed_and_query_vectors_and_guards_the_collection() {
+    let tmp = tempfile::tempdir().unwrap();
+    let photos = tmp.path().join("photos");
+    std::fs::create_dir_all(&photos).unwrap();
+    for name in ["coffee.jpg", "astronaut.jpg", "rocket.jpg"] {
+        std::fs::copy(fixture(name), photos.join(name)).unwrap();
+    }
+    let model_id = bare_model_id();
+    let head = Head::init(HeadArch::Linear { out: 64 }, 1280, &model_id, 7).unwrap();
+    head.save(&tmp.path().join("a.head")).unwrap();
+    let manifest = manifest_with_head(tmp.path(), "a.head");
+
+    let data = tmp.path().join("data");
+    let eng = Engine::open(config(&data, manifest.clone())).unwrap();
+    assert_eq!(
+        eng.collection().dim,
+        64,
+        "vectors have the head's output size"
+    );
+    assert!(eng.model_id().starts_with(&format!("{model_id}+head@")));
+    let r = eng
+        .index_paths(std::slice::from_ref(&photos), &NoProgress)
+        .unwrap();
+    assert_eq!(r.added, 3);
+    // The query goes through the same head: an indexed photo finds itself with score ~1.
+    let hits = eng
+        .search_path(&photos.join("coffee.jpg"), &Query::default())
+        .unwrap();
+    assert!(hits[0].path.ends_with("coffee.jpg"), "{hits:?}");
+    assert!(hits[0].score > 0.999, "{hits:?}");
+    drop(eng);
+
+    // The bare model on the same collection is refused, and so is another head.
+    let e = Engine::open(config(&data, embed::default_manifest_path()))
+        .and_then(|eng| eng.search_path(&photos.join("coffee.jpg"), &Query::default()))
+        .unwrap_err();
+    assert!(matches!(e, EngineError::ModelMismatch { .. }), "{e}");
+    let other = Head::init(HeadArch::Linear { out: 64 }, 1280, &model_id, 8).unwrap();
+    other.save(&tmp.path().join("b.head")).unwrap();
+    let e = Engine::open(config(&data, manifest_with_head(tmp.path(), "b.head")))
+        .and_then(|eng| eng.index_paths(std::slice::from_ref(&photos), &NoProgress))
+        .unwrap_err();
+    assert!(matches!(e, EngineError::ModelMismatch { .. }), "{e}");
+}
+
+#[test]
+fn a_head_for_another_model_or_a_corrupt_head_is_refused_at_open() {
+    let tmp = tempfile::tempdir().unwrap();
+    let head = Head::init(
+        HeadArch::Linear { out: 32 },
+        1280,
+        "other-model@000000000000",
+        1,
+    )
+    .unwrap();
+    head.save(&tmp.path().join("other.head")).unwrap();
+    let e = Engine::open(config(
+        &tmp.path().join("d1"),
+        manifest_with_head(tmp.path(), "other.head"),
+    ))
+    .err()
+    .expect("a head of another model must be refused");
+    assert!(matches!(e, EngineError::Head { .. }), "{e}");
+    assert_eq!(e.code(), "model_error");
+
+    std::fs::write(tmp.path().join("bad.head"), b"not a head at all").unwrap();
+    let e = Engine::open(config(
+        &tmp.path().join("d2"),
+        manifest_with_head(tmp.path(), "bad.head"),
+    ))
+    .err()
+    .expect("a corrupt head must be refused");
+    assert!(matches!(e, EngineError::Head { .. }), "{e}");
+
+    let e = Engine::open(config(
+        &tmp.path().join("d3"),
+        manifest_with_head(tmp.path(), "missing.head"),
+    ))
+    .err()
+    .expect("a missing head must be refused");
+    assert!(matches!(e, EngineError::Io { .. }), "{e}");
+}
