@@ -33,7 +33,7 @@ venv="$root/.venv-models"
 [[ -x "$venv/bin/python" ]] || python3 -m venv "$venv"
 "$venv/bin/pip" install --quiet -r models/requirements.txt
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$root/target}"
-cargo build --release --locked -p imgsearch-cli --features ort
+cargo build --release --locked -p imgsearch --features ort
 bin="$CARGO_TARGET_DIR/release/imgsearch"
 
 echo "== corpus: $images images from $src"

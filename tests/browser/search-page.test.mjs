@@ -1,8 +1,8 @@
 // Drives the imgsearch search page in Debian's Chromium through playwright-core.
 //
 // Expects a running `imgsearch serve` at IMGSEARCH_URL whose index holds QUERY_IMAGE (a file
-// path) and at least one other image. Optional: SCREENSHOT_DIR to keep screenshots,
-// CHROMIUM (default /usr/bin/chromium). Prints "N passed, N failed" and exits non-zero on failure.
+// path) and at least one other image, and NEW_IMAGE (a photo not in the index, added through the
+// page). Optional: SCREENSHOT_DIR to keep screenshots, CHROMIUM (default /usr/bin/chromium). Prints "N passed, N failed" and exits non-zero on failure.
 import { chromium } from "playwright-core";
 import { mkdtempSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
@@ -11,8 +11,9 @@ import assert from "node:assert/strict";
 
 const base = process.env.IMGSEARCH_URL;
 const queryImage = process.env.QUERY_IMAGE;
-if (!base || !queryImage) {
-  console.error("set IMGSEARCH_URL and QUERY_IMAGE");
+const newImage = process.env.NEW_IMAGE;
+if (!base || !queryImage || !newImage) {
+  console.error("set IMGSEARCH_URL, QUERY_IMAGE and NEW_IMAGE");
   process.exit(2);
 }
 const shots = process.env.SCREENSHOT_DIR;
@@ -45,6 +46,30 @@ async function dropFile(page, selector, name, mime, bytes) {
     },
     { selector, name, mime, b64: Buffer.from(bytes).toString("base64") },
   );
+}
+
+/** Pastes `bytes` as an image file, the way Ctrl+V of a copied image would. */
+async function pasteFile(page, name, mime, bytes) {
+  await page.evaluate(
+    ({ name, mime, b64 }) => {
+      const raw = Uint8Array.from(atob(b64), (c) => c.charCodeAt(0));
+      const dt = new DataTransfer();
+      dt.items.add(new File([raw], name, { type: mime }));
+      document.body.dispatchEvent(new ClipboardEvent("paste", { bubbles: true, cancelable: true, clipboardData: dt }));
+    },
+    { name, mime, b64: Buffer.from(bytes).toString("base64") },
+  );
+}
+
+/** Empties the grid, so that the next readCards sees only the next search's cards. */
+async function clearResults(page) {
+  await page.evaluate(() => document.querySelector("#results").replaceChildren());
+}
+
+/** The number of indexed images the status line shows. */
+async function indexedCount(page) {
+  const m = /(\d+) images?/.exec(await page.textContent("#status"));
+  return m ? Number(m[1]) : NaN;
 }
 
 /** Waits for a finished search with at least one card, and reads the visible cards. */
@@ -142,6 +167,35 @@ try {
     await page.setInputFiles("#file-input", queryImage);
     const cards = await readCards(page);
     assert.equal(cards[0].name, queryName);
+  });
+
+  await check("pasting an image searches with it", async () => {
+    await clearResults(page);
+    await pasteFile(page, queryName, mime, queryBytes);
+    const cards = await readCards(page);
+    assert.equal(cards[0].name, queryName);
+    assert.ok(cards[0].score > 0.99, `first score ${cards[0].score}`);
+  });
+
+  await check("adding an image through the page indexes it, and it is then found", async () => {
+    const newBytes = readFileSync(newImage);
+    const newMime = /\.png$/i.test(newImage) ? "image/png" : "image/jpeg";
+    await clearResults(page);
+    await dropFile(page, "#dropzone", basename(newImage), newMime, newBytes);
+    const before = await readCards(page);
+    assert.ok(before[0].score < 0.99, `the new image already matches with ${before[0].score}`);
+    const count = await indexedCount(page);
+    await page.setInputFiles("#upload-input", newImage);
+    await page.waitForFunction(() => /Added 1 image/.test(document.querySelector("#toast").textContent), null, { timeout: 60000 });
+    await page.waitForFunction((n) => new RegExp(`${n} images?`).test(document.querySelector("#status").textContent), count + 1);
+    await dropFile(page, "#dropzone", basename(newImage), newMime, newBytes);
+    await page.waitForFunction(
+      () => Number(document.querySelector("#results .card .score")?.textContent) > 0.99,
+      null,
+      { timeout: TIMEOUT },
+    );
+    const after = await readCards(page);
+    assert.ok(after[0].score > 0.99, `after adding, first score ${after[0].score}`);
   });
 
   await check("clicking a result searches from it, by keyboard too", async () => {

@@ -51,8 +51,12 @@ impl std::fmt::Debug for Embedder {
 }
 
 /// `$IMGSEARCH_MODEL` (a manifest file, or a folder holding `manifest.toml`), else the default
-/// model of this source tree.
+/// model of the source tree this was built from, else the first
+/// `models/efficientnet-lite0/manifest.toml` found in the current directory, the executable's
+/// folder, or one of their parents (a binary copied elsewhere, or a source tree that moved since
+/// the build: the build-time path is baked in and may be gone).
 pub fn default_manifest_path() -> PathBuf {
+    const DEFAULT: &str = "models/efficientnet-lite0/manifest.toml";
     if let Some(p) = std::env::var_os("IMGSEARCH_MODEL") {
         let p = PathBuf::from(p);
         return if p.is_dir() {
@@ -61,7 +65,24 @@ pub fn default_manifest_path() -> PathBuf {
             p
         };
     }
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../models/efficientnet-lite0/manifest.toml")
+    let built = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("../..")
+        .join(DEFAULT);
+    if built.is_file() {
+        return built;
+    }
+    let starts = [
+        std::env::current_dir().ok(),
+        std::env::current_exe()
+            .ok()
+            .and_then(|e| e.parent().map(Path::to_path_buf)),
+    ];
+    starts
+        .iter()
+        .flatten()
+        .flat_map(|start| start.ancestors().map(|dir| dir.join(DEFAULT)))
+        .find(|candidate| candidate.is_file())
+        .unwrap_or(built)
 }
 
 fn hex_prefix(bytes: &[u8], n: usize) -> String {

@@ -6,11 +6,11 @@
 //! Milvus. The collection that holds the image index may be read here but not written: points
 //! written behind the engine's back would disagree with its catalog.
 
+use super::extract::{JsonBody, PathParam};
 use super::{blocking, check_k, check_threshold};
 use crate::error::AppError;
 use crate::AppState;
-use axum::extract::rejection::{JsonRejection, PathRejection};
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::http::StatusCode;
 use axum::Json;
 use serde::{Deserialize, Serialize};
@@ -163,10 +163,8 @@ fn existing(state: &AppState, name: &str) -> Result<CollectionConfig, AppError> 
 /// `POST /api/collections`: creates a collection.
 pub async fn create(
     State(state): State<AppState>,
-    body: Result<Json<CreateBody>, JsonRejection>,
+    JsonBody(body): JsonBody<CreateBody>,
 ) -> Result<(StatusCode, Json<CollectionOut>), AppError> {
-    let Json(body) =
-        body.map_err(|e| AppError::from(e).with_limit(state.config.max_upload_bytes))?;
     check_name(&body.name)?;
     if body.dimension == 0 || body.dimension > 65_536 {
         return Err(AppError::param("dimension", "must be between 1 and 65536"));
@@ -206,9 +204,8 @@ pub async fn list(State(state): State<AppState>) -> Result<Json<Value>, AppError
 /// `GET /api/collections/{name}`.
 pub async fn info(
     State(state): State<AppState>,
-    name: Result<Path<String>, PathRejection>,
+    PathParam(name): PathParam<String>,
 ) -> Result<Json<CollectionOut>, AppError> {
-    let Path(name) = name?;
     let out = blocking(move || {
         let config = existing(&state, &name)?;
         describe(&state, config)
@@ -220,9 +217,8 @@ pub async fn info(
 /// `DELETE /api/collections/{name}`.
 pub async fn drop_collection(
     State(state): State<AppState>,
-    name: Result<Path<String>, PathRejection>,
+    PathParam(name): PathParam<String>,
 ) -> Result<Json<Value>, AppError> {
-    let Path(name) = name?;
     blocking(move || {
         existing(&state, &name)?;
         writable(&state, &name)?;
@@ -236,12 +232,9 @@ pub async fn drop_collection(
 /// nothing.
 pub async fn insert(
     State(state): State<AppState>,
-    name: Result<Path<String>, PathRejection>,
-    body: Result<Json<InsertBody>, JsonRejection>,
+    PathParam(name): PathParam<String>,
+    JsonBody(body): JsonBody<InsertBody>,
 ) -> Result<Json<Value>, AppError> {
-    let Path(name) = name?;
-    let Json(body) =
-        body.map_err(|e| AppError::from(e).with_limit(state.config.max_upload_bytes))?;
     if body.data.is_empty() {
         return Err(AppError::param("data", "must hold at least one point"));
     }
@@ -284,12 +277,9 @@ pub async fn insert(
 /// `POST /api/collections/{name}/search`: nearest neighbours of each query vector.
 pub async fn search(
     State(state): State<AppState>,
-    name: Result<Path<String>, PathRejection>,
-    body: Result<Json<SearchBody>, JsonRejection>,
+    PathParam(name): PathParam<String>,
+    JsonBody(body): JsonBody<SearchBody>,
 ) -> Result<Json<Value>, AppError> {
-    let Path(name) = name?;
-    let Json(body) =
-        body.map_err(|e| AppError::from(e).with_limit(state.config.max_upload_bytes))?;
     if body.data.is_empty() || body.data.len() > MAX_QUERIES {
         return Err(AppError::param(
             "data",
@@ -351,12 +341,9 @@ fn check_metric(actual: Metric, asked: Option<Metric>) -> Result<(), AppError> {
 /// `POST /api/collections/{name}/delete`: removes points by id; unknown ids are not an error.
 pub async fn delete_points(
     State(state): State<AppState>,
-    name: Result<Path<String>, PathRejection>,
-    body: Result<Json<IdsBody>, JsonRejection>,
+    PathParam(name): PathParam<String>,
+    JsonBody(body): JsonBody<IdsBody>,
 ) -> Result<Json<Value>, AppError> {
-    let Path(name) = name?;
-    let Json(body) =
-        body.map_err(|e| AppError::from(e).with_limit(state.config.max_upload_bytes))?;
     blocking(move || {
         existing(&state, &name)?;
         writable(&state, &name)?;
@@ -373,12 +360,9 @@ pub async fn delete_points(
 /// are skipped.
 pub async fn get_points(
     State(state): State<AppState>,
-    name: Result<Path<String>, PathRejection>,
-    body: Result<Json<IdsBody>, JsonRejection>,
+    PathParam(name): PathParam<String>,
+    JsonBody(body): JsonBody<IdsBody>,
 ) -> Result<Json<Value>, AppError> {
-    let Path(name) = name?;
-    let Json(body) =
-        body.map_err(|e| AppError::from(e).with_limit(state.config.max_upload_bytes))?;
     blocking(move || {
         existing(&state, &name)?;
         let points = state.engine.store().get(&name, &body.ids)?;

@@ -4,14 +4,14 @@
 //! to a path, and only that file is read. No route takes a path, so nothing else on disk is
 //! reachable.
 
+use super::extract::PathParam;
 use super::{blocking, ImageUrls};
 use crate::error::AppError;
 use crate::sniff::image_mime;
 use crate::AppState;
 use axum::body::Body;
 use axum::extract::multipart::MultipartRejection;
-use axum::extract::rejection::PathRejection;
-use axum::extract::{Multipart, Path, State};
+use axum::extract::{Multipart, State};
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
@@ -80,9 +80,8 @@ fn image_response(bytes: Vec<u8>, mime: &'static str, tag: &str) -> Response {
 /// `GET /api/images/{id}`: the catalog record of an indexed image.
 pub async fn record(
     State(state): State<AppState>,
-    id: Result<Path<u64>, PathRejection>,
+    PathParam(id): PathParam<u64>,
 ) -> Result<Json<serde_json::Value>, AppError> {
-    let Path(id) = id?;
     let record = lookup(&state, id).await?;
     Ok(Json(image_json(&record)?))
 }
@@ -91,9 +90,8 @@ pub async fn record(
 pub async fn thumbnail(
     State(state): State<AppState>,
     headers: HeaderMap,
-    id: Result<Path<u64>, PathRejection>,
+    PathParam(id): PathParam<u64>,
 ) -> Result<Response, AppError> {
-    let Path(id) = id?;
     let record = lookup(&state, id).await?;
     let tag = etag(&record, &format!("t{}", state.config.thumbnail_size));
     if let Some(res) = not_modified(&headers, &tag) {
@@ -110,9 +108,8 @@ pub async fn thumbnail(
 pub async fn original(
     State(state): State<AppState>,
     headers: HeaderMap,
-    id: Result<Path<u64>, PathRejection>,
+    PathParam(id): PathParam<u64>,
 ) -> Result<Response, AppError> {
-    let Path(id) = id?;
     let record = lookup(&state, id).await?;
     let tag = etag(&record, "o");
     if let Some(res) = not_modified(&headers, &tag) {
@@ -198,9 +195,8 @@ fn default_name(mime: &str) -> String {
 /// `DELETE /api/images/{id}`: removes an image from the index (the file stays on disk).
 pub async fn remove(
     State(state): State<AppState>,
-    id: Result<Path<u64>, PathRejection>,
+    PathParam(id): PathParam<u64>,
 ) -> Result<Json<serde_json::Value>, AppError> {
-    let Path(id) = id?;
     let engine = state.engine.clone();
     let removed = blocking(move || engine.remove(id).map_err(AppError::from)).await?;
     if !removed {

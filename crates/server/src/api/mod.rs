@@ -1,6 +1,7 @@
 //! Request handlers, one module per group of routes, and the helpers they share.
 
 pub mod collections;
+pub mod extract;
 pub mod images;
 pub mod search;
 pub mod system;
