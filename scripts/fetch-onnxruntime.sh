@@ -13,7 +13,13 @@ if [ -f "$dest/libonnxruntime.so" ] && [ "$(cat "$dest/VERSION" 2>/dev/null)" = 
 fi
 tmp="$(mktemp -d)"
 trap 'rm -rf "$tmp"' EXIT
-python3 -m pip download --quiet --no-deps --only-binary=:all: --dest "$tmp" "onnxruntime==$VERSION"
+# Debian's python3 may come without pip: a throwaway venv has it.
+py=python3
+if ! python3 -m pip --version >/dev/null 2>&1; then
+    python3 -m venv "$tmp/venv"
+    py="$tmp/venv/bin/python"
+fi
+"$py" -m pip download --quiet --no-deps --only-binary=:all: --dest "$tmp" "onnxruntime==$VERSION"
 wheel="$(ls "$tmp"/onnxruntime-*.whl)"
 mkdir -p "$dest"
 python3 - "$wheel" "$dest" <<'PY'

@@ -150,12 +150,18 @@ pub fn decode_bytes(
 /// half-grey image into the index; a complete file has an end-of-image marker (FF D9) after
 /// its last start-of-scan (FF DA). Entropy-coded data escapes every FF byte, so neither marker
 /// can occur inside a scan, and an EXIF thumbnail's markers come before the main image's scans.
+///
+/// The check looks for the last end-of-image marker from the back (in a complete file it sits in
+/// the last bytes), then for a start-of-scan before it from the front (the first one follows the
+/// headers) and for none after it: the whole entropy-coded data is never scanned byte by byte.
 fn jpeg_is_complete(bytes: &[u8]) -> bool {
-    let last_scan = bytes.windows(2).rposition(|w| w == [0xFF, 0xDA]);
-    match last_scan {
-        Some(pos) => bytes[pos..].windows(2).any(|w| w == [0xFF, 0xD9]),
-        None => false,
-    }
+    let is = |marker: u8| move |w: &[u8]| w == [0xFF, marker];
+    let Some(end) = bytes.windows(2).rposition(is(0xD9)) else {
+        return false;
+    };
+    let scan_before = bytes[..end].windows(2).any(is(0xDA));
+    let scan_after = bytes[end..].windows(2).any(is(0xDA));
+    scan_before && !scan_after
 }
 
 /// Runs a decoder call, turning a panic inside a third-party decoder into an error, so one

@@ -229,7 +229,7 @@ impl Embedder {
             self.pool.install(|| {
                 chunks
                     .par_iter()
-                    .map(|c| self.backend.run(c, c.len() / len))
+                    .map(|c| self.backend.run_in_pool(c, c.len() / len))
                     .collect::<Result<Vec<_>, _>>()
             })?
         } else {

@@ -37,38 +37,41 @@ pub fn embed_paths(
     let chunk = (embedder.preferred_batch() * threads * 2).max(MIN_CHUNK);
     for (c, group) in paths.chunks(chunk).enumerate() {
         let base = c * chunk;
-        // Decode + preprocess the round in parallel; keep the tensors of the good images.
-        let prepared: Vec<Result<(Vec<f32>, ImageInfo), EmbedError>> =
-            embedder.pool.install(|| {
-                group
-                    .par_iter()
-                    .map(|path| {
-                        let img = decode_file(path, limits)?;
-                        let mut input = vec![0f32; len];
-                        pre.run(&img.rgb, &mut input)
-                            .map_err(|e| with_source(e, &img.source))?;
-                        let info = ImageInfo {
-                            width: img.rgb.width(),
-                            height: img.rgb.height(),
-                            exif_taken: img.exif_taken,
-                        };
-                        Ok((input, info))
+        // Decode + preprocess the round in parallel, each image straight into its slot of the
+        // round's input tensor; then close the gaps the bad images left.
+        let mut input = vec![0f32; len * group.len()];
+        let prepared: Vec<Result<ImageInfo, EmbedError>> = embedder.pool.install(|| {
+            input
+                .par_chunks_mut(len)
+                .zip(group.par_iter())
+                .map(|(slot, path)| {
+                    let img = decode_file(path, limits)?;
+                    pre.run(&img.rgb, slot)
+                        .map_err(|e| with_source(e, &img.source))?;
+                    Ok(ImageInfo {
+                        width: img.rgb.width(),
+                        height: img.rgb.height(),
+                        exif_taken: img.exif_taken,
                     })
-                    .collect()
-            });
+                })
+                .collect()
+        });
         let mut ok_index = Vec::new();
-        let mut input = Vec::with_capacity(len * group.len());
         let mut infos = Vec::new();
         for (i, r) in prepared.into_iter().enumerate() {
             match r {
-                Ok((tensor, info)) => {
+                Ok(info) => {
+                    let kept = ok_index.len();
+                    if kept != i {
+                        input.copy_within(i * len..(i + 1) * len, kept * len);
+                    }
                     ok_index.push(base + i);
-                    input.extend_from_slice(&tensor);
                     infos.push(info);
                 }
                 Err(e) => on_result(base + i, Err(e)),
             }
         }
+        input.truncate(ok_index.len() * len);
         if ok_index.is_empty() {
             continue;
         }

@@ -257,6 +257,38 @@ fn ort_matches_tract() {
         assert!(max < 1e-4, "max difference {max}");
         assert_eq!(x.labels[0].name, y.labels[0].name);
     }
+
+    // One image per call: the three batches run side by side on the per-thread sessions.
+    let per_thread = Embedder::load(
+        &default_manifest_path(),
+        &RuntimeConfig {
+            batch: 1,
+            ..cfg.clone()
+        },
+    )
+    .expect("onnxruntime loads");
+    let paths: Vec<_> = ["chelsea.png", "coffee.jpg", "rocket.jpg"]
+        .iter()
+        .map(|n| fixture(n))
+        .collect();
+    let mut seen = 0;
+    embed::embed_paths(
+        &per_thread,
+        &paths,
+        &DecodeLimits::default(),
+        &mut |i, r| {
+            let (emb, _) = r.expect("fixture embeds");
+            let max = emb
+                .vector
+                .iter()
+                .zip(&b[i].vector)
+                .map(|(p, q)| (p - q).abs())
+                .fold(0f32, f32::max);
+            assert!(max < 1e-4, "{}: max difference {max}", paths[i].display());
+            seen += 1;
+        },
+    );
+    assert_eq!(seen, 3);
 }
 
 // ------------------------------------------------------------------ decoding: formats and colours

@@ -74,6 +74,11 @@ pub(crate) struct RawOutputs {
 pub(crate) trait Backend: Send + Sync {
     /// Runs `n` images whose input tensors are concatenated in `input`.
     fn run(&self, input: &[f32], n: usize) -> Result<RawOutputs, EmbedError>;
+    /// Like `run`, called from a thread of the embedder's pool while the other pool threads run
+    /// other batches (only when `parallel_calls` is true).
+    fn run_in_pool(&self, input: &[f32], n: usize) -> Result<RawOutputs, EmbedError> {
+        self.run(input, n)
+    }
     /// Whether concurrent `run` calls from several threads add throughput (true when one call
     /// uses one core), or the runtime already spreads one call over all its threads.
     fn parallel_calls(&self) -> bool;

@@ -21,6 +21,11 @@ pub(crate) struct OrtBackend {
     // `Session::run` takes `&mut self`; one call already uses all intra-op threads, so a
     // mutex costs no throughput.
     session: Mutex<Session>,
+    /// With several threads, one single-threaded session per thread of the embedder's pool, for
+    /// many batches at once: independent batches on separate cores beat one batch at a time
+    /// split over the cores (no synchronisation inside the graph), while a single image keeps
+    /// the low latency of `session` with all threads. Empty with one thread.
+    per_thread: Vec<Mutex<Session>>,
     m: ModelManifest,
     batch: usize,
 }
@@ -93,6 +98,35 @@ impl OrtBackend {
     pub(crate) fn load(m: &ModelManifest, cfg: &RuntimeConfig) -> Result<OrtBackend, EmbedError> {
         let env = environment(cfg)?;
         let threads = effective_threads(cfg.threads);
+        let session = Self::session(env, m, threads)?;
+        if !session.inputs().iter().any(|i| i.name() == m.input) {
+            return Err(EmbedError::model(format!(
+                "the model has no input named {:?}",
+                m.input
+            )));
+        }
+        // The CUDA provider runs batches on the GPU: one session is all it needs.
+        let per_thread = if threads > 1 && !cfg!(feature = "cuda") {
+            (0..threads)
+                .map(|_| Self::session(env, m, 1).map(Mutex::new))
+                .collect::<Result<_, _>>()?
+        } else {
+            Vec::new()
+        };
+        let batch = if cfg.batch == 0 { 8 } else { cfg.batch };
+        Ok(OrtBackend {
+            session: Mutex::new(session),
+            per_thread,
+            m: m.clone(),
+            batch,
+        })
+    }
+
+    fn session(
+        env: &ort::environment::Environment,
+        m: &ModelManifest,
+        threads: usize,
+    ) -> Result<Session, EmbedError> {
         let builder = Session::builder(env)
             .map_err(runtime_err)?
             .with_optimization_level(GraphOptimizationLevel::Level3)
@@ -100,34 +134,29 @@ impl OrtBackend {
             .with_intra_threads(threads)
             .map_err(runtime_err)?
             .with_inter_threads(1)
+            .map_err(runtime_err)?
+            // Idle intra-op threads would otherwise spin for a while after each run, taking the
+            // cores from the threads that decode and preprocess the next images.
+            .with_intra_op_spinning(false)
             .map_err(runtime_err)?;
         #[allow(unused_mut)]
         let mut builder = builder;
         #[cfg(feature = "cuda")]
         register_cuda(&mut builder);
-        let session = builder
+        builder
             .commit_from_file(m.onnx_path())
-            .map_err(|e| EmbedError::model(format!("onnxruntime: {e}")))?;
-        if !session.inputs().iter().any(|i| i.name() == m.input) {
-            return Err(EmbedError::model(format!(
-                "the model has no input named {:?}",
-                m.input
-            )));
-        }
-        let batch = if cfg.batch == 0 { 8 } else { cfg.batch };
-        Ok(OrtBackend {
-            session: Mutex::new(session),
-            m: m.clone(),
-            batch,
-        })
+            .map_err(|e| EmbedError::model(format!("onnxruntime: {e}")))
     }
-}
 
-impl Backend for OrtBackend {
-    fn run(&self, input: &[f32], n: usize) -> Result<RawOutputs, EmbedError> {
+    fn run_on(
+        &self,
+        session: &Mutex<Session>,
+        input: &[f32],
+        n: usize,
+    ) -> Result<RawOutputs, EmbedError> {
         let err = |e: ort::Error| EmbedError::model(format!("onnxruntime: {e}"));
         let tensor = TensorRef::from_array_view((input_shape(&self.m, n), input)).map_err(err)?;
-        let mut session = self.session.lock().unwrap_or_else(|p| p.into_inner());
+        let mut session = session.lock().unwrap_or_else(|p| p.into_inner());
         let outputs = session
             .run(ort::inputs![self.m.input.as_str() => tensor])
             .map_err(err)?;
@@ -141,9 +170,25 @@ impl Backend for OrtBackend {
         let logits = self.m.outputs.logits.as_deref().map(extract).transpose()?;
         Ok(RawOutputs { embedding, logits })
     }
+}
+
+impl Backend for OrtBackend {
+    fn run(&self, input: &[f32], n: usize) -> Result<RawOutputs, EmbedError> {
+        self.run_on(&self.session, input, n)
+    }
+
+    fn run_in_pool(&self, input: &[f32], n: usize) -> Result<RawOutputs, EmbedError> {
+        match rayon::current_thread_index() {
+            // Each pool thread has its own session, so these locks are never contended.
+            Some(i) if !self.per_thread.is_empty() => {
+                self.run_on(&self.per_thread[i % self.per_thread.len()], input, n)
+            }
+            _ => self.run(input, n),
+        }
+    }
 
     fn parallel_calls(&self) -> bool {
-        false
+        !self.per_thread.is_empty()
     }
 
     fn preferred_batch(&self) -> usize {
