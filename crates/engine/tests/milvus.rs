@@ -11,7 +11,7 @@ use std::collections::HashSet;
 
 use engine::migrate::migrate;
 use engine::store::embedded::EmbeddedStore;
-use engine::store::milvus::MilvusStore;
+use engine::store::milvus::{MilvusStore, MAX_ID};
 use engine::store::{StoreError, VectorStore};
 use serde_json::json;
 use vecdb::{CollectionConfig, Filter, Hit, IndexSpec, Metric, Point, SearchRequest};
@@ -234,7 +234,7 @@ fn filter_values_cannot_inject_expressions() {
         .iter()
         .enumerate()
         .map(|(i, n)| Point::with_metadata(i as u64 + 1, vec![i as f32, 1.0], json!({"name": n})))
-        .chain([Point::new(i64::MAX as u64, vec![0.0, 0.0])])
+        .chain([Point::new(MAX_ID, vec![0.0, 0.0])])
         .collect();
     store.upsert(&name, &points).unwrap();
     for (i, n) in names.iter().enumerate() {
@@ -261,16 +261,18 @@ fn filter_values_cannot_inject_expressions() {
         store.search(&name, &[0.0, 0.0], &req),
         Err(StoreError::VecDb(vecdb::VecDbError::InvalidFilter { .. }))
     ));
-    // The largest id Milvus can hold works at the edge of scan.
+    // The largest id the store accepts works at the edge of scan; the next one is refused
+    // (Milvus 2.3 would accept it and then never return it).
     let tail = store.scan(&name, Some(7), 10).unwrap();
-    assert_eq!(
-        tail.iter().map(|p| p.id).collect::<Vec<_>>(),
-        vec![i64::MAX as u64]
-    );
-    assert!(store
-        .scan(&name, Some(i64::MAX as u64), 10)
-        .unwrap()
-        .is_empty());
+    assert_eq!(tail.iter().map(|p| p.id).collect::<Vec<_>>(), vec![MAX_ID]);
+    assert!(store.scan(&name, Some(MAX_ID), 10).unwrap().is_empty());
+    assert!(matches!(
+        store.upsert(&name, &[Point::new(MAX_ID + 1, vec![0.0, 0.0])]),
+        Err(StoreError::VecDb(
+            vecdb::VecDbError::InvalidParameter { .. }
+        ))
+    ));
+    assert_eq!(store.count(&name).unwrap(), names.len() as u64 + 1);
 }
 
 #[test]

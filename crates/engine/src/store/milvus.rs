@@ -24,6 +24,7 @@ use parking_lot::RwLock;
 use vecdb::{CollectionConfig, Hit, Point, SearchRequest, VecDbError};
 
 use self::ops::Ops;
+pub use self::schema::MAX_ID;
 pub use self::url::MilvusUrl;
 use super::{StoreError, VectorStore};
 
@@ -228,8 +229,8 @@ impl MilvusStore {
     ) -> Result<Vec<Point>, StoreError> {
         let config = self.config(name)?;
         let mut cursor = match after {
-            // Ids above i64::MAX cannot be stored, so nothing follows them.
-            Some(a) if i64::try_from(a).is_err() => return Ok(Vec::new()),
+            // Ids above MAX_ID cannot be stored, so nothing follows them.
+            Some(a) if a >= schema::MAX_ID => return Ok(Vec::new()),
             other => other,
         };
         let page_rows = Self::rows_per_read(config.dim);

@@ -3,7 +3,7 @@
 //!
 //! | imgsearch | Milvus |
 //! |---|---|
-//! | point id (u64, at most `i64::MAX`) | field `id`, INT64 primary key, `auto_id` off |
+//! | point id (u64, at most `i64::MAX - 1`, see [`MAX_ID`]) | field `id`, INT64 primary key, `auto_id` off |
 //! | vector | field `vector`, FLOAT_VECTOR(dim) |
 //! | metadata (JSON object) | field `metadata`, JSON |
 //! | (derived) instants of date strings | field `instants`, JSON (see `expr.rs`) |
@@ -18,6 +18,11 @@ use vecdb::{CollectionConfig, IndexSpec, Metric, Point, SearchRequest, VecDbErro
 
 use super::expr::{instants_of, INSTANTS, METADATA};
 use crate::store::StoreError;
+
+/// The largest point id the Milvus store accepts. Milvus 2.3 accepts a row with id `i64::MAX`
+/// and then never returns it, from queries, gets or counts alike (the value is its internal
+/// sentinel), so the store refuses it rather than lose the point silently.
+pub const MAX_ID: u64 = i64::MAX as u64 - 1;
 
 pub(crate) const ID: &str = "id";
 pub(crate) const VECTOR: &str = "vector";
@@ -287,11 +292,11 @@ pub(crate) fn check_points(config: &CollectionConfig, points: &[Point]) -> Resul
         if config.metric == Metric::Cosine && p.vector.iter().all(|&x| x == 0.0) {
             return Err(VecDbError::ZeroVector { id: p.id }.into());
         }
-        if i64::try_from(p.id).is_err() {
+        if p.id > MAX_ID {
             return Err(VecDbError::InvalidParameter {
                 name: "id".into(),
                 reason: format!(
-                    "Milvus keeps ids as signed 64-bit integers; {} is too large",
+                    "Milvus keeps ids as signed 64-bit integers below i64::MAX; {} is too large",
                     p.id
                 ),
             }
