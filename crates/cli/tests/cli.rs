@@ -217,3 +217,94 @@ fn errors_have_documented_exit_codes() {
     assert_eq!(help.status.code(), Some(0));
     assert!(String::from_utf8_lossy(&help.stdout).contains("Exit codes"));
 }
+
+/// `train` writes a head and a manifest naming it; indexing and searching with that manifest
+/// store and query the head's vectors, and the bare model is then refused on that collection.
+#[test]
+fn a_trained_head_is_used_through_its_manifest() {
+    let tmp = tempfile::tempdir().unwrap();
+    let samples = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../samples");
+    let data = tmp.path().join("labelled");
+    for (class, files) in [
+        (
+            "a",
+            ["coffee.jpg", "astronaut.jpg", "rocket.jpg", "chelsea.jpg"],
+        ),
+        ("b", ["grass.jpg", "gravel.jpg", "china.jpg", "flower.jpg"]),
+    ] {
+        std::fs::create_dir_all(data.join(class)).unwrap();
+        for f in files {
+            std::fs::copy(samples.join(f), data.join(class).join(f)).unwrap();
+        }
+    }
+    let head = tmp.path().join("mine.head");
+    let dd = tmp.path().join("train-data");
+    let out = run(
+        &dd,
+        &[
+            "train",
+            "--data",
+            data.to_str().unwrap(),
+            "--loss",
+            "triplet",
+            "--head",
+            "linear",
+            "--dim",
+            "16",
+            "--epochs",
+            "2",
+            "--holdout",
+            "0.25",
+            "--batch-classes",
+            "2",
+            "--batch-samples",
+            "2",
+            "--out",
+            head.to_str().unwrap(),
+        ],
+    );
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let manifest = tmp.path().join("mine.toml");
+    assert!(head.is_file() && manifest.is_file());
+
+    // Like `run`, but with the written manifest as the model.
+    let with_head = |args: &[&str]| {
+        Command::new(env!("CARGO_BIN_EXE_imgsearch"))
+            .arg("--data-dir")
+            .arg(tmp.path().join("index"))
+            .arg("--model")
+            .arg(&manifest)
+            .args(args)
+            .output()
+            .unwrap()
+    };
+    assert!(with_head(&["index", data.to_str().unwrap()])
+        .status
+        .success());
+    let status = json_of(&with_head(&["status", "--json"]));
+    assert!(
+        status["model"].as_str().unwrap().contains("+head@"),
+        "{status}"
+    );
+    assert_eq!(status["dim"], 16);
+    let coffee = data.join("a/coffee.jpg");
+    let hits = json_of(&with_head(&["search", coffee.to_str().unwrap(), "--json"]));
+    assert_eq!(name(&hits[0]), "coffee.jpg");
+    assert!(hits[0]["score"].as_f64().unwrap() > 0.999);
+
+    // The bare model on the head's collection: refused with the model exit code.
+    let bare = run(
+        &tmp.path().join("index"),
+        &["search", coffee.to_str().unwrap()],
+    );
+    assert_eq!(
+        bare.status.code(),
+        Some(6),
+        "{}",
+        String::from_utf8_lossy(&bare.stderr)
+    );
+}

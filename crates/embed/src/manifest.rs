@@ -5,12 +5,12 @@
 
 use std::path::{Path, PathBuf};
 
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 
 use crate::EmbedError;
 
 /// How an image becomes the model's square input.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]
 #[serde(rename_all = "snake_case")]
 pub enum ResizePolicy {
     /// Resize so the shorter side is `shorter_side` (aspect kept, longer side truncated like
@@ -21,7 +21,7 @@ pub enum ResizePolicy {
 }
 
 /// The resampling filter; all are antialiased (the filter widens when shrinking), like Pillow.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Interpolation {
     Nearest,
@@ -31,7 +31,7 @@ pub enum Interpolation {
 }
 
 /// Memory layout of the input tensor.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize, Serialize)]
 pub enum Layout {
     #[default]
     #[serde(rename = "NCHW")]
@@ -41,7 +41,7 @@ pub enum Layout {
 }
 
 /// Order of the colour channels in the input tensor.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize, Serialize)]
 pub enum ChannelOrder {
     #[default]
     #[serde(rename = "RGB")]
@@ -52,7 +52,7 @@ pub enum ChannelOrder {
 
 /// Resizing and value normalisation: `value = (pixel / pixel_divisor - mean[c]) / std[c]`
 /// where `pixel` is 0..=255.
-#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct Preprocess {
     pub resize: ResizePolicy,
@@ -71,7 +71,7 @@ fn one() -> f32 {
 }
 
 /// Names of the model's outputs.
-#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct Outputs {
     /// The image embedding, shape [N, dimension] (or [N, dimension, 1, 1]).
@@ -81,7 +81,7 @@ pub struct Outputs {
 }
 
 /// A parsed and validated `manifest.toml`. Relative paths are resolved against [`Self::dir`].
-#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct ModelManifest {
     /// Short model name, the first half of `Embedder::model_id`.
@@ -185,11 +185,50 @@ impl ModelManifest {
     pub fn head_path(&self) -> Option<PathBuf> {
         self.head.as_ref().map(|h| self.dir.join(h))
     }
+
+    /// This manifest as TOML naming `head` as its projection head, with every path absolute so
+    /// that the text works from any folder (what `imgsearch train` writes beside a head).
+    pub fn to_toml_with_head(&self, head: &Path) -> Result<String, EmbedError> {
+        let absolute = |p: PathBuf| {
+            p.canonicalize()
+                .or_else(|_| std::path::absolute(&p))
+                .unwrap_or(p)
+        };
+        let mut m = self.clone();
+        m.onnx = absolute(self.onnx_path());
+        m.labels = self.labels_path().map(absolute);
+        m.head = Some(absolute(head.to_path_buf()));
+        toml::to_string(&m).map_err(|e| EmbedError::Manifest {
+            path: self.dir.clone(),
+            reason: format!("cannot write the manifest as TOML: {e}"),
+        })
+    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn manifest_with_head_round_trips_with_absolute_paths() {
+        let m = ModelManifest::parse(GOOD, Path::new("/models/m")).unwrap();
+        let text = m
+            .to_toml_with_head(Path::new("/heads/flowers.head"))
+            .unwrap();
+        let back = ModelManifest::parse(&text, Path::new("/elsewhere")).unwrap();
+        assert_eq!(back.onnx_path(), Path::new("/models/m/model.onnx"));
+        assert_eq!(
+            back.labels_path().unwrap(),
+            Path::new("/models/m/labels.txt")
+        );
+        assert_eq!(back.head_path().unwrap(), Path::new("/heads/flowers.head"));
+        assert_eq!(back.preprocess, m.preprocess);
+        assert_eq!(back.outputs, m.outputs);
+        assert_eq!(
+            (back.dimension, back.l2_normalize),
+            (m.dimension, m.l2_normalize)
+        );
+    }
 
     const GOOD: &str = r#"
 name = "m"

@@ -22,28 +22,11 @@ fn config(data: &Path, manifest: PathBuf) -> EngineConfig {
     }
 }
 
-/// A copy of the default manifest in `dir` that points at the committed ONNX and labels by
-/// absolute path and names `head` (relative to `dir`) as its projection head.
+/// The default manifest naming `head` (a file in `dir`) as its projection head, written to `dir`.
 fn manifest_with_head(dir: &Path, head: &str) -> PathBuf {
-    let default = embed::default_manifest_path();
-    let model_dir = default.parent().unwrap().canonicalize().unwrap();
-    let text = std::fs::read_to_string(&default).unwrap();
-    let mut out = String::new();
-    for line in text.lines() {
-        if let Some(v) = line.strip_prefix("onnx = ") {
-            let f = v.trim_matches('"');
-            out += &format!("onnx = {:?}\n", model_dir.join(f).to_str().unwrap());
-        } else if let Some(v) = line.strip_prefix("labels = ") {
-            let f = v.trim_matches('"');
-            out += &format!("labels = {:?}\n", model_dir.join(f).to_str().unwrap());
-            out += &format!("head = {head:?}\n");
-        } else {
-            out += line;
-            out.push('\n');
-        }
-    }
+    let m = embed::ModelManifest::load(&embed::default_manifest_path()).unwrap();
     let path = dir.join(format!("manifest-{head}.toml"));
-    std::fs::write(&path, out).unwrap();
+    std::fs::write(&path, m.to_toml_with_head(&dir.join(head)).unwrap()).unwrap();
     path
 }
 

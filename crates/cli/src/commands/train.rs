@@ -7,7 +7,7 @@
 //! `--self-supervised` the class folders are ignored for training: every image is its own class
 //! and embeddings of augmented views are the positives.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Context};
 use clap::{Args, ValueEnum};
@@ -277,6 +277,7 @@ pub fn run(g: &GlobalArgs, args: &TrainArgs) -> anyhow::Result<()> {
         head.set_description(format!("{} classes={classes}", head.description()));
         head.save(&args.out)
             .with_context(|| format!("cannot write {}", args.out.display()))?;
+        write_manifest(&s.embedder, &args.out)?;
         let val_map = match &val {
             Some(v) => Some(
                 train::metrics::class_retrieval(&head.apply_matrix(&v.x)?, &v.labels)?.map_at_r,
@@ -342,6 +343,7 @@ pub fn run(g: &GlobalArgs, args: &TrainArgs) -> anyhow::Result<()> {
     ));
     head.save(&args.out)
         .with_context(|| format!("cannot write {}", args.out.display()))?;
+    write_manifest(&s.embedder, &args.out)?;
     if args.json {
         let mut json = report_json(&report, args);
         json["raw_val_map_at_r"] = serde_json::json!(raw_val);
@@ -353,6 +355,29 @@ pub fn run(g: &GlobalArgs, args: &TrainArgs) -> anyhow::Result<()> {
         print_report(&report, args);
     }
     Ok(())
+}
+
+/// Writes, beside the head, a copy of the model's manifest that names it (`H.toml` for head file
+/// `H.head`), and says on stderr how to index with it.
+fn write_manifest(embedder: &embed::Embedder, head: &Path) -> anyhow::Result<PathBuf> {
+    let path = manifest_path_for(head);
+    let text = embedder.manifest().to_toml_with_head(head)?;
+    std::fs::write(&path, text).with_context(|| format!("cannot write {}", path.display()))?;
+    eprintln!(
+        "manifest naming this head written to {p}; index and search with it through \
+         `imgsearch --model {p} ...` (into a new data dir or --collection: a collection keeps \
+         the model and head it was made with)",
+        p = path.display()
+    );
+    Ok(path)
+}
+
+fn manifest_path_for(head: &Path) -> PathBuf {
+    if head.extension().is_some_and(|e| e == "toml") {
+        PathBuf::from(format!("{}.manifest.toml", head.display()))
+    } else {
+        head.with_extension("toml")
+    }
 }
 
 fn print_report(r: &TrainReport, args: &TrainArgs) {
