@@ -13,7 +13,9 @@ mod pipeline;
 pub mod preprocess;
 mod runtime;
 
-pub use decode::{decode_bytes, decode_file, DecodeLimits, DecodedImage};
+pub use decode::{
+    decode_bytes, decode_bytes_scaled, decode_file, decode_file_scaled, DecodeLimits, DecodedImage,
+};
 pub use embedder::{default_manifest_path, Embedder, Embedding, Label, TOP_LABELS};
 pub use error::EmbedError;
 pub use manifest::ModelManifest;

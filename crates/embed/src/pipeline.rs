@@ -4,7 +4,7 @@ use std::path::PathBuf;
 
 use rayon::prelude::*;
 
-use crate::decode::{decode_file, DecodeLimits};
+use crate::decode::{decode_file_scaled, DecodeLimits};
 use crate::embedder::{with_source, Embedder, Embedding};
 use crate::EmbedError;
 
@@ -45,12 +45,13 @@ pub fn embed_paths(
                 .par_chunks_mut(len)
                 .zip(group.par_iter())
                 .map(|(slot, path)| {
-                    let img = decode_file(path, limits)?;
+                    let (img, (width, height)) =
+                        decode_file_scaled(path, limits, pre.min_source_side())?;
                     pre.run(&img.rgb, slot)
                         .map_err(|e| with_source(e, &img.source))?;
                     Ok(ImageInfo {
-                        width: img.rgb.width(),
-                        height: img.rgb.height(),
+                        width,
+                        height,
                         exif_taken: img.exif_taken,
                     })
                 })

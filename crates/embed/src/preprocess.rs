@@ -59,6 +59,18 @@ impl Preprocessor {
         }
     }
 
+    /// The shorter side a source image needs for this preprocessing to lose nothing when it is
+    /// decoded at a reduced scale: twice what the resize produces, so that the antialiased
+    /// resize still does the filtering. Larger JPEGs may be decoded smaller (see
+    /// [`crate::decode::decode_bytes_scaled`]).
+    pub fn min_source_side(&self) -> u32 {
+        let produced = match self.policy {
+            ResizePolicy::ShorterSideCrop => self.shorter_side,
+            ResizePolicy::Squash => self.size,
+        };
+        produced.saturating_mul(2)
+    }
+
     /// Number of f32 values of one image's input tensor.
     pub fn input_len(&self) -> usize {
         3 * self.size as usize * self.size as usize

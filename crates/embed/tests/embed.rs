@@ -609,3 +609,50 @@ fn missing_file_is_an_io_error() {
         "{err}"
     );
 }
+
+/// A large JPEG is decoded at a reduced scale for the model, and the embedding cannot tell:
+/// the same vector (cosine >= 0.999) and label as from the full decode; the pipeline still
+/// reports the image's full size.
+#[test]
+fn large_jpegs_decode_scaled_with_the_same_embedding() {
+    let small = decode_file(&fixture("coffee.jpg"), &DecodeLimits::default()).unwrap();
+    let (w, h) = (small.rgb.width() * 5, small.rgb.height() * 5);
+    let big = image::imageops::resize(&small.rgb, w, h, image::imageops::FilterType::CatmullRom);
+    let mut bytes = Vec::new();
+    DynamicImage::ImageRgb8(big)
+        .write_to(&mut Cursor::new(&mut bytes), ImageFormat::Jpeg)
+        .unwrap();
+    let e = embedder();
+    let min_side = e.preprocessor().min_source_side();
+    assert_eq!(min_side, 512);
+    let limits = DecodeLimits::default();
+    let full = embed::decode_bytes(&bytes, "big", &limits).unwrap();
+    let scaled = embed::decode_bytes_scaled(&bytes, "big", &limits, min_side).unwrap();
+    assert_eq!((full.rgb.width(), full.rgb.height()), (w, h));
+    assert!(
+        scaled.rgb.width() <= w / 2 && scaled.rgb.width().min(scaled.rgb.height()) >= min_side,
+        "scaled to {}x{}",
+        scaled.rgb.width(),
+        scaled.rgb.height()
+    );
+    let a = e.embed(&full).unwrap();
+    let b = e.embed(&scaled).unwrap();
+    let c = cosine(&a.vector, &b.vector);
+    assert!(c >= 0.999, "cosine {c}");
+    assert_eq!(a.labels[0].name, b.labels[0].name);
+
+    // A photo below twice the needed size decodes exactly as before.
+    let bytes_small = std::fs::read(fixture("coffee.jpg")).unwrap();
+    let same = embed::decode_bytes_scaled(&bytes_small, "coffee", &limits, min_side).unwrap();
+    assert_eq!(same.rgb, small.rgb);
+
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("big.jpg");
+    std::fs::write(&path, &bytes).unwrap();
+    let mut info = None;
+    embed::embed_paths(e, std::slice::from_ref(&path), &limits, &mut |_, r| {
+        info = Some(r.unwrap().1);
+    });
+    let info = info.unwrap();
+    assert_eq!((info.width, info.height), (w, h));
+}

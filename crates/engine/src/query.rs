@@ -58,7 +58,12 @@ impl Engine {
     /// Images similar to an uploaded image (not stored).
     pub fn search_bytes(&self, bytes: &[u8], q: &Query) -> Result<Vec<SearchHit>, EngineError> {
         self.check_query(q)?;
-        let img = embed::decode_bytes(bytes, "query", &self.config.limits)?;
+        let img = embed::decode_bytes_scaled(
+            bytes,
+            "query",
+            &self.config.limits,
+            self.encoder.embedder().preprocessor().min_source_side(),
+        )?;
         let emb = self.encoder.embed(&img)?;
         self.search_vector(&emb.vector, q, None)
     }
@@ -71,7 +76,11 @@ impl Engine {
                 what: format!("file {}", path.display()),
             });
         }
-        let img = embed::decode_file(path, &self.config.limits)?;
+        let (img, _) = embed::decode_file_scaled(
+            path,
+            &self.config.limits,
+            self.encoder.embedder().preprocessor().min_source_side(),
+        )?;
         let emb = self.encoder.embed(&img)?;
         self.search_vector(&emb.vector, q, None)
     }
