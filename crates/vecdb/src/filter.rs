@@ -298,6 +298,12 @@ fn compile_bounds(field: &str, raw: [&Option<Value>; 4]) -> Result<Bounds, VecDb
 
 /// Parses a date or date-time string into nanoseconds since the Unix epoch (UTC when no offset).
 pub fn parse_instant(s: &str) -> Option<i128> {
+    // Cheap reject first: every accepted form starts with four digits and a dash, and most
+    // metadata strings (paths, names) do not, so the parsers below rarely run.
+    let b = s.as_bytes();
+    if b.len() < 10 || !b[..4].iter().all(u8::is_ascii_digit) || b[4] != b'-' {
+        return None;
+    }
     if let Ok(t) = OffsetDateTime::parse(s, &Rfc3339) {
         return Some(t.unix_timestamp_nanos());
     }

@@ -20,8 +20,6 @@
 //!   strings lexicographically, which is wrong across time-zone offsets and formats.
 
 use serde_json::{Map, Value};
-use time::format_description::well_known::{Iso8601, Rfc3339};
-use time::{Date, OffsetDateTime, PrimitiveDateTime};
 use vecdb::{Filter, VecDbError};
 
 /// The JSON field holding each point's metadata.
@@ -269,34 +267,9 @@ fn collect_instants(v: &Value, path: &mut String, depth: usize, out: &mut Map<St
     }
 }
 
-/// Parses a date or date-time into nanoseconds since the Unix epoch, accepting exactly the forms
-/// vecdb's filters accept: RFC 3339, ISO 8601 with or without offset (UTC when none),
-/// `YYYY-MM-DD HH:MM:SS` (UTC) and `YYYY-MM-DD` (midnight UTC).
-pub(crate) fn parse_instant(s: &str) -> Option<i128> {
-    // Cheap reject first: every accepted form starts with four digits and a dash, and most
-    // metadata strings (paths, names) do not, so the parsers below rarely run.
-    let b = s.as_bytes();
-    if b.len() < 10 || !b[..4].iter().all(u8::is_ascii_digit) || b[4] != b'-' {
-        return None;
-    }
-    if let Ok(t) = OffsetDateTime::parse(s, &Rfc3339) {
-        return Some(t.unix_timestamp_nanos());
-    }
-    if let Ok(t) = OffsetDateTime::parse(s, &Iso8601::DEFAULT) {
-        return Some(t.unix_timestamp_nanos());
-    }
-    if let Ok(t) = PrimitiveDateTime::parse(s, &Iso8601::DEFAULT) {
-        return Some(t.assume_utc().unix_timestamp_nanos());
-    }
-    let spaced = time::macros::format_description!("[year]-[month]-[day] [hour]:[minute]:[second]");
-    if let Ok(t) = PrimitiveDateTime::parse(s, &spaced) {
-        return Some(t.assume_utc().unix_timestamp_nanos());
-    }
-    let date_only = time::macros::format_description!("[year]-[month]-[day]");
-    Date::parse(s, &date_only)
-        .ok()
-        .map(|d| d.midnight().assume_utc().unix_timestamp_nanos())
-}
+/// Dates in metadata and filters are read exactly as vecdb's filters read them, so a filter
+/// selects the same points on both stores.
+pub(crate) use vecdb::filter::parse_instant;
 
 #[cfg(test)]
 #[path = "expr_tests.rs"]
