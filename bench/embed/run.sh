@@ -12,8 +12,16 @@ venv="$root/.venv-models"
 [ -x "$venv/bin/python" ] || python3 -m venv "$venv"
 "$venv/bin/pip" install --quiet -r models/requirements.txt
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$root/target}"
-cargo build --release -p imgsearch-embed --features ort --example embed_bench
-echo "== Rust (machine: $(nproc) cores, load $(cut -d' ' -f1-3 /proc/loadavg))"
+# JPEGs are decoded with libjpeg-turbo when its headers are installed (libturbojpeg0-dev), as a
+# release build with the "turbojpeg" feature does; EMBED_TURBOJPEG=0 measures the pure-Rust decoder.
+features=ort
+decoder="image crate (zune-jpeg)"
+if [ "${EMBED_TURBOJPEG:-1}" = 1 ] && [ -f /usr/include/turbojpeg.h ]; then
+    features=ort,turbojpeg
+    decoder="libjpeg-turbo"
+fi
+cargo build --release -p imgsearch-embed --features "$features" --example embed_bench
+echo "== Rust (machine: $(nproc) cores, load $(cut -d' ' -f1-3 /proc/loadavg); JPEG decoder: $decoder)"
 "$CARGO_TARGET_DIR/release/examples/embed_bench" --json "$out/embed_rust.json" "$@"
 echo "== Python onnxruntime, model only"
 "$venv/bin/python" bench/embed/peer_onnxruntime.py --json "$out/embed_python.json" "$@"

@@ -33,13 +33,22 @@ venv="$root/.venv-models"
 [[ -x "$venv/bin/python" ]] || python3 -m venv "$venv"
 "$venv/bin/pip" install --quiet -r models/requirements.txt
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$root/target}"
-cargo build --release --locked -p imgsearch --features ort
+# JPEGs are decoded with libjpeg-turbo when its headers are installed (libturbojpeg0-dev), as the
+# fastest release build does; EMBED_TURBOJPEG=0 measures the pure-Rust decoder.
+features=ort
+if [ "${EMBED_TURBOJPEG:-1}" = 1 ] && [ -f /usr/include/turbojpeg.h ]; then
+    features=ort,turbojpeg
+fi
+echo "== build (features $features)"
+cargo build --release --locked -p imgsearch --features "$features"
 bin="$CARGO_TARGET_DIR/release/imgsearch"
 
 echo "== corpus: $images images from $src"
 "$venv/bin/python" bench/latency/make_corpus.py "$src" "$work" --images "$images" --queries "$queries"
 
-data="$work/data-$index"
+# One index per model file: a collection refuses vectors of another model.
+model_hash=$(sha256sum models/efficientnet-lite0/model.onnx | cut -c1-12)
+data="$work/data-$index-$model_hash"
 echo "== index ($index, ort; incremental, so a second run only checks the files)"
 start=$(date +%s.%N)
 IMGSEARCH_INDEX="$index" "$bin" --data-dir "$data" --runtime ort --quiet index "$work/corpus"

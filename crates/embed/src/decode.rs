@@ -114,8 +114,23 @@ fn jpeg_scale(width: u32, height: u32, min_side: u32) -> Option<u32> {
     [8, 4, 2].into_iter().find(|d| shorter / d >= min_side)
 }
 
-/// Decodes a JPEG at 1/`denom` scale with jpeg-decoder's scaled IDCT; None when it cannot (a
-/// colour model other than RGB or grey, or any decoder error), so the caller decodes in full.
+/// A full-size JPEG decode with libjpeg-turbo when the `turbojpeg` feature is on; None (the
+/// caller then uses the `image` crate's decoder) without it or when libjpeg-turbo fails.
+fn decode_jpeg_fast(bytes: &[u8]) -> Option<RgbImage> {
+    #[cfg(feature = "turbojpeg")]
+    {
+        crate::turbo::decode_rgb(bytes, 1)
+    }
+    #[cfg(not(feature = "turbojpeg"))]
+    {
+        let _ = bytes;
+        None
+    }
+}
+
+/// Decodes a JPEG at 1/`denom` scale in the DCT domain (libjpeg-turbo with the `turbojpeg`
+/// feature, else or on its failure jpeg-decoder's scaled IDCT); None when it cannot (a colour
+/// model other than RGB or grey, or any decoder error), so the caller decodes in full.
 fn decode_jpeg_scaled(
     bytes: &[u8],
     width: u32,
@@ -123,6 +138,12 @@ fn decode_jpeg_scaled(
     denom: u32,
     min_side: u32,
 ) -> Option<RgbImage> {
+    #[cfg(feature = "turbojpeg")]
+    if let Some(rgb) = crate::turbo::decode_rgb(bytes, denom) {
+        if rgb.width().min(rgb.height()) >= min_side {
+            return Some(rgb);
+        }
+    }
     let mut decoder = jpeg_decoder::Decoder::new(Cursor::new(bytes));
     let want = |full: u32| u16::try_from(full.div_ceil(denom)).ok();
     let (w, h) = decoder.scale(want(width)?, want(height)?).ok()?;
@@ -211,6 +232,7 @@ fn decode_inner(
                 .flatten()
                 .map(DynamicImage::ImageRgb8)
         }
+        (ImageFormat::Jpeg, None) => decode_jpeg_fast(bytes).map(DynamicImage::ImageRgb8),
         _ => None,
     };
     let mut img = match scaled {

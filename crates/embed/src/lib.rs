@@ -12,6 +12,8 @@ pub mod manifest;
 mod pipeline;
 pub mod preprocess;
 mod runtime;
+#[cfg(feature = "turbojpeg")]
+mod turbo;
 
 pub use decode::{
     decode_bytes, decode_bytes_scaled, decode_file, decode_file_scaled, DecodeLimits, DecodedImage,
