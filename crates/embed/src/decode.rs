@@ -116,14 +116,14 @@ fn jpeg_scale(width: u32, height: u32, min_side: u32) -> Option<u32> {
 
 /// A full-size JPEG decode with libjpeg-turbo when the `turbojpeg` feature is on; None (the
 /// caller then uses the `image` crate's decoder) without it or when libjpeg-turbo fails.
-fn decode_jpeg_fast(bytes: &[u8]) -> Option<RgbImage> {
+fn decode_jpeg_fast(bytes: &[u8], size: (u32, u32)) -> Option<RgbImage> {
     #[cfg(feature = "turbojpeg")]
     {
-        crate::turbo::decode_rgb(bytes, 1)
+        crate::turbo::decode_rgb(bytes, size, 1)
     }
     #[cfg(not(feature = "turbojpeg"))]
     {
-        let _ = bytes;
+        let _ = (bytes, size);
         None
     }
 }
@@ -139,7 +139,7 @@ fn decode_jpeg_scaled(
     min_side: u32,
 ) -> Option<RgbImage> {
     #[cfg(feature = "turbojpeg")]
-    if let Some(rgb) = crate::turbo::decode_rgb(bytes, denom) {
+    if let Some(rgb) = crate::turbo::decode_rgb(bytes, (width, height), denom) {
         if rgb.width().min(rgb.height()) >= min_side {
             return Some(rgb);
         }
@@ -232,7 +232,9 @@ fn decode_inner(
                 .flatten()
                 .map(DynamicImage::ImageRgb8)
         }
-        (ImageFormat::Jpeg, None) => decode_jpeg_fast(bytes).map(DynamicImage::ImageRgb8),
+        (ImageFormat::Jpeg, None) => {
+            decode_jpeg_fast(bytes, (width, height)).map(DynamicImage::ImageRgb8)
+        }
         _ => None,
     };
     let mut img = match scaled {

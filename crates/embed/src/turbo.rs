@@ -64,8 +64,11 @@ thread_local! {
 }
 
 /// Decodes `bytes` to RGB at `1/denom` scale (1, 2, 4 or 8; libjpeg-turbo scales in the DCT
-/// domain and rounds up, as `div_ceil` does). None on any failure; see the module comment.
-pub(crate) fn decode_rgb(bytes: &[u8], denom: u32) -> Option<RgbImage> {
+/// domain and rounds up, as `div_ceil` does). `expected` is the full size the caller read from
+/// the header and checked against its pixel limit; a file that libjpeg-turbo reads as another
+/// size is left to the other decoder, so the limit holds here too. None on any failure; see the
+/// module comment.
+pub(crate) fn decode_rgb(bytes: &[u8], expected: (u32, u32), denom: u32) -> Option<RgbImage> {
     DECOMPRESSOR.with(|cell| {
         let mut slot = cell.borrow_mut();
         if slot.is_none() {
@@ -92,12 +95,14 @@ pub(crate) fn decode_rgb(bytes: &[u8], denom: u32) -> Option<RgbImage> {
                 &mut colorspace,
             )
         };
-        if rc != 0 || width <= 0 || height <= 0 {
+        if rc != 0 {
             tracing::debug!(error = %last_error(handle), "turbojpeg header");
             return None;
         }
-        let w = u32::try_from(width).ok()?.div_ceil(denom);
-        let h = u32::try_from(height).ok()?.div_ceil(denom);
+        if (u32::try_from(width).ok()?, u32::try_from(height).ok()?) != expected {
+            return None;
+        }
+        let (w, h) = (expected.0.div_ceil(denom), expected.1.div_ceil(denom));
         let mut rgb = vec![0u8; (w as usize).checked_mul(h as usize)?.checked_mul(3)?];
         // SAFETY: as above for `handle` and `bytes`; `rgb` holds exactly w * h * 3 bytes, the
         // size TurboJPEG writes for a w x h RGB image with pitch 0 (tightly packed), and w x h
@@ -152,8 +157,8 @@ mod tests {
     #[test]
     fn decodes_like_the_pure_rust_decoder() {
         let bytes = fixture("coffee.jpg");
-        let ours = decode_rgb(&bytes, 1).expect("turbojpeg decodes the fixture");
         let theirs = image::load_from_memory(&bytes).unwrap().into_rgb8();
+        let ours = decode_rgb(&bytes, theirs.dimensions(), 1).expect("turbojpeg decodes it");
         assert_eq!(ours.dimensions(), theirs.dimensions());
         // The decoders differ only in rounding and chroma upsampling details.
         let diff: u64 = ours
@@ -169,9 +174,13 @@ mod tests {
     #[test]
     fn scales_in_the_dct_domain_rounding_up() {
         let bytes = fixture("coffee.jpg");
-        let full = decode_rgb(&bytes, 1).unwrap();
+        let size = image::load_from_memory(&bytes)
+            .unwrap()
+            .into_rgb8()
+            .dimensions();
+        let full = decode_rgb(&bytes, size, 1).unwrap();
         for denom in [2, 4, 8] {
-            let scaled = decode_rgb(&bytes, denom).unwrap();
+            let scaled = decode_rgb(&bytes, size, denom).unwrap();
             assert_eq!(
                 scaled.dimensions(),
                 (full.width().div_ceil(denom), full.height().div_ceil(denom))
@@ -181,12 +190,18 @@ mod tests {
 
     #[test]
     fn refuses_what_is_not_a_decodable_jpeg() {
-        assert!(decode_rgb(b"", 1).is_none());
-        assert!(decode_rgb(b"not a jpeg at all", 1).is_none());
+        assert!(decode_rgb(b"", (1, 1), 1).is_none());
+        assert!(decode_rgb(b"not a jpeg at all", (1, 1), 1).is_none());
         let bytes = fixture("coffee.jpg");
+        let size = image::load_from_memory(&bytes)
+            .unwrap()
+            .into_rgb8()
+            .dimensions();
         // A cut-off scan is a libjpeg-turbo warning, which counts as a failure here.
-        assert!(decode_rgb(&bytes[..bytes.len() / 2], 1).is_none());
+        assert!(decode_rgb(&bytes[..bytes.len() / 2], size, 1).is_none());
+        // A size other than the one the caller checked against its limits is not decoded.
+        assert!(decode_rgb(&bytes, (size.0 + 1, size.1), 1).is_none());
         // CMYK cannot be converted to RGB by TurboJPEG; the image crate's decoder handles it.
-        assert!(decode_rgb(&fixture("chelsea_small_cmyk.jpg"), 1).is_none());
+        assert!(decode_rgb(&fixture("chelsea_small_cmyk.jpg"), (90, 60), 1).is_none());
     }
 }
