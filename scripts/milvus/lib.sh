@@ -71,3 +71,47 @@ milvus_stop() {
     rm -rf "$dir"
     echo "stopped (pid $pid)"
 }
+
+# Starts a server of kind $1 and prints its URL as the last line of stdout once its port answers.
+# $2/$3: the stop signal and grace period for this kind (also used to clean a stale state
+# directory), $4: seconds to wait for the port, $5: attempts (a kernel-chosen port can be taken by
+# someone else before the server binds it). The rest is the command, in which {port} and {data}
+# are replaced by the port and the data directory. Idempotent: if the server of this clone
+# already runs, it only prints the URL again.
+milvus_start() {
+    local kind=$1 sig=$2 grace=$3 ready=$4 attempts=$5
+    shift 5
+    local dir port pid attempt arg
+    dir=$(milvus_state_dir "$kind")
+    if milvus_running "$dir"; then
+        echo "milvus://127.0.0.1:$(cat "$dir/port")"
+        return 0
+    fi
+    # A stale state directory (crashed server) is cleaned before starting afresh.
+    if [[ -d "$dir" ]]; then
+        milvus_stop "$dir" "$sig" "$grace" >/dev/null
+    fi
+    for ((attempt = 1; attempt <= attempts; attempt++)); do
+        mkdir -p "$dir/data"
+        port=$(milvus_free_port)
+        local cmd=()
+        for arg in "$@"; do
+            arg=${arg//\{port\}/$port}
+            cmd+=("${arg//\{data\}/$dir/data}")
+        done
+        # setsid makes the server the leader of its own process group, so stop can signal the group.
+        setsid "${cmd[@]}" >"$dir/log" 2>&1 </dev/null &
+        pid=$!
+        echo "$pid" >"$dir/pid"
+        echo "$port" >"$dir/port"
+        if milvus_wait_ready "$pid" "$port" "$ready"; then
+            echo "milvus $kind ready: pid $pid, data $dir/data, log $dir/log" >&2
+            echo "milvus://127.0.0.1:$port"
+            return 0
+        fi
+        echo "milvus $kind attempt $attempt of $attempts failed; log tail:" >&2
+        tail -n 30 "$dir/log" >&2 || true
+        milvus_stop "$dir" "$sig" "$grace" >/dev/null
+    done
+    return 1
+}
