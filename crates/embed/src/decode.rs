@@ -114,16 +114,17 @@ fn jpeg_scale(width: u32, height: u32, min_side: u32) -> Option<u32> {
     [8, 4, 2].into_iter().find(|d| shorter / d >= min_side)
 }
 
-/// A full-size JPEG decode with libjpeg-turbo when the `turbojpeg` feature is on; None (the
-/// caller then uses the `image` crate's decoder) without it or when libjpeg-turbo fails.
-fn decode_jpeg_fast(bytes: &[u8], size: (u32, u32)) -> Option<RgbImage> {
+/// A JPEG of full size `size` decoded at 1/`denom` scale by libjpeg-turbo when the `turbojpeg`
+/// feature is on; None without it or when libjpeg-turbo fails, and the caller then uses the
+/// pure-Rust decoders.
+fn decode_jpeg_turbo(bytes: &[u8], size: (u32, u32), denom: u32) -> Option<RgbImage> {
     #[cfg(feature = "turbojpeg")]
     {
-        crate::turbo::decode_rgb(bytes, size, 1)
+        crate::turbo::decode_rgb(bytes, size, denom)
     }
     #[cfg(not(feature = "turbojpeg"))]
     {
-        let _ = (bytes, size);
+        let _ = (bytes, size, denom);
         None
     }
 }
@@ -138,11 +139,10 @@ fn decode_jpeg_scaled(
     denom: u32,
     min_side: u32,
 ) -> Option<RgbImage> {
-    #[cfg(feature = "turbojpeg")]
-    if let Some(rgb) = crate::turbo::decode_rgb(bytes, (width, height), denom) {
-        if rgb.width().min(rgb.height()) >= min_side {
-            return Some(rgb);
-        }
+    // libjpeg-turbo gives exactly the rounded-up 1/denom size, which `jpeg_scale` chose to keep
+    // the shorter side at least `min_side`.
+    if let Some(rgb) = decode_jpeg_turbo(bytes, (width, height), denom) {
+        return Some(rgb);
     }
     let mut decoder = jpeg_decoder::Decoder::new(Cursor::new(bytes));
     let want = |full: u32| u16::try_from(full.div_ceil(denom)).ok();
@@ -233,7 +233,7 @@ fn decode_inner(
                 .map(DynamicImage::ImageRgb8)
         }
         (ImageFormat::Jpeg, None) => {
-            decode_jpeg_fast(bytes, (width, height)).map(DynamicImage::ImageRgb8)
+            decode_jpeg_turbo(bytes, (width, height), 1).map(DynamicImage::ImageRgb8)
         }
         _ => None,
     };

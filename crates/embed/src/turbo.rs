@@ -1,7 +1,7 @@
 //! JPEG decoding with libjpeg-turbo's TurboJPEG API (cargo feature `turbojpeg`), linked from the
-//! system library (Debian: `libturbojpeg0-dev`). It decodes the photos this project sees about
-//! 1.4 times as fast as the pure-Rust decoder, which matters because decoding is the part of
-//! indexing that is not the model.
+//! system library (Debian: `libturbojpeg0-dev`). On the benchmark's photos it decodes about 1.2
+//! times as fast as the pure-Rust decoder (`bench/embed`), which matters because decoding is the
+//! part of indexing that is not the model.
 //!
 //! Only the five functions used are declared, so no binding generator is needed. Every failure
 //! (including libjpeg-turbo's warnings, such as corrupt data it would paper over) returns None,
