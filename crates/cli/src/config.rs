@@ -49,7 +49,7 @@ pub struct RawConfig {
 pub const KEYS: &[(&str, &str)] = &[
     (
         "data_dir",
-        "folder for the database, catalog, thumbnails and uploads [.imgsearch]",
+        "folder for the database, catalog, thumbnails and uploads [the platform data dir]",
     ),
     (
         "store",
@@ -57,7 +57,7 @@ pub const KEYS: &[(&str, &str)] = &[
     ),
     (
         "model",
-        "model manifest.toml [models/efficientnet-lite0/manifest.toml]",
+        "model manifest.toml, or the folder holding it [the model built into the binary]",
     ),
     ("collection", "collection name [images]"),
     ("runtime", "tract | ort [tract]"),
@@ -188,9 +188,10 @@ impl RawConfig {
             }
             engine.store_url = Some(s);
         }
-        if let Some(m) = self.model {
-            engine.model_manifest = m;
-        }
+        engine.model = match self.model {
+            Some(m) => embed::ModelSource::Manifest(manifest_file(m)),
+            None => default_model(),
+        };
         if let Some(c) = self.collection {
             check_collection(&c)?;
             engine.collection = c;
@@ -220,7 +221,11 @@ impl RawConfig {
                 "bind {bind_text:?} is not an address like 127.0.0.1:8080"
             ))
         })?;
-        Ok(Settings { engine, bind })
+        Ok(Settings {
+            engine,
+            bind,
+            places: Places::default(),
+        })
     }
 }
 
@@ -229,6 +234,36 @@ impl RawConfig {
 pub struct Settings {
     pub engine: engine::EngineConfig,
     pub bind: SocketAddr,
+    /// Where the data directory and configuration came from, for `imgsearch status`.
+    pub places: Places,
+}
+
+/// Where the configuration was looked for and found.
+#[derive(Clone, Debug, Default)]
+pub struct Places {
+    /// Every configuration file looked at, in order, and whether it exists.
+    pub config_files: Vec<(PathBuf, bool)>,
+    /// What chose the data directory (a flag, the environment, a file, the platform default).
+    pub data_dir_from: &'static str,
+}
+
+/// The model used when none is configured: the one compiled into the binary, or without the
+/// `bundled-model` feature the source tree's (see `embed::default_manifest_path`).
+pub fn default_model() -> embed::ModelSource {
+    #[cfg(feature = "bundled-model")]
+    return embed::ModelSource::Embedded(&crate::bundled::MODEL);
+    #[cfg(not(feature = "bundled-model"))]
+    return embed::ModelSource::Manifest(embed::default_manifest_path());
+}
+
+/// A configured model path: the manifest itself, or a folder holding `manifest.toml` (what
+/// `imgsearch models --export DIR` writes).
+fn manifest_file(path: PathBuf) -> PathBuf {
+    if path.is_dir() {
+        path.join("manifest.toml")
+    } else {
+        path
+    }
 }
 
 fn positive(key: &str, v: u64) -> Result<(), ConfigError> {

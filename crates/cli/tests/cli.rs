@@ -15,9 +15,17 @@ fn manifest() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../../models/efficientnet-lite0/manifest.toml")
 }
 
+/// The binary with a configuration directory of its own, so that a configuration file in the
+/// real user's home (`~/.config/imgsearch/imgsearch.toml`) cannot change what a test sees.
+fn imgsearch(data: &Path) -> Command {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_imgsearch"));
+    cmd.env("XDG_CONFIG_HOME", data.with_extension("config-home"));
+    cmd
+}
+
 /// Runs the binary with a private data dir, the repository's model and a clean environment.
 fn run(data: &Path, args: &[&str]) -> Output {
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_imgsearch"));
+    let mut cmd = imgsearch(data);
     for (k, _) in std::env::vars() {
         if k.starts_with("IMGSEARCH_") {
             cmd.env_remove(k);
@@ -196,7 +204,7 @@ fn errors_have_documented_exit_codes() {
     std::fs::write(&bad, b"not an image").unwrap();
     assert_eq!(code(&["search", bad.to_str().unwrap()]), Some(5));
     // 6: the model cannot be loaded.
-    let out = Command::new(env!("CARGO_BIN_EXE_imgsearch"))
+    let out = imgsearch(&data)
         .args([
             "--data-dir",
             data.to_str().unwrap(),
@@ -273,7 +281,7 @@ fn a_trained_head_is_used_through_its_manifest() {
 
     // Like `run`, but with the written manifest as the model.
     let with_head = |args: &[&str]| {
-        Command::new(env!("CARGO_BIN_EXE_imgsearch"))
+        imgsearch(&tmp.path().join("index"))
             .arg("--data-dir")
             .arg(tmp.path().join("index"))
             .arg("--model")

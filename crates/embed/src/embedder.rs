@@ -3,12 +3,12 @@
 use std::path::{Path, PathBuf};
 
 use rayon::prelude::*;
-use sha2::{Digest, Sha256};
 
 use crate::decode::DecodedImage;
 use crate::manifest::ModelManifest;
 use crate::preprocess::Preprocessor;
-use crate::runtime::{self, Backend, RawOutputs, RuntimeConfig, RuntimeKind};
+use crate::runtime::{self, Backend, OnnxModel, RawOutputs, RuntimeConfig, RuntimeKind};
+use crate::source::{model_id, ModelFiles, ModelSource};
 use crate::EmbedError;
 
 /// How many labels `Embedding::labels` holds when the model has logits.
@@ -85,49 +85,44 @@ pub fn default_manifest_path() -> PathBuf {
         .unwrap_or(built)
 }
 
-fn hex_prefix(bytes: &[u8], n: usize) -> String {
-    bytes
-        .iter()
-        .flat_map(|b| [b >> 4, b & 15])
-        .take(n)
-        .map(|d| char::from_digit(u32::from(d), 16).unwrap())
-        .collect()
-}
-
 impl Embedder {
     /// Loads the manifest and its model, optimises it for the runtime, and checks with one
     /// blank image that the outputs have the sizes the manifest and labels announce.
     pub fn load(manifest_path: &Path, runtime: &RuntimeConfig) -> Result<Embedder, EmbedError> {
-        let manifest = ModelManifest::load(manifest_path)?;
-        let onnx = manifest.onnx_path();
-        let bytes = std::fs::read(&onnx).map_err(|e| EmbedError::Manifest {
-            path: manifest_path.to_path_buf(),
-            reason: format!("model file {}: {e}", onnx.display()),
-        })?;
-        let model_id = format!(
-            "{}@{}",
-            manifest.name,
-            hex_prefix(&Sha256::digest(&bytes), 12)
-        );
-        drop(bytes);
-        let labels = match manifest.labels_path() {
-            Some(p) => std::fs::read_to_string(&p)
-                .map_err(|e| EmbedError::Manifest {
-                    path: manifest_path.to_path_buf(),
-                    reason: format!("labels file {}: {e}", p.display()),
-                })?
-                .lines()
-                .map(|l| l.trim().to_string())
-                .collect(),
-            None => Vec::new(),
-        };
+        Self::load_source(&ModelSource::Manifest(manifest_path.to_path_buf()), runtime)
+    }
+
+    /// Like [`Self::load`], for a model on disk or held in memory.
+    pub fn load_source(
+        source: &ModelSource,
+        runtime: &RuntimeConfig,
+    ) -> Result<Embedder, EmbedError> {
+        let ModelFiles {
+            manifest,
+            onnx,
+            onnx_path,
+            labels,
+        } = source.read()?;
+        let model_id = model_id(&manifest.name, &onnx);
+        let labels = labels
+            .as_deref()
+            .map(|text| text.lines().map(|l| l.trim().to_string()).collect())
+            .unwrap_or_default();
         let threads = runtime::effective_threads(runtime.threads);
         let pool = rayon::ThreadPoolBuilder::new()
             .num_threads(threads)
             .thread_name(|i| format!("embed-{i}"))
             .build()
             .map_err(|e| EmbedError::model(format!("thread pool: {e}")))?;
-        let backend = runtime::load(&manifest, runtime)?;
+        let backend = match onnx_path {
+            Some(path) => {
+                // A file on disk was read only for its id: the runtime reads it by path, which
+                // also finds weights stored beside it.
+                drop(onnx);
+                runtime::load(&manifest, OnnxModel::File(&path), runtime)?
+            }
+            None => runtime::load(&manifest, OnnxModel::Bytes(&onnx), runtime)?,
+        };
         let pre = Preprocessor::new(&manifest);
         let embedder = Embedder {
             manifest,
@@ -322,10 +317,5 @@ mod tests {
         );
         let total: f32 = [0.0f32, 2.0, 1.0].iter().map(|v| v.exp()).sum();
         assert!((labels[0].score - 2f32.exp() / total).abs() < 1e-6);
-    }
-
-    #[test]
-    fn hex_prefix_is_lowercase_nibbles() {
-        assert_eq!(hex_prefix(&[0xab, 0x01, 0xff], 5), "ab01f");
     }
 }

@@ -12,6 +12,7 @@ pub mod manifest;
 mod pipeline;
 pub mod preprocess;
 mod runtime;
+mod source;
 #[cfg(feature = "turbojpeg")]
 mod turbo;
 
@@ -23,3 +24,4 @@ pub use error::EmbedError;
 pub use manifest::ModelManifest;
 pub use pipeline::{embed_paths, ImageInfo};
 pub use runtime::{RuntimeConfig, RuntimeKind};
+pub use source::{EmbeddedModel, ModelSource};

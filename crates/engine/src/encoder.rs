@@ -16,12 +16,12 @@ pub(crate) struct Encoder {
 }
 
 impl Encoder {
-    /// Loads the model named by the manifest and the head it references, if any.
+    /// Loads the model and the head its manifest references, if any.
     pub(crate) fn load(
-        manifest: &Path,
+        model: &embed::ModelSource,
         runtime: &embed::RuntimeConfig,
     ) -> Result<Encoder, EngineError> {
-        let embedder = embed::Embedder::load(manifest, runtime)?;
+        let embedder = embed::Embedder::load_source(model, runtime)?;
         let Some(head_path) = embedder.manifest().head_path() else {
             let id = embedder.model_id().to_string();
             return Ok(Encoder {

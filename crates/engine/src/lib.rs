@@ -35,7 +35,8 @@ pub struct EngineConfig {
     pub data_dir: PathBuf,
     /// `None` = the embedded store in `data_dir/db`; else a URL for [`store::open_store`].
     pub store_url: Option<String>,
-    pub model_manifest: PathBuf,
+    /// The model: a manifest on disk, or one compiled into the program.
+    pub model: embed::ModelSource,
     pub runtime: embed::RuntimeConfig,
     pub collection: String,
     /// Metric and index are used when the collection is created; an existing one keeps its own.
@@ -49,7 +50,7 @@ impl Default for EngineConfig {
         EngineConfig {
             data_dir: PathBuf::from(".imgsearch"),
             store_url: None,
-            model_manifest: embed::default_manifest_path(),
+            model: embed::ModelSource::Manifest(embed::default_manifest_path()),
             runtime: embed::RuntimeConfig::default(),
             collection: "images".into(),
             metric: Metric::Cosine,
@@ -197,7 +198,7 @@ impl Engine {
             None => format!("embedded:{}", config.data_dir.join("db").display()),
         };
         let store = store::open_store(&url)?;
-        let encoder = encoder::Encoder::load(&config.model_manifest, &config.runtime)?;
+        let encoder = encoder::Encoder::load(&config.model, &config.runtime)?;
         let catalog = Catalog::open(&config.data_dir.join("catalog.redb"), &config.collection)?;
         let model_id = encoder.id().to_string();
         let wanted = CollectionConfig {

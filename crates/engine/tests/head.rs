@@ -16,7 +16,7 @@ fn fixture(name: &str) -> PathBuf {
 fn config(data: &Path, manifest: PathBuf) -> EngineConfig {
     EngineConfig {
         data_dir: data.to_path_buf(),
-        model_manifest: manifest,
+        model: embed::ModelSource::Manifest(manifest),
         index: IndexSpec::Flat,
         ..EngineConfig::default()
     }

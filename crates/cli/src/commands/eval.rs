@@ -112,6 +112,8 @@ pub(crate) fn list_corpus(dir: &Path, only: &[String]) -> anyhow::Result<Corpus>
 /// The model, decode limits and cache location from the usual configuration layers.
 pub(crate) struct Setup {
     pub embedder: Embedder,
+    /// Where the model came from (`train` writes a manifest naming its files).
+    pub source: embed::ModelSource,
     pub limits: DecodeLimits,
     pub cache_path: PathBuf,
 }
@@ -119,14 +121,15 @@ pub(crate) struct Setup {
 pub(crate) fn setup(g: &GlobalArgs, cache: Option<&Path>) -> anyhow::Result<Setup> {
     let settings = g.settings(RawConfig::default())?;
     let cfg = &settings.engine;
-    let embedder = Embedder::load(&cfg.model_manifest, &cfg.runtime)
-        .with_context(|| format!("cannot load model {}", cfg.model_manifest.display()))?;
+    let embedder = Embedder::load_source(&cfg.model, &cfg.runtime)
+        .with_context(|| format!("cannot load model {}", cfg.model))?;
     let cache_path = match cache {
         Some(p) => p.to_path_buf(),
         None => cfg.data_dir.join("embeddings.cache"),
     };
     Ok(Setup {
         embedder,
+        source: cfg.model.clone(),
         limits: cfg.limits,
         cache_path,
     })

@@ -4,6 +4,7 @@ pub mod dedup;
 pub mod eval;
 pub mod index;
 pub mod migrate;
+pub mod models;
 pub mod search;
 pub mod serve;
 pub mod status;

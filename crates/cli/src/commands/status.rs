@@ -14,13 +14,41 @@ pub struct StatusArgs {
 }
 
 pub fn run(g: &GlobalArgs, args: &StatusArgs) -> anyhow::Result<()> {
-    let (engine, _) = g.open(RawConfig::default())?;
+    let (engine, settings) = g.open(RawConfig::default())?;
     let s = engine.status()?;
+    let places = &settings.places;
+    let data_dir = std::path::absolute(&s.data_dir).unwrap_or_else(|_| s.data_dir.clone());
     if args.json {
-        println!("{}", serde_json::to_string_pretty(&s)?);
+        let mut v = serde_json::to_value(&s)?;
+        if let Some(o) = v.as_object_mut() {
+            o.insert("data_dir".into(), json!(data_dir));
+            o.insert("data_dir_from".into(), json!(places.data_dir_from));
+            o.insert(
+                "config_files".into(),
+                json!(places
+                    .config_files
+                    .iter()
+                    .map(|(p, found)| json!({"path": p, "found": found}))
+                    .collect::<Vec<_>>()),
+            );
+            o.insert(
+                "model_source".into(),
+                json!(settings.engine.model.describe()),
+            );
+        }
+        println!("{}", serde_json::to_string_pretty(&v)?);
         return Ok(());
     }
-    println!("data dir:    {}", s.data_dir.display());
+    println!(
+        "data dir:    {} (from {})",
+        data_dir.display(),
+        places.data_dir_from
+    );
+    for (path, found) in &places.config_files {
+        let state = if *found { "read" } else { "not present" };
+        println!("config file: {} ({state})", path.display());
+    }
+    println!("model from:  {}", settings.engine.model);
     println!("store:       {}", s.store);
     println!("collection:  {}", s.collection);
     println!(
@@ -55,7 +83,7 @@ pub fn run_config(g: &GlobalArgs, args: &ConfigArgs) -> anyhow::Result<()> {
     let s = g.settings(RawConfig::default())?;
     let e = &s.engine;
     let effective = json!({
-        "data_dir": e.data_dir, "store": e.store_url, "model": e.model_manifest,
+        "data_dir": e.data_dir, "store": e.store_url, "model": e.model.describe(),
         "collection": e.collection, "metric": e.metric, "index": e.index,
         "max_pixels": e.limits.max_pixels, "max_file_bytes": e.limits.max_file_bytes,
         "bind": s.bind.to_string(),

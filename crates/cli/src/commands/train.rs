@@ -277,7 +277,7 @@ pub fn run(g: &GlobalArgs, args: &TrainArgs) -> anyhow::Result<()> {
         head.set_description(format!("{} classes={classes}", head.description()));
         head.save(&args.out)
             .with_context(|| format!("cannot write {}", args.out.display()))?;
-        write_manifest(&s.embedder, &args.out)?;
+        write_manifest(&s, &args.out)?;
         let val_map = match &val {
             Some(v) => Some(
                 train::metrics::class_retrieval(&head.apply_matrix(&v.x)?, &v.labels)?.map_at_r,
@@ -343,7 +343,7 @@ pub fn run(g: &GlobalArgs, args: &TrainArgs) -> anyhow::Result<()> {
     ));
     head.save(&args.out)
         .with_context(|| format!("cannot write {}", args.out.display()))?;
-    write_manifest(&s.embedder, &args.out)?;
+    write_manifest(&s, &args.out)?;
     if args.json {
         let mut json = report_json(&report, args);
         json["raw_val_map_at_r"] = serde_json::json!(raw_val);
@@ -359,9 +359,13 @@ pub fn run(g: &GlobalArgs, args: &TrainArgs) -> anyhow::Result<()> {
 
 /// Writes, beside the head, a copy of the model's manifest that names it (`H.toml` for head file
 /// `H.head`), and says on stderr how to index with it.
-fn write_manifest(embedder: &embed::Embedder, head: &Path) -> anyhow::Result<PathBuf> {
+fn write_manifest(s: &Setup, head: &Path) -> anyhow::Result<PathBuf> {
     let path = manifest_path_for(head);
-    let text = embedder.manifest().to_toml_with_head(head)?;
+    let manifest = match &s.source {
+        embed::ModelSource::Manifest(_) => s.embedder.manifest().clone(),
+        embed::ModelSource::Embedded(model) => on_disk_copy(model, s.embedder.model_id(), head)?,
+    };
+    let text = manifest.to_toml_with_head(head)?;
     std::fs::write(&path, text).with_context(|| format!("cannot write {}", path.display()))?;
     eprintln!(
         "manifest naming this head written to {p}; index and search with it through \
@@ -370,6 +374,36 @@ fn write_manifest(embedder: &embed::Embedder, head: &Path) -> anyhow::Result<Pat
         p = path.display()
     );
     Ok(path)
+}
+
+/// A manifest written beside a head must name model files on disk: the embedded model is
+/// written once into a folder beside the head (`DIR/NAME/`) and reused by later heads there.
+fn on_disk_copy(
+    model: &'static embed::EmbeddedModel,
+    model_id: &str,
+    head: &Path,
+) -> anyhow::Result<embed::ModelManifest> {
+    let name = model.parse()?.name;
+    let dir = head
+        .parent()
+        .filter(|p| !p.as_os_str().is_empty())
+        .unwrap_or(Path::new("."))
+        .join(&name);
+    let manifest = dir.join("manifest.toml");
+    if !manifest.exists() {
+        model.export(&dir)?;
+        eprintln!("the built-in model {name} written to {}", dir.display());
+    }
+    let source = embed::ModelSource::Manifest(manifest.clone());
+    let found = source.model_id()?;
+    if found != model_id {
+        bail!(
+            "{} holds model {found}, not the built-in {model_id}; move it away or train with \
+             --model",
+            manifest.display()
+        );
+    }
+    Ok(embed::ModelManifest::load(&manifest)?)
 }
 
 fn manifest_path_for(head: &Path) -> PathBuf {

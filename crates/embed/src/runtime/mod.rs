@@ -1,7 +1,7 @@
 //! ONNX runtimes behind one small trait: tract (pure Rust, always built) and onnxruntime
 //! through `ort` (cargo feature "ort").
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use crate::manifest::{Layout, ModelManifest};
 use crate::EmbedError;
@@ -106,11 +106,22 @@ pub(crate) fn effective_threads(threads: usize) -> usize {
     }
 }
 
-pub(crate) fn load(m: &ModelManifest, cfg: &RuntimeConfig) -> Result<Box<dyn Backend>, EmbedError> {
+/// The ONNX model a runtime loads: a file, or bytes held in memory.
+#[derive(Clone, Copy)]
+pub(crate) enum OnnxModel<'a> {
+    File(&'a Path),
+    Bytes(&'a [u8]),
+}
+
+pub(crate) fn load(
+    m: &ModelManifest,
+    onnx: OnnxModel<'_>,
+    cfg: &RuntimeConfig,
+) -> Result<Box<dyn Backend>, EmbedError> {
     match cfg.kind {
-        RuntimeKind::Tract => Ok(Box::new(tract_rt::TractBackend::load(m, cfg)?)),
+        RuntimeKind::Tract => Ok(Box::new(tract_rt::TractBackend::load(m, onnx, cfg)?)),
         #[cfg(feature = "ort")]
-        RuntimeKind::Ort => Ok(Box::new(ort_rt::OrtBackend::load(m, cfg)?)),
+        RuntimeKind::Ort => Ok(Box::new(ort_rt::OrtBackend::load(m, onnx, cfg)?)),
         #[cfg(not(feature = "ort"))]
         RuntimeKind::Ort => Err(EmbedError::Runtime {
             runtime: "ort",

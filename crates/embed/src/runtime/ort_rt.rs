@@ -8,7 +8,7 @@ use ort::session::builder::GraphOptimizationLevel;
 use ort::session::Session;
 use ort::value::TensorRef;
 
-use super::{effective_threads, input_shape, Backend, RawOutputs, RuntimeConfig};
+use super::{effective_threads, input_shape, Backend, OnnxModel, RawOutputs, RuntimeConfig};
 use crate::manifest::ModelManifest;
 use crate::EmbedError;
 
@@ -95,10 +95,14 @@ fn register_cuda(builder: &mut ort::session::builder::SessionBuilder) {
 }
 
 impl OrtBackend {
-    pub(crate) fn load(m: &ModelManifest, cfg: &RuntimeConfig) -> Result<OrtBackend, EmbedError> {
+    pub(crate) fn load(
+        m: &ModelManifest,
+        onnx: OnnxModel<'_>,
+        cfg: &RuntimeConfig,
+    ) -> Result<OrtBackend, EmbedError> {
         let env = environment(cfg)?;
         let threads = effective_threads(cfg.threads);
-        let session = Self::session(env, m, threads)?;
+        let session = Self::session(env, m, onnx, threads)?;
         if !session.inputs().iter().any(|i| i.name() == m.input) {
             return Err(EmbedError::model(format!(
                 "the model has no input named {:?}",
@@ -108,7 +112,7 @@ impl OrtBackend {
         // The CUDA provider runs batches on the GPU: one session is all it needs.
         let per_thread = if threads > 1 && !cfg!(feature = "cuda") {
             (0..threads)
-                .map(|_| Self::session(env, m, 1).map(Mutex::new))
+                .map(|_| Self::session(env, m, onnx, 1).map(Mutex::new))
                 .collect::<Result<_, _>>()?
         } else {
             Vec::new()
@@ -125,6 +129,7 @@ impl OrtBackend {
     fn session(
         env: &ort::environment::Environment,
         m: &ModelManifest,
+        onnx: OnnxModel<'_>,
         threads: usize,
     ) -> Result<Session, EmbedError> {
         let builder = Session::builder(env)
@@ -143,9 +148,11 @@ impl OrtBackend {
         let mut builder = builder;
         #[cfg(feature = "cuda")]
         register_cuda(&mut builder);
-        builder
-            .commit_from_file(m.onnx_path())
-            .map_err(|e| EmbedError::model(format!("onnxruntime: {e}")))
+        match onnx {
+            OnnxModel::File(path) => builder.commit_from_file(path),
+            OnnxModel::Bytes(bytes) => builder.commit_from_memory(bytes),
+        }
+        .map_err(|e| EmbedError::model(format!("onnxruntime: {e}")))
     }
 
     fn run_on(

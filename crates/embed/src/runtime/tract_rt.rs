@@ -4,7 +4,7 @@ use std::sync::Arc;
 
 use tract_onnx::prelude::*;
 
-use super::{input_shape, Backend, RawOutputs, RuntimeConfig};
+use super::{input_shape, Backend, OnnxModel, RawOutputs, RuntimeConfig};
 use crate::manifest::ModelManifest;
 use crate::EmbedError;
 
@@ -17,14 +17,20 @@ pub(crate) struct TractBackend {
 }
 
 impl TractBackend {
-    pub(crate) fn load(m: &ModelManifest, cfg: &RuntimeConfig) -> Result<TractBackend, EmbedError> {
+    pub(crate) fn load(
+        m: &ModelManifest,
+        onnx: OnnxModel<'_>,
+        cfg: &RuntimeConfig,
+    ) -> Result<TractBackend, EmbedError> {
         // A fixed batch lets tract pick its kernels for known shapes; batch 1 measured fastest
         // per image on this network (see bench/embed), so it is the default.
         let batch = if cfg.batch == 0 { 1 } else { cfg.batch };
         let err = |e: TractError| EmbedError::model(format!("tract: {e:#}"));
-        let mut model = tract_onnx::onnx()
-            .model_for_path(m.onnx_path())
-            .map_err(err)?;
+        let mut model = match onnx {
+            OnnxModel::File(path) => tract_onnx::onnx().model_for_path(path),
+            OnnxModel::Bytes(mut bytes) => tract_onnx::onnx().model_for_read(&mut bytes),
+        }
+        .map_err(err)?;
         let inputs = model.input_outlets().map_err(err)?.to_vec();
         let index = inputs
             .iter()
