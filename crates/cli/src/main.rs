@@ -11,7 +11,7 @@ mod progress;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
-use clap::{Args, Parser, Subcommand};
+use clap::{Args, CommandFactory, Parser, Subcommand};
 
 use config::{ConfigError, Places, RawConfig, Settings};
 
@@ -88,6 +88,10 @@ enum Command {
     Train(commands::train::TrainArgs),
     /// List the built-in and configured models, or write the built-in one out
     Models(commands::models::ModelsArgs),
+    /// Print a shell completion script on stdout (e.g. `imgsearch completions bash`)
+    Completions(commands::docs::CompletionsArgs),
+    /// Print the manual page (roff) on stdout, or write one page per command into a folder
+    Man(commands::docs::ManArgs),
 }
 
 impl GlobalArgs {
@@ -205,6 +209,8 @@ fn main() -> ExitCode {
         Command::Eval(a) => commands::eval::run(g, a),
         Command::Train(a) => commands::train::run(g, a),
         Command::Models(a) => commands::models::run(g, a),
+        Command::Completions(a) => commands::docs::completions(Cli::command(), a),
+        Command::Man(a) => commands::docs::man(Cli::command(), a),
     };
     match result {
         Ok(()) => ExitCode::from(exit::OK),

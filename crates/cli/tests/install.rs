@@ -1,6 +1,6 @@
 //! The binary as an installed tool: copied away from the source tree, run from other working
 //! directories with a private home, it keeps one index in the platform's data directory and
-//! uses the model built into it; the legacy `./.imgsearch` notice.
+//! uses the model built into it; completions, the man page and the legacy `./.imgsearch` notice.
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
@@ -189,4 +189,27 @@ fn a_legacy_index_in_the_working_directory_is_used_with_a_notice() {
     std::fs::write(conf.join("imgsearch.toml"), "collection = \"mine\"\n").unwrap();
     let config = json_of(&s.run("new", &["config", "--json"]));
     assert_eq!(config["collection"], "mine");
+}
+#[test]
+fn completions_and_man_page_come_from_the_command_definitions() {
+    let s = Sandbox::new();
+    for (shell, marker) in [
+        ("bash", "complete -F"),
+        ("zsh", "#compdef imgsearch"),
+        ("fish", "complete -c imgsearch"),
+    ] {
+        let text = stdout(&s.run(".", &["completions", shell]));
+        assert!(text.contains(marker), "{shell}: {text}");
+        assert!(
+            text.contains("data-dir") && text.contains("search"),
+            "{shell}"
+        );
+    }
+    assert!(!s.run(".", &["completions", "tcsh"]).status.success());
+    let man = stdout(&s.run(".", &["man"]));
+    assert!(
+        man.starts_with(".ie") || man.contains(".TH imgsearch"),
+        "{man}"
+    );
+    assert!(man.contains("index") && man.contains("data\\-dir"), "{man}");
 }
