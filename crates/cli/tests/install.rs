@@ -83,6 +83,10 @@ fn stdout(out: &Output) -> String {
 }
 
 #[test]
+#[cfg_attr(
+    not(feature = "bundled-model"),
+    ignore = "needs the model built into the binary (feature bundled-model)"
+)]
 fn a_copied_binary_indexes_and_searches_one_home_from_any_folder() {
     let s = Sandbox::new();
     let photos = s.path("photos");

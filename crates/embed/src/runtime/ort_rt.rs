@@ -102,7 +102,7 @@ impl OrtBackend {
     ) -> Result<OrtBackend, EmbedError> {
         let env = environment(cfg)?;
         let threads = effective_threads(cfg.threads);
-        let session = Self::session(env, m, onnx, threads)?;
+        let session = Self::session(env, onnx, threads)?;
         if !session.inputs().iter().any(|i| i.name() == m.input) {
             return Err(EmbedError::model(format!(
                 "the model has no input named {:?}",
@@ -112,7 +112,7 @@ impl OrtBackend {
         // The CUDA provider runs batches on the GPU: one session is all it needs.
         let per_thread = if threads > 1 && !cfg!(feature = "cuda") {
             (0..threads)
-                .map(|_| Self::session(env, m, onnx, 1).map(Mutex::new))
+                .map(|_| Self::session(env, onnx, 1).map(Mutex::new))
                 .collect::<Result<_, _>>()?
         } else {
             Vec::new()
@@ -128,7 +128,6 @@ impl OrtBackend {
 
     fn session(
         env: &ort::environment::Environment,
-        m: &ModelManifest,
         onnx: OnnxModel<'_>,
         threads: usize,
     ) -> Result<Session, EmbedError> {
