@@ -167,6 +167,11 @@ impl Embedder {
         self.manifest.dimension
     }
 
+    /// The classifier's class names in class order; empty when the model has no labels.
+    pub fn labels(&self) -> &[String] {
+        &self.labels
+    }
+
     /// `name@` + the first 12 hex digits of the ONNX file's SHA-256: changes whenever the
     /// weights do, so stored vectors can be matched to the model that made them.
     pub fn model_id(&self) -> &str {

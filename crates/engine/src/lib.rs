@@ -14,6 +14,7 @@ pub mod migrate;
 mod query;
 pub mod store;
 mod thumbs;
+mod words;
 
 use std::path::{Path, PathBuf};
 
@@ -281,10 +282,24 @@ impl Engine {
             dim: self.collection.dim,
             metric: self.collection.metric,
             index: self.collection.index.clone(),
-            text_search: "auto-tags: words are matched against the tags the model's classifier \
-                          gave each image, ranked by tag score (this model has no text encoder)"
-                .into(),
+            text_search: self.text_search_kind().into(),
         })
+    }
+}
+
+impl Engine {
+    /// How `search_text` reads words with this model (the model has no text encoder).
+    fn text_search_kind(&self) -> &'static str {
+        let labels = self.encoder.embedder().labels();
+        if labels.is_empty() {
+            "none: this model has no classifier, so images carry no auto-tags"
+        } else if words::lexicon().is_some_and(|l| l.fits(labels)) {
+            "by meaning: words are mapped through WordNet to the ImageNet classes under them, and \
+             images ranked by the classifier probability on those classes"
+        } else {
+            "by spelling: words are matched against the names of the auto-tags the model's \
+             classifier gave each image, ranked by tag score"
+        }
     }
 }
 

@@ -1,19 +1,22 @@
 //! Queries: by image bytes, by a file on disk, by an indexed image's id, and by words.
 //!
-//! Text search: this model has no text encoder, so words are matched against the auto-tags the
-//! classifier gave each image at ingest. A query word matches a tag when it equals one of the
-//! tag's words (case-insensitive; a trailing plural "s" is ignored), e.g. "cat" matches
-//! "tiger cat". An image's text score is the sum, over query words, of the best score of a tag it
-//! matched; images matching more words rank first, then by score. `threshold` is the minimum text
-//! score and `filter` applies as for image search.
+//! Text search: the model has no text encoder, so words are matched against the auto-tags the
+//! classifier gave each image at ingest. With a model whose classes are ImageNet-1k's (the
+//! default), words are matched by meaning through WordNet ([`crate::words`]): a query concept
+//! scores the tag probability that falls on the classes under it ("dog" finds every breed). With
+//! any other labelled model they are matched by spelling: a query word matches a tag when it
+//! equals one of the tag's words (case-insensitive; a trailing plural "s" is ignored), e.g. "cat"
+//! matches "tiger cat", and scores that tag's probability. Either way, images matching more of the
+//! query's concepts rank first, then by summed score; `threshold` is the minimum text score and
+//! `filter` applies as for image search.
 
 use std::path::{Path, PathBuf};
 
 use tracing::debug;
 use vecdb::{Hit, SearchRequest};
 
-use crate::catalog::FileRecord;
 use crate::store::StoreError;
+use crate::words::{self, Lexicon, Reading};
 use crate::{point_metadata, Engine, EngineError, Query, SearchHit, MAX_K};
 
 impl Engine {
@@ -98,10 +101,7 @@ impl Engine {
     /// Images whose auto-tags match the words (see the module documentation).
     pub fn search_text(&self, words: &str, q: &Query) -> Result<Vec<SearchHit>, EngineError> {
         self.check_query(q)?;
-        let terms = terms(words);
-        if terms.is_empty() {
-            return Err(EngineError::invalid("text search needs at least one word"));
-        }
+        let text = TextQuery::new(words, self.encoder.embedder().labels())?;
         let matcher = q
             .filter
             .as_ref()
@@ -110,7 +110,7 @@ impl Engine {
             .map_err(StoreError::from)?;
         let mut scored: Vec<(usize, f32, SearchHit)> = Vec::new();
         self.catalog.for_each(&mut |r| {
-            let (matched, score) = text_score(&terms, &r);
+            let (matched, score) = text.score(&r.tags);
             if matched == 0 || q.threshold.is_some_and(|t| score < t) {
                 return;
             }
@@ -132,6 +132,59 @@ impl Engine {
                 .then(a.2.id.cmp(&b.2.id))
         });
         Ok(scored.into_iter().take(q.k).map(|(_, _, h)| h).collect())
+    }
+}
+
+/// A text query, read by meaning (WordNet) or by spelling (see the module documentation).
+enum TextQuery {
+    Meaning {
+        reading: Reading,
+        class_of: std::collections::HashMap<&'static str, u16>,
+    },
+    Spelling(Vec<String>),
+}
+
+impl TextQuery {
+    fn new(words: &str, labels: &[String]) -> Result<TextQuery, EngineError> {
+        match words::lexicon().filter(|l| l.fits(labels)) {
+            Some(lex) => Self::by_meaning(lex, words),
+            None => {
+                let terms = terms(words);
+                if terms.is_empty() {
+                    return Err(EngineError::invalid("text search needs at least one word"));
+                }
+                Ok(TextQuery::Spelling(terms))
+            }
+        }
+    }
+
+    fn by_meaning(lex: &'static Lexicon, words: &str) -> Result<TextQuery, EngineError> {
+        let reading = lex.read(words);
+        reading.require_known()?;
+        if !reading.unknown.is_empty() {
+            let unknown: Vec<&str> = reading.unknown.iter().map(|(w, _)| w.as_str()).collect();
+            debug!(
+                ?unknown,
+                "text search leaves out words WordNet does not know"
+            );
+        }
+        Ok(TextQuery::Meaning {
+            reading,
+            class_of: lex.class_of(),
+        })
+    }
+
+    /// (number of query concepts the image matched, summed score of those concepts).
+    fn score(&self, tags: &[(String, f32)]) -> (usize, f32) {
+        match self {
+            TextQuery::Meaning { reading, class_of } => reading
+                .concepts
+                .iter()
+                .map(|c| c.score(tags, class_of))
+                .filter(|&s| s > 0.0)
+                .fold((0, 0.0), |(n, total), s| (n + 1, total + s)),
+            TextQuery::Spelling(terms) => text_score(terms, tags),
+        }
     }
 }
 
@@ -168,9 +221,8 @@ fn word_matches(term: &str, word: &str) -> bool {
 }
 
 /// (number of terms matched, summed best tag score of the matched terms).
-fn text_score(terms: &[String], r: &FileRecord) -> (usize, f32) {
-    let tag_words: Vec<(Vec<String>, f32)> =
-        r.tags.iter().map(|(n, s)| (words_of(n), *s)).collect();
+fn text_score(terms: &[String], tags: &[(String, f32)]) -> (usize, f32) {
+    let tag_words: Vec<(Vec<String>, f32)> = tags.iter().map(|(n, s)| (words_of(n), *s)).collect();
     let mut matched = 0;
     let mut total = 0.0;
     for t in terms {
@@ -193,23 +245,13 @@ fn text_score(terms: &[String], r: &FileRecord) -> (usize, f32) {
 mod tests {
     use super::*;
 
-    fn rec(tags: &[(&str, f32)]) -> FileRecord {
-        FileRecord {
-            id: 1,
-            path: "/x.jpg".into(),
-            size: 1,
-            mtime_ns: 0,
-            hash: String::new(),
-            width: 1,
-            height: 1,
-            taken: None,
-            tags: tags.iter().map(|(n, s)| (n.to_string(), *s)).collect(),
-        }
+    fn tags(t: &[(&str, f32)]) -> Vec<(String, f32)> {
+        t.iter().map(|(n, s)| (n.to_string(), *s)).collect()
     }
 
     #[test]
     fn text_scoring_matches_tag_words() {
-        let r = rec(&[("tiger cat", 0.6), ("tabby", 0.3), ("Egyptian cat", 0.05)]);
+        let r = tags(&[("tiger cat", 0.6), ("tabby", 0.3), ("Egyptian cat", 0.05)]);
         assert_eq!(text_score(&terms("cat"), &r), (1, 0.6));
         assert_eq!(text_score(&terms("Cats"), &r), (1, 0.6));
         let (m, s) = text_score(&terms("tabby cat"), &r);
@@ -218,5 +260,30 @@ mod tests {
         assert_eq!(text_score(&terms("dog"), &r), (0, 0.0));
         assert_eq!(text_score(&terms("ca"), &r), (0, 0.0), "no prefix matching");
         assert!(terms(" ,; ").is_empty());
+    }
+
+    #[test]
+    fn imagenet_models_read_words_by_meaning_others_by_spelling() {
+        let imagenet: Vec<String> =
+            std::fs::read_to_string(embed::default_manifest_path().with_file_name("labels.txt"))
+                .unwrap()
+                .lines()
+                .map(str::to_string)
+                .collect();
+        let r = tags(&[("tiger cat", 0.6), ("tabby", 0.3), ("Egyptian cat", 0.05)]);
+        // "feline" is no tag's word, but every one of these classes is a feline.
+        let q = TextQuery::new("feline", &imagenet).unwrap();
+        assert!(matches!(q, TextQuery::Meaning { .. }));
+        let (m, s) = q.score(&r);
+        assert_eq!(m, 1);
+        assert!((s - 0.95).abs() < 1e-6, "{s}");
+        let err = TextQuery::new("qwxz", &imagenet).err().unwrap();
+        assert!(err.to_string().contains("qwxz"), "{err}");
+        // Another model's labels: spelling, as before.
+        let other = vec!["tiger cat".to_string(), "tabby".to_string()];
+        let q = TextQuery::new("feline", &other).unwrap();
+        assert!(matches!(q, TextQuery::Spelling(_)));
+        assert_eq!(q.score(&r), (0, 0.0));
+        assert!(TextQuery::new(" ,; ", &other).is_err());
     }
 }

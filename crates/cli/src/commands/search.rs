@@ -22,7 +22,7 @@ pub struct SearchArgs {
     /// An indexed image's id to search with; it is left out of the results
     #[arg(long, value_name = "ID")]
     pub id: Option<u64>,
-    /// Words matched against the images' auto-tags (the model has no text encoder)
+    /// Words, matched by meaning (WordNet) against the images' auto-tags: "dog" finds every breed
     #[arg(long, value_name = "WORDS")]
     pub text: Option<String>,
     /// Number of results (1-1000)
