@@ -3,6 +3,7 @@
 //! one plot and one summary can read them side by side.
 
 pub mod measure;
+pub mod synth;
 pub mod texmex;
 
 use std::path::PathBuf;

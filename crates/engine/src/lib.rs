@@ -172,6 +172,9 @@ pub struct EngineStatus {
     pub index: IndexSpec,
     /// How `search_text` works with this model.
     pub text_search: String,
+    /// Memory by component (mapped vectors, index, slot tables) and size on disk of the
+    /// collection; `None` for stores that do not report it (Milvus).
+    pub storage: Option<vecdb::CollectionStats>,
 }
 
 /// The facade: one per data directory, `Send + Sync` (wrap it in an `Arc` to share it).
@@ -283,6 +286,7 @@ impl Engine {
             metric: self.collection.metric,
             index: self.collection.index.clone(),
             text_search: self.text_search_kind().into(),
+            storage: self.store.storage_stats(&self.collection.name)?,
         })
     }
 }

@@ -1,5 +1,7 @@
-//! Writes the format fixture used by `tests/it/fixture.rs`: a small database in the current
-//! on-disk formats (redb points with config format 1, record version 1, snapshot version 1).
+//! Writes a format fixture like the one `tests/it/fixture.rs` reads: a small database in the
+//! current on-disk formats. The committed `tests/fixtures/v1` was written by this program when the
+//! formats were config format 1, record version 1 and snapshot version 1; run today it writes
+//! format 2 (records version 2, `vectors.bin`, snapshot version 2).
 //!
 //! Run once per format version and commit the output, so later builds prove they still read
 //! files written by this one. redb files are mostly runs of equal bytes, so each is stored as

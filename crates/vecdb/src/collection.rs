@@ -1,5 +1,13 @@
 //! A collection: validation, the write path, loading and snapshot saving.
 //!
+//! Storage: vectors live in the collection's memory-mapped vector file (`vectors.bin`), points'
+//! slots and metadata in redb (`points.redb`), the index in its snapshot (`index.snap`). Write
+//! protocol, per batch: plan slots (free ones first, then the end of the file), write the
+//! vectors there and fsync the vector file, map it if it grew, then commit the redb transaction
+//! that makes the slots live (one fsync), then apply to memory. A crash before the commit leaves
+//! bytes in slots nothing refers to; after it, every referred slot holds its whole vector. A slot
+//! is rewritten only while free: no live point and no index refers to it.
+//!
 //! Concurrency: the in-memory [`State`] sits behind a `RwLock`. Searches take the read lock and
 //! run in parallel. Writers are serialised by a mutex; each validates its whole batch, commits it
 //! to redb (durable), and only then applies it to memory under the write lock, in chunks of
@@ -25,11 +33,19 @@ use serde_json::Value;
 
 use crate::config::CollectionConfig;
 use crate::error::VecDbError;
-use crate::index::{IndexSpec, Metric};
-use crate::state::{Prepared, State};
-use crate::storage::points::{Change, PointStore};
-use crate::storage::snapshot::{self, Snapshot};
+use crate::index::{IndexSpec, Metric, VectorArena};
+use crate::state::State;
+use crate::storage::points::{Change, PointStore, Stored, CONFIG_FORMAT_VERSION};
+use crate::storage::snapshot::{self, Snapshot, FREE_SLOT};
+use crate::storage::vectors::{vector_crc, VectorFile};
 use crate::Point;
+
+/// A validated point ready to be written: vector already normalised under cosine.
+pub(crate) struct Prepared {
+    pub id: u64,
+    pub vector: Vec<f32>,
+    pub metadata: Value,
+}
 
 /// Points applied to memory per write-lock acquisition.
 pub const APPLY_CHUNK: usize = 64;
@@ -42,6 +58,45 @@ pub const IVF_RETRAIN_MIN: usize = 1_024;
 
 pub(crate) const POINTS_FILE: &str = "points.redb";
 pub(crate) const SNAPSHOT_FILE: &str = "index.snap";
+pub(crate) const VECTORS_FILE: &str = "vectors.bin";
+
+/// Memory and disk use of a collection, by component ([`Collection::stats`]).
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct CollectionStats {
+    /// Live points.
+    pub points: usize,
+    /// Slots of the vector file in use, dead or free.
+    pub slots: usize,
+    /// Slots of deleted points the index still routes through.
+    pub dead_slots: usize,
+    /// Slots waiting to be reused.
+    pub free_slots: usize,
+    /// Bytes of the vector file mapped: page cache, not heap; resident as far as searches
+    /// touched them and memory allows.
+    pub vectors_mapped_bytes: u64,
+    /// Heap bytes of the index structure (graph links, lists, tables; not the vectors).
+    pub index_bytes: u64,
+    /// Heap bytes of the id <-> slot tables.
+    pub slot_table_bytes: u64,
+    /// Whether a filtered search loaded the per-slot metadata cache (heap, proportional to the
+    /// metadata's size).
+    pub metadata_cache_loaded: bool,
+    /// Bytes the collection's files take on disk (allocated blocks).
+    pub disk_bytes: u64,
+}
+
+/// Bytes a file takes on disk: allocated blocks where the platform says, else its length.
+fn allocated_bytes(m: &std::fs::Metadata) -> u64 {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::MetadataExt;
+        m.blocks() * 512
+    }
+    #[cfg(not(unix))]
+    {
+        m.len()
+    }
+}
 
 /// A handle to one collection. Cheap to clone; all clones share the same state.
 #[derive(Clone)]
@@ -53,7 +108,11 @@ pub(crate) struct Inner {
     pub(crate) config: CollectionConfig,
     pub(crate) dir: PathBuf,
     store: PointStore,
+    /// The vector file's write side; only the writer (holding `writer`) uses it.
+    vectors: Mutex<VectorFile>,
     pub(crate) state: RwLock<State>,
+    /// The collection's uid, stamped into its snapshots.
+    uid: u64,
     /// Serialises writers (and snapshot saves) so that disk and memory change in the same order.
     pub(crate) writer: Mutex<()>,
     /// Set when the collection is dropped from the database; every call then fails.
@@ -78,37 +137,41 @@ impl std::fmt::Debug for Collection {
 }
 
 impl Collection {
-    /// Opens the collection stored in `dir`: reads every point from redb, then restores the index
-    /// from the snapshot if it is valid and current, or rebuilds it.
+    /// Opens the collection stored in `dir`: maps the vector file and restores the index from
+    /// the snapshot if it is valid and current (reading no point), or rebuilds it from the slot
+    /// table in redb. A format 1 collection is converted to format 2 first, once.
     pub(crate) fn open(dir: &Path) -> Result<Collection, VecDbError> {
-        let (store, config) = PointStore::open(&dir.join(POINTS_FILE))?;
-        let mut points = Vec::new();
-        let generation = store.for_each(|p| {
-            let vector = prepare_vector(&config, &p.vector);
-            points.push(Prepared {
-                id: p.id,
-                vector,
-                metadata: p.metadata,
-            });
-            Ok(())
-        })?;
-        let snap_path = dir.join(SNAPSHOT_FILE);
+        let (store, config, version) = PointStore::open(&dir.join(POINTS_FILE))?;
         let _span = tracing::info_span!("open_collection", name = %config.name).entered();
-        let (state, current) = match load_snapshot(&snap_path) {
-            Ok(snap) => match State::restore(&config, snap, points, generation) {
+        if version < CONFIG_FORMAT_VERSION {
+            crate::migrate::v1_to_v2(dir, &store, &config)?;
+        }
+        let vectors_path = dir.join(VECTORS_FILE);
+        if !vectors_path.is_file() {
+            return Err(VecDbError::Corrupt {
+                path: vectors_path,
+                reason: "the vector file of this format 2 collection is missing".into(),
+            });
+        }
+        let vectors = VectorFile::open(&vectors_path, config.dim)?;
+        let generation = store.generation()?;
+        let points = store.len()?;
+        let uid = store.uid()?;
+        let arena = VectorArena::mapped(config.dim, vectors.map()?, 0);
+        let (state, current) = match load_snapshot(&dir.join(SNAPSHOT_FILE)) {
+            Ok(snap) => match State::restore(&config, snap, arena, (uid, generation, points)) {
                 Ok(state) => {
                     tracing::info!(points = state.live_count(), "index restored from snapshot");
                     (state, true)
                 }
                 Err(reason) => {
                     tracing::warn!(%reason, "index snapshot is stale or invalid; rebuilding");
-                    // `restore` consumed the points, so read them again.
-                    (rebuild_from_store(&config, &store)?, false)
+                    (rebuild_from_store(&config, &store, &vectors)?, false)
                 }
             },
             Err(reason) => {
                 tracing::info!(%reason, "no usable index snapshot; rebuilding");
-                (State::build(&config, points, generation), false)
+                (rebuild_from_store(&config, &store, &vectors)?, false)
             }
         };
         Ok(Collection {
@@ -116,7 +179,9 @@ impl Collection {
                 config,
                 dir: dir.to_path_buf(),
                 store,
+                vectors: Mutex::new(vectors),
                 state: RwLock::new(state),
+                uid,
                 writer: Mutex::new(()),
                 dropped: AtomicBool::new(false),
                 changes_since_save: AtomicU64::new(0),
@@ -184,7 +249,77 @@ impl Collection {
     /// The stored points with these ids (original vectors, as inserted), missing ids skipped.
     pub fn get(&self, ids: &[u64]) -> Result<Vec<Point>, VecDbError> {
         self.check_open()?;
-        self.inner.store.get(ids)
+        // The read lock keeps the slots the records name from being reused while they are read.
+        let st = self.inner.state.read();
+        let records = self.inner.store.get(ids)?;
+        records.into_iter().map(|r| self.point_of(&st, r)).collect()
+    }
+
+    /// A stored record as a point: the vector as inserted comes from the record when it holds
+    /// one (cosine), else from the record's slot, checked against the record's CRC.
+    fn point_of(&self, st: &State, r: Stored) -> Result<Point, VecDbError> {
+        let vector = match r.raw {
+            Some(v) => v,
+            None => {
+                let corrupt = |reason: String| VecDbError::Corrupt {
+                    path: self.inner.dir.join(VECTORS_FILE),
+                    reason,
+                };
+                if r.slot as usize >= st.arena.len() {
+                    return Err(corrupt(format!(
+                        "point {} names slot {}, beyond the file",
+                        r.id, r.slot
+                    )));
+                }
+                let v = st.arena.get(r.slot);
+                if vector_crc(v) != r.crc {
+                    return Err(corrupt(format!(
+                        "the vector of point {} (slot {}) does not match its checksum",
+                        r.id, r.slot
+                    )));
+                }
+                v.to_vec()
+            }
+        };
+        Ok(Point {
+            id: r.id,
+            vector,
+            metadata: r.metadata,
+        })
+    }
+
+    /// Memory and disk use by component (what `status` reports).
+    pub fn stats(&self) -> Result<CollectionStats, VecDbError> {
+        self.check_open()?;
+        let (mut stats, dir) = {
+            let st = self.inner.state.read();
+            let dead = st.dead_count();
+            (
+                CollectionStats {
+                    points: st.live_count(),
+                    slots: st.slot_ids.len(),
+                    dead_slots: dead,
+                    free_slots: st.free.len(),
+                    vectors_mapped_bytes: st.arena.mapped_bytes() as u64,
+                    index_bytes: st.index.memory_bytes() as u64,
+                    slot_table_bytes: st.slot_table_bytes() as u64,
+                    metadata_cache_loaded: st.metadata.is_some(),
+                    disk_bytes: 0,
+                },
+                self.inner.dir.clone(),
+            )
+        };
+        let mut disk = 0;
+        for entry in std::fs::read_dir(&dir).map_err(|e| VecDbError::io(&dir, e))? {
+            let entry = entry.map_err(|e| VecDbError::io(&dir, e))?;
+            disk += allocated_bytes(
+                &entry
+                    .metadata()
+                    .map_err(|e| VecDbError::io(entry.path(), e))?,
+            );
+        }
+        stats.disk_bytes = disk;
+        Ok(stats)
     }
 
     /// Number of points.
@@ -195,7 +330,55 @@ impl Collection {
     /// Up to `limit` points with ids above `after`, in ascending id order (for paging).
     pub fn scan(&self, after: Option<u64>, limit: usize) -> Result<Vec<Point>, VecDbError> {
         self.check_open()?;
-        self.inner.store.scan(after, limit)
+        let st = self.inner.state.read();
+        let records = self.inner.store.scan(after, limit)?;
+        records.into_iter().map(|r| self.point_of(&st, r)).collect()
+    }
+
+    /// The metadata of the given live points, for search hits: from the cache when a filtered
+    /// search loaded it, else from redb. `None` for a point whose record is gone (deleted by a
+    /// write that is committed but not applied to memory yet).
+    pub(crate) fn hit_metadata(
+        &self,
+        st: &State,
+        slots_ids: &[(u32, u64)],
+    ) -> Result<Vec<Option<Value>>, VecDbError> {
+        if let Some(m) = &st.metadata {
+            return Ok(slots_ids
+                .iter()
+                .map(|&(s, _)| Some(m[s as usize].clone()))
+                .collect());
+        }
+        let ids: Vec<u64> = slots_ids.iter().map(|&(_, id)| id).collect();
+        self.inner.store.get_metadata(&ids)
+    }
+
+    /// Loads the per-slot metadata cache that filtered searches evaluate, once (one read of
+    /// every record); writes keep it current afterwards.
+    pub(crate) fn ensure_metadata(&self) -> Result<(), VecDbError> {
+        if self.inner.state.read().metadata.is_some() {
+            return Ok(());
+        }
+        // Under the writer lock no write changes the slots while the records are read.
+        let _w = self.inner.writer.lock();
+        self.check_open()?;
+        let cache = {
+            let st = self.inner.state.read();
+            if st.metadata.is_some() {
+                return Ok(());
+            }
+            let mut cache = vec![Value::Null; st.slot_ids.len()];
+            self.inner.store.for_each_metadata(|id, m| {
+                if let Some(&s) = st.id_slot.get(&id) {
+                    cache[s as usize] = m;
+                }
+                Ok(())
+            })?;
+            cache
+        };
+        tracing::debug!(slots = cache.len(), "metadata cache loaded for filtering");
+        self.inner.state.write().metadata = Some(cache);
+        Ok(())
     }
 
     /// Writes the index snapshot now (atomically). Durable when it returns `Ok`.
@@ -213,33 +396,113 @@ impl Collection {
         }
         let _w = self.inner.writer.lock();
         self.check_open()?;
-        {
+        // Which points keep their slot (an upsert with a bit-identical vector) and which slots
+        // the others get. Only writers change the state, so this plan stays true until applied.
+        let (keep, new_slots) = {
             let st = self.inner.state.read();
             if mode == Mode::Insert {
                 if let Some(p) = prepared.iter().find(|p| st.id_slot.contains_key(&p.id)) {
                     return Err(VecDbError::DuplicateId { id: p.id });
                 }
             }
-            if st.slot_ids.len() + prepared.len() > u32::MAX as usize {
+            let keep: Vec<Option<u32>> = prepared
+                .iter()
+                .map(|p| {
+                    st.id_slot
+                        .get(&p.id)
+                        .copied()
+                        .filter(|&s| st.arena.get(s) == p.vector.as_slice())
+                })
+                .collect();
+            let fresh = keep.iter().filter(|k| k.is_none()).count();
+            if st.slot_ids.len() + fresh > u32::MAX as usize - 2 {
                 return Err(VecDbError::param("points", "collection slot space is full"));
             }
+            (keep, st.plan_slots(fresh))
+        };
+        let mut slots = Vec::with_capacity(prepared.len());
+        let mut planned = new_slots.iter();
+        for k in &keep {
+            slots.push(match k {
+                Some(s) => *s,
+                None => *planned.next().expect("one planned slot per new vector"),
+            });
         }
+        // 1. The vectors, durable before anything refers to them.
+        let new_map = {
+            let mut vf = self.inner.vectors.lock();
+            let mut fresh: Vec<(u32, &[f32])> = keep
+                .iter()
+                .zip(&slots)
+                .zip(&prepared)
+                .filter(|((k, _), _)| k.is_none())
+                .map(|((_, &s), p)| (s, p.vector.as_slice()))
+                .collect();
+            fresh.sort_unstable_by_key(|&(s, _)| s);
+            let mut run: Vec<f32> = Vec::new();
+            let mut run_start = 0u32;
+            let mut run_len = 0u32;
+            for (s, v) in fresh {
+                if run_len > 0 && s != run_start + run_len {
+                    vf.write(run_start, &run)?;
+                    run.clear();
+                    run_len = 0;
+                }
+                if run_len == 0 {
+                    run_start = s;
+                }
+                run.extend_from_slice(v);
+                run_len += 1;
+            }
+            if run_len > 0 {
+                vf.write(run_start, &run)?;
+                vf.sync()?;
+            }
+            // Mapped before the commit: after it, an error could no longer be returned.
+            let covered = self.inner.state.read().arena.mapped_slots().unwrap_or(0);
+            let need = new_slots.iter().max().map_or(0, |&s| s as usize + 1);
+            if need > covered {
+                Some(vf.map()?)
+            } else {
+                None
+            }
+        };
+        // 2. The commit that makes the slots live.
+        let cosine = self.inner.config.metric == Metric::Cosine;
         let changes: Vec<Change<'_>> = points
             .iter()
             .zip(&prepared)
-            .map(|(p, prep)| Change::Put {
+            .zip(&slots)
+            .map(|((p, prep), &slot)| Change::Put {
                 id: p.id,
-                vector: &p.vector,
+                slot,
+                crc: vector_crc(&prep.vector),
+                raw: cosine.then_some(p.vector.as_slice()),
                 metadata: &prep.metadata,
             })
             .collect();
         let generation = self.inner.store.write(&changes)?;
+        drop(changes);
+        // 3. Memory.
         let n = prepared.len();
-        let mut it = prepared.into_iter().peekable();
+        if let Some(map) = new_map {
+            let mut st = self.inner.state.write();
+            let len = st.arena.len();
+            st.arena.remap(Some(map), len);
+        }
+        let mut it = prepared
+            .into_iter()
+            .zip(keep)
+            .zip(slots)
+            .map(|((p, k), s)| (p, k, s))
+            .peekable();
         while it.peek().is_some() {
             let mut st = self.inner.state.write();
-            for p in it.by_ref().take(APPLY_CHUNK) {
-                st.put(p);
+            for (p, k, slot) in it.by_ref().take(APPLY_CHUNK) {
+                match k {
+                    Some(s) => st.set_metadata(s, p.metadata),
+                    None => st.put(p.id, slot, Some(p.metadata)),
+                }
             }
         }
         self.inner.state.write().generation = generation;
@@ -262,11 +525,17 @@ impl Collection {
             (st.live_count(), st.dead_count(), st.built_live)
         };
         if dead > COMPACT_MIN_DEAD.max(live) {
+            // Rebuilding the index over the live slots frees the dead ones for reuse. The
+            // snapshot is saved at once, so no snapshot that still routes through a slot can be
+            // current once that slot is rewritten.
             tracing::info!(live, dead, "compacting collection");
-            match rebuild_from_store(&inner.config, &inner.store) {
-                Ok(fresh) => *inner.state.write() = fresh,
-                Err(e) => tracing::warn!(error = %e, "compaction failed; will retry later"),
+            let index = inner.state.read().build_index(&inner.config);
+            inner.state.write().install_rebuilt(index);
+            if let Err(e) = inner.save_locked() {
+                tracing::warn!(error = %e, "index snapshot after compaction failed");
+                let _ = std::fs::remove_file(inner.dir.join(SNAPSHOT_FILE));
             }
+            return;
         } else if matches!(inner.config.index, IndexSpec::Ivf { .. })
             && live >= IVF_RETRAIN_MIN
             && live >= 2 * built
@@ -288,7 +557,11 @@ impl Collection {
 impl Inner {
     /// Saves the snapshot; the caller holds the writer lock, so no write is half-applied.
     fn save_locked(&self) -> Result<(), VecDbError> {
-        let bytes = self.state.read().to_snapshot(&self.config).encode();
+        let bytes = self
+            .state
+            .read()
+            .to_snapshot(&self.config, self.uid)
+            .encode();
         snapshot::write_atomic(&self.dir.join(SNAPSHOT_FILE), &bytes)?;
         self.changes_since_save.store(0, Ordering::Release);
         self.snapshot_current.store(true, Ordering::Release);
@@ -311,22 +584,54 @@ impl Drop for Inner {
     }
 }
 
-fn load_snapshot(path: &Path) -> Result<Snapshot, String> {
+pub(crate) fn load_snapshot(path: &Path) -> Result<Snapshot, String> {
     let bytes = std::fs::read(path).map_err(|e| format!("{}: {e}", path.display()))?;
     Snapshot::decode(&bytes)
 }
 
-fn rebuild_from_store(config: &CollectionConfig, store: &PointStore) -> Result<State, VecDbError> {
-    let mut points = Vec::new();
-    let generation = store.for_each(|p| {
-        points.push(Prepared {
-            id: p.id,
-            vector: prepare_vector(config, &p.vector),
-            metadata: p.metadata,
-        });
+/// Rebuilds the state from redb's slot table: every record names its slot; slots no record
+/// names are free. Each live slot's vector is checked against its record's CRC (the index
+/// build reads them all anyway).
+fn rebuild_from_store(
+    config: &CollectionConfig,
+    store: &PointStore,
+    vectors: &VectorFile,
+) -> Result<State, VecDbError> {
+    let map = vectors.map()?;
+    let corrupt = |reason: String| VecDbError::Corrupt {
+        path: store.path().with_file_name(VECTORS_FILE),
+        reason,
+    };
+    let mut slot_ids: Vec<u64> = Vec::new();
+    let generation = store.for_each(|r| {
+        let s = r.slot as usize;
+        if s >= map.slots() {
+            return Err(corrupt(format!(
+                "point {} names slot {s}, beyond the file's {} slots",
+                r.id,
+                map.slots()
+            )));
+        }
+        if vector_crc(map.get(r.slot)) != r.crc {
+            return Err(corrupt(format!(
+                "the vector of point {} (slot {s}) does not match its checksum",
+                r.id
+            )));
+        }
+        if s >= slot_ids.len() {
+            slot_ids.resize(s + 1, FREE_SLOT);
+        }
+        if slot_ids[s] != FREE_SLOT {
+            return Err(corrupt(format!(
+                "points {} and {} name the same slot {s}",
+                slot_ids[s], r.id
+            )));
+        }
+        slot_ids[s] = r.id;
         Ok(())
     })?;
-    Ok(State::build(config, points, generation))
+    let arena = VectorArena::mapped(config.dim, map, slot_ids.len());
+    Ok(State::build(config, arena, slot_ids, generation))
 }
 
 /// The vector as the index sees it: L2-normalised under cosine, unchanged otherwise.

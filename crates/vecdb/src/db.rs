@@ -1,6 +1,8 @@
 //! The database: a directory with one sub-directory per collection.
 //!
-//! Layout: `<dir>/<name>/points.redb` (source of truth) and `<dir>/<name>/index.snap` (derived).
+//! Layout: `<dir>/<name>/points.redb` (source of truth for points and their slots),
+//! `<dir>/<name>/vectors.bin` (the vectors, memory-mapped) and `<dir>/<name>/index.snap`
+//! (derived).
 //! One redb file per collection keeps collections independent: a drop is a directory removal,
 //! a writer in one collection never waits for another's commit, and damage to one file touches
 //! one collection only.
@@ -20,11 +22,12 @@ use std::sync::atomic::Ordering;
 
 use parking_lot::Mutex;
 
-use crate::collection::{Collection, POINTS_FILE};
+use crate::collection::{Collection, POINTS_FILE, VECTORS_FILE};
 use crate::config::{validate_name, CollectionConfig};
 use crate::error::VecDbError;
 use crate::storage::points::PointStore;
 use crate::storage::snapshot::sync_dir;
+use crate::storage::vectors::VectorFile;
 
 const CREATING_PREFIX: &str = ".creating-";
 const DROPPING_PREFIX: &str = ".dropping-";
@@ -74,6 +77,7 @@ impl Database {
         }
         fs::create_dir(&work).map_err(|e| VecDbError::io(&work, e))?;
         drop(PointStore::create(&work.join(POINTS_FILE), &config)?);
+        drop(VectorFile::create(&work.join(VECTORS_FILE), config.dim)?);
         sync_dir(&work)?;
         fs::rename(&work, &final_dir).map_err(|e| VecDbError::io(&final_dir, e))?;
         sync_dir(&self.dir)?;

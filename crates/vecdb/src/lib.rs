@@ -1,9 +1,10 @@
 //! imgsearch's embedded vector database.
 //!
 //! A [`Database`] is a directory holding named [`Collection`]s. Each collection stores its points
-//! (id, vector, JSON metadata) durably in its own redb file, keeps the vectors in memory in a
-//! [`index::VectorArena`] behind one of four index kinds (flat, HNSW, IVF, LSH), and saves the
-//! index as a checksummed snapshot file beside the redb file so that reopening is fast.
+//! durably: ids, metadata and slot numbers in its own redb file, vectors in fixed-size slots of a
+//! memory-mapped vector file, read in place by one of four index kinds (flat, HNSW, IVF, LSH)
+//! through a mapped [`index::VectorArena`]. The index is saved as a checksummed snapshot file, so
+//! reopening maps the vectors and loads the index structure without reading any point.
 //!
 //! Layering: `distance` (kernels) and `index` (structures, no IO) know nothing of storage;
 //! `storage` does all IO; `collection`, `search` and `db` tie them together and own validation,
@@ -19,9 +20,10 @@ pub mod search;
 pub mod storage;
 
 mod collection;
+mod migrate;
 mod state;
 
-pub use collection::{Collection, AUTOSAVE_MIN_CHANGES};
+pub use collection::{Collection, CollectionStats, AUTOSAVE_MIN_CHANGES};
 pub use config::CollectionConfig;
 pub use db::Database;
 pub use error::VecDbError;

@@ -4,8 +4,9 @@
 //! is a maximum distance). Ip returns the dot product and Cosine the cosine similarity (hits
 //! descending; `threshold` is a minimum score). Ties keep the index's order.
 //!
-//! Filter planning: the filter is first evaluated on every live point's metadata to get the set
-//! of matching slots (a bitset). If that set is small, fewer than
+//! Filter planning: the filter is first evaluated on every live point's metadata (the per-slot
+//! cache, loaded from redb by the first filtered search) to get the set of matching slots (a
+//! bitset). If that set is small, fewer than
 //! `max(k * EXACT_FACTOR, live / EXACT_DIVISOR)` slots, the search is exact over just those slots
 //! (cheap, and approximate indexes lose recall when most candidates are rejected); otherwise the
 //! index searches with the bitset as its `accept` predicate, so the filter applies during the
@@ -105,33 +106,54 @@ impl Collection {
         let q = prepare_vector(config, query);
         let kind = distance_kind(config);
         let _span = tracing::debug_span!("search", collection = %config.name, k = req.k).entered();
-        let st = self.inner.state.read();
-        validate_params(&st.index, &params)?;
-        let found = match &filter {
-            None => st
-                .index
-                .search(&st.arena, &q, req.k, &params, &|s| st.is_live(s)),
-            Some(f) => filtered_search(&st, f, &q, req.k, &params, kind),
-        };
-        let mut hits = Vec::with_capacity(found.len());
-        for (slot, dist) in found {
-            let score = to_score(kind, dist);
-            if let Some(t) = req.threshold {
-                let ok = match kind {
-                    DistanceKind::L2Squared => score <= t,
-                    DistanceKind::NegDot => score >= t,
-                };
-                if !ok {
-                    continue;
-                }
-            }
-            hits.push(Hit {
-                id: st.slot_ids[slot as usize],
-                score,
-                metadata: st.metadata[slot as usize].clone(),
-            });
+        if filter.is_some() {
+            self.ensure_metadata()?;
         }
-        Ok(hits)
+        // A hit whose record is gone was deleted by a write that is committed but not yet
+        // applied to memory; searching again once it is applied gives a full answer.
+        for attempt in 0..3 {
+            let st = self.inner.state.read();
+            validate_params(&st.index, &params)?;
+            let found = match &filter {
+                None => st
+                    .index
+                    .search(&st.arena, &q, req.k, &params, &|s| st.is_live(s)),
+                Some(f) => filtered_search(&st, f, &q, req.k, &params, kind),
+            };
+            let mut kept = Vec::with_capacity(found.len());
+            for (slot, dist) in found {
+                let score = to_score(kind, dist);
+                if let Some(t) = req.threshold {
+                    let ok = match kind {
+                        DistanceKind::L2Squared => score <= t,
+                        DistanceKind::NegDot => score >= t,
+                    };
+                    if !ok {
+                        continue;
+                    }
+                }
+                kept.push((slot, st.slot_ids[slot as usize], score));
+            }
+            let pairs: Vec<(u32, u64)> = kept.iter().map(|&(s, id, _)| (s, id)).collect();
+            let metadata = self.hit_metadata(&st, &pairs)?;
+            if metadata.iter().any(Option::is_none) && attempt < 2 {
+                drop(st);
+                std::thread::yield_now();
+                continue;
+            }
+            return Ok(kept
+                .into_iter()
+                .zip(metadata)
+                .filter_map(|((_, id, score), m)| {
+                    m.map(|metadata| Hit {
+                        id,
+                        score,
+                        metadata,
+                    })
+                })
+                .collect());
+        }
+        unreachable!("the last attempt returns")
     }
 }
 
@@ -200,8 +222,11 @@ fn filtered_search(
     let n = st.slot_ids.len();
     let mut bits = Bitset(vec![0u64; n.div_ceil(64)]);
     let mut matched = Vec::new();
+    let Some(metadata) = &st.metadata else {
+        unreachable!("filtered searches load the metadata cache first")
+    };
     for slot in 0..n as u32 {
-        if st.is_live(slot) && filter.matches(&st.metadata[slot as usize]) {
+        if st.is_live(slot) && filter.matches(&metadata[slot as usize]) {
             bits.0[slot as usize / 64] |= 1 << (slot % 64);
             matched.push(slot);
         }

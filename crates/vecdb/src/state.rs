@@ -1,10 +1,14 @@
-//! A collection's in-memory state: vectors, index, slot maps and metadata.
+//! A collection's in-memory state: the mapped vectors, the index and the slot tables.
 //!
-//! Points live in slots (`u32`, the index's addressing). A point that is deleted, or upserted with
-//! a new vector, leaves a dead slot behind: its vector stays in the arena because graph indexes
-//! still route through it, but `accept` rejects it, so it is never returned. Dead slots are
-//! dropped when the state is rebuilt from the points (on open without a usable snapshot, or by
-//! compaction).
+//! Points live in slots (`u32`, the index's addressing) of the vector file. A point that is
+//! deleted, or upserted with a new vector, leaves a dead slot behind: its vector stays in the
+//! file because graph indexes still route through it, but `accept` rejects it, so it is never
+//! returned. When the index is rebuilt over the live slots (compaction, or opening without a
+//! usable snapshot), dead slots become free, and new vectors are written into free slots before
+//! the file is extended.
+//!
+//! Nothing here holds metadata by default: hits read theirs from redb. The per-slot metadata
+//! cache (`metadata`) is loaded on the first filtered search and kept up to date from then on.
 //!
 //! This module also converts between the state and an index snapshot ([`Snapshot`]).
 
@@ -14,23 +18,19 @@ use serde_json::Value;
 
 use crate::config::CollectionConfig;
 use crate::index::{AnyIndex, DistanceKind, VectorArena};
-use crate::storage::snapshot::{Snapshot, DEAD_SLOT};
-
-/// A point ready to enter the state: vector already normalised under cosine.
-pub(crate) struct Prepared {
-    pub id: u64,
-    pub vector: Vec<f32>,
-    pub metadata: Value,
-}
+use crate::storage::snapshot::{Snapshot, DEAD_SLOT, FREE_SLOT, SNAPSHOT_VERSION};
 
 pub(crate) struct State {
+    /// The vector file's mapping; `len()` is the number of slots in use or free.
     pub arena: VectorArena,
     pub index: AnyIndex,
-    /// Point id per slot; `DEAD_SLOT` for dead slots.
+    /// Point id per slot; `DEAD_SLOT` for dead slots, `FREE_SLOT` for free ones.
     pub slot_ids: Vec<u64>,
     pub id_slot: HashMap<u64, u32>,
-    /// Metadata per slot; `Null` for dead slots.
-    pub metadata: Vec<Value>,
+    /// Free slots, reused before the file grows (popped from the end).
+    pub free: Vec<u32>,
+    /// Metadata per slot (`Null` for dead and free slots), once a filtered search loaded it.
+    pub metadata: Option<Vec<Value>>,
     /// The redb generation this state reflects.
     pub generation: u64,
     /// Live points when the index was last bulk-built (drives IVF retraining).
@@ -49,55 +49,82 @@ pub(crate) fn distance_kind(config: &CollectionConfig) -> DistanceKind {
     DistanceKind::from(config.metric)
 }
 
+fn new_index(config: &CollectionConfig) -> AnyIndex {
+    AnyIndex::new(
+        &config.index,
+        config.dim,
+        distance_kind(config),
+        seed_for(&config.name),
+    )
+}
+
 impl State {
-    /// Builds a fresh state and index over `points` (ascending ids, slots assigned in order).
-    pub(crate) fn build(config: &CollectionConfig, points: Vec<Prepared>, generation: u64) -> Self {
-        let mut arena = VectorArena::new(config.dim);
-        let mut slot_ids = Vec::with_capacity(points.len());
-        let mut id_slot = HashMap::with_capacity(points.len());
-        let mut metadata = Vec::with_capacity(points.len());
-        for p in points {
-            let slot = arena.push(&p.vector);
-            slot_ids.push(p.id);
-            id_slot.insert(p.id, slot);
-            metadata.push(p.metadata);
+    /// Builds the state from the slot table (`slot_ids[s]` = the id living in slot `s`, or
+    /// `FREE_SLOT`) and a fresh index over the live slots; every non-live slot is free.
+    pub(crate) fn build(
+        config: &CollectionConfig,
+        arena: VectorArena,
+        slot_ids: Vec<u64>,
+        generation: u64,
+    ) -> Self {
+        let mut id_slot = HashMap::with_capacity(slot_ids.len());
+        let mut free = Vec::new();
+        let mut live = Vec::with_capacity(slot_ids.len());
+        for (s, &id) in slot_ids.iter().enumerate() {
+            if id == FREE_SLOT || id == DEAD_SLOT {
+                free.push(s as u32);
+            } else {
+                id_slot.insert(id, s as u32);
+                live.push(s as u32);
+            }
         }
-        let slots: Vec<u32> = (0..slot_ids.len() as u32).collect();
-        let mut index = AnyIndex::new(
-            &config.index,
-            config.dim,
-            distance_kind(config),
-            seed_for(&config.name),
-        );
-        index.build(&arena, &slots);
+        // Lowest slots first, so the file fills from the front.
+        free.reverse();
+        let slot_ids = slot_ids
+            .into_iter()
+            .map(|id| if id == DEAD_SLOT { FREE_SLOT } else { id })
+            .collect();
+        let mut index = new_index(config);
+        index.build(&arena, &live);
         State {
             arena,
             index,
-            built_live: slot_ids.len(),
+            built_live: live.len(),
             slot_ids,
             id_slot,
-            metadata,
+            free,
+            metadata: None,
             generation,
         }
     }
 
-    /// Rebuilds only the index over the live slots (used to retrain IVF as the collection grows).
+    /// Builds a fresh index over the live slots (compaction and IVF retraining).
     pub(crate) fn build_index(&self, config: &CollectionConfig) -> AnyIndex {
         let slots: Vec<u32> = (0..self.slot_ids.len() as u32)
             .filter(|&s| self.is_live(s))
             .collect();
-        let mut index = AnyIndex::new(
-            &config.index,
-            config.dim,
-            distance_kind(config),
-            seed_for(&config.name),
-        );
+        let mut index = new_index(config);
         index.build(&self.arena, &slots);
         index
     }
 
+    /// Installs an index built by [`State::build_index`] over exactly the live slots: dead slots
+    /// are no longer referred to, so they become free.
+    pub(crate) fn install_rebuilt(&mut self, index: AnyIndex) {
+        self.index = index;
+        self.built_live = self.live_count();
+        for (s, id) in self.slot_ids.iter_mut().enumerate() {
+            if *id == DEAD_SLOT {
+                *id = FREE_SLOT;
+                self.free.push(s as u32);
+            }
+        }
+        self.free.sort_unstable_by(|a, b| b.cmp(a));
+    }
+
     pub(crate) fn is_live(&self, slot: u32) -> bool {
-        self.slot_ids[slot as usize] != DEAD_SLOT
+        let id = self.slot_ids[slot as usize];
+        id != DEAD_SLOT && id != FREE_SLOT
     }
 
     pub(crate) fn live_count(&self) -> usize {
@@ -105,24 +132,55 @@ impl State {
     }
 
     pub(crate) fn dead_count(&self) -> usize {
-        self.slot_ids.len() - self.id_slot.len()
+        self.slot_ids.iter().filter(|&&id| id == DEAD_SLOT).count()
     }
 
-    /// Inserts or replaces a point. A replacement with a bit-identical vector keeps its slot and
-    /// only swaps the metadata; otherwise the old slot dies and the point gets a new one.
-    pub(crate) fn put(&mut self, p: Prepared) {
-        if let Some(&slot) = self.id_slot.get(&p.id) {
-            if self.arena.get(slot) == p.vector.as_slice() {
-                self.metadata[slot as usize] = p.metadata;
-                return;
-            }
-            self.kill(slot);
+    /// The slots a batch of new vectors will take: free ones first, then new ones at the end
+    /// of the file. Does not change the state (the writer applies them after the commit).
+    pub(crate) fn plan_slots(&self, n: usize) -> Vec<u32> {
+        let mut out: Vec<u32> = self.free.iter().rev().take(n).copied().collect();
+        let mut next = self.slot_ids.len() as u32;
+        while out.len() < n {
+            out.push(next);
+            next += 1;
         }
-        let slot = self.arena.push(&p.vector);
-        self.slot_ids.push(p.id);
-        self.metadata.push(p.metadata);
-        self.id_slot.insert(p.id, slot);
+        out
+    }
+
+    /// Makes `slot` (planned by [`State::plan_slots`], its vector already in the file and
+    /// mapped) live for `id`, killing the point's previous slot if it had one.
+    pub(crate) fn put(&mut self, id: u64, slot: u32, metadata: Option<Value>) {
+        if let Some(&old) = self.id_slot.get(&id) {
+            self.kill(old);
+        }
+        let s = slot as usize;
+        if s >= self.slot_ids.len() {
+            // Planned slots extend the table one by one; should one ever skip ahead, the slots
+            // in between stay free.
+            for f in self.slot_ids.len()..s {
+                self.free.push(f as u32);
+            }
+            self.slot_ids.resize(s + 1, FREE_SLOT);
+            if let Some(m) = &mut self.metadata {
+                m.resize(s + 1, Value::Null);
+            }
+            self.arena.remap(None, s + 1);
+        } else if let Some(pos) = self.free.iter().rposition(|&f| f == slot) {
+            self.free.remove(pos);
+        }
+        self.slot_ids[s] = id;
+        if let (Some(m), Some(v)) = (&mut self.metadata, metadata) {
+            m[s] = v;
+        }
+        self.id_slot.insert(id, slot);
         self.index.add(&self.arena, slot);
+    }
+
+    /// Replaces a live point's metadata (an upsert with a bit-identical vector).
+    pub(crate) fn set_metadata(&mut self, slot: u32, metadata: Value) {
+        if let Some(m) = &mut self.metadata {
+            m[slot as usize] = metadata;
+        }
     }
 
     /// Deletes a point; returns whether it existed.
@@ -138,48 +196,59 @@ impl State {
 
     fn kill(&mut self, slot: u32) {
         self.slot_ids[slot as usize] = DEAD_SLOT;
-        self.metadata[slot as usize] = Value::Null;
+        if let Some(m) = &mut self.metadata {
+            m[slot as usize] = Value::Null;
+        }
     }
 
-    /// Captures the state as a snapshot.
-    pub(crate) fn to_snapshot(&self, config: &CollectionConfig) -> Snapshot {
-        let mut dead_vectors = Vec::with_capacity(self.dead_count() * config.dim);
-        for (slot, &id) in self.slot_ids.iter().enumerate() {
-            if id == DEAD_SLOT {
-                dead_vectors.extend_from_slice(self.arena.get(slot as u32));
-            }
-        }
+    /// Heap bytes of the slot tables (ids per slot, id -> slot map, free list).
+    pub(crate) fn slot_table_bytes(&self) -> usize {
+        self.slot_ids.capacity() * 8
+            + self.id_slot.capacity() * (8 + 4 + 1)
+            + self.free.capacity() * 4
+    }
+
+    /// Captures the state as a snapshot of the collection with this uid.
+    pub(crate) fn to_snapshot(&self, config: &CollectionConfig, uid: u64) -> Snapshot {
         Snapshot {
+            version: SNAPSHOT_VERSION,
+            uid,
             generation: self.generation,
             live_count: self.live_count() as u64,
             spec_json: serde_json::to_string(&config.index).expect("spec serialises"),
             dim: config.dim,
             slot_ids: self.slot_ids.clone(),
-            dead_vectors,
+            dead_vectors: Vec::new(),
             index: self.index.to_bytes(),
         }
     }
 
-    /// Restores a state from a snapshot and the current points (ascending ids, as read from
-    /// redb at `generation`). Fails, with the reason, when the snapshot does not belong to exactly
-    /// this point set and config.
+    /// Restores a state from a version-2 snapshot and the mapped vector file, given what redb
+    /// says now (its generation and number of points). Reads no point: the generation stamp
+    /// ties the snapshot to exactly one point set. Fails, with the reason, when the snapshot
+    /// does not belong to this point set, config or file.
     pub(crate) fn restore(
         config: &CollectionConfig,
         snap: Snapshot,
-        points: Vec<Prepared>,
-        generation: u64,
+        arena: VectorArena,
+        (uid, generation, points): (u64, u64, u64),
     ) -> Result<State, String> {
+        if snap.version != SNAPSHOT_VERSION {
+            return Err(format!("snapshot format version {}", snap.version));
+        }
+        if snap.uid != uid {
+            return Err("snapshot belongs to another collection (uid differs)".into());
+        }
         if snap.generation != generation {
             return Err(format!(
                 "snapshot is for generation {}, the points are at {generation}",
                 snap.generation
             ));
         }
-        if snap.live_count != points.len() as u64 {
+        if snap.live_count != points {
             return Err(format!(
-                "snapshot has {} live points, the store has {}",
-                snap.live_count,
-                points.len()
+                "snapshot has {} live points, the store has {points}",
+                snap.live_count
             ));
         }
         let spec_json = serde_json::to_string(&config.index).expect("spec serialises");
@@ -189,28 +258,32 @@ impl State {
         if snap.slot_ids.len() > u32::MAX as usize {
             return Err("too many slots".into());
         }
-        let mut by_id: HashMap<u64, Prepared> = points.into_iter().map(|p| (p.id, p)).collect();
-        let mut arena = VectorArena::new(config.dim);
-        let mut metadata = Vec::with_capacity(snap.slot_ids.len());
-        let mut id_slot = HashMap::with_capacity(by_id.len());
-        let mut dead = snap.dead_vectors.chunks_exact(config.dim.max(1));
+        if snap.slot_ids.len() > arena.mapped_slots().unwrap_or(0) {
+            return Err(format!(
+                "snapshot has {} slots, the vector file only {}",
+                snap.slot_ids.len(),
+                arena.mapped_slots().unwrap_or(0)
+            ));
+        }
+        let mut arena = arena;
+        arena.remap(None, snap.slot_ids.len());
+        let mut id_slot = HashMap::with_capacity(points as usize);
+        let mut free = Vec::new();
         for (slot, &id) in snap.slot_ids.iter().enumerate() {
-            if id == DEAD_SLOT {
-                let v = dead.next().ok_or("fewer dead vectors than dead slots")?;
-                arena.push(v);
-                metadata.push(Value::Null);
-                continue;
+            match id {
+                DEAD_SLOT => {}
+                FREE_SLOT => free.push(slot as u32),
+                _ => {
+                    if id_slot.insert(id, slot as u32).is_some() {
+                        return Err(format!("id {id} holds two slots"));
+                    }
+                }
             }
-            let p = by_id
-                .remove(&id)
-                .ok_or_else(|| format!("snapshot slot {slot} holds id {id}, absent or repeated"))?;
-            arena.push(&p.vector);
-            metadata.push(p.metadata);
-            id_slot.insert(id, slot as u32);
         }
-        if !by_id.is_empty() || dead.next().is_some() {
-            return Err("snapshot slots do not cover the stored points exactly".into());
+        if id_slot.len() as u64 != points {
+            return Err("snapshot slots do not cover the stored points".into());
         }
+        free.reverse();
         let index = AnyIndex::from_bytes(
             &config.index,
             config.dim,
@@ -230,7 +303,8 @@ impl State {
             built_live: id_slot.len(),
             slot_ids: snap.slot_ids,
             id_slot,
-            metadata,
+            free,
+            metadata: None,
             generation,
         })
     }

@@ -68,6 +68,21 @@ pub fn run(g: &GlobalArgs, args: &StatusArgs) -> anyhow::Result<()> {
     );
     println!("index:       {}", serde_json::to_string(&s.index)?);
     println!("text search: {}", s.text_search);
+    if let Some(st) = &s.storage {
+        let mib = |b: u64| b as f64 / (1024.0 * 1024.0);
+        println!(
+            "memory:      {:.1} MiB vectors mapped (page cache), {:.1} MiB index, {:.1} MiB slot tables{}",
+            mib(st.vectors_mapped_bytes),
+            mib(st.index_bytes),
+            mib(st.slot_table_bytes),
+            if st.metadata_cache_loaded {
+                ", metadata cache loaded (filters)"
+            } else {
+                ""
+            }
+        );
+        println!("disk:        {:.1} MiB", mib(st.disk_bytes));
+    }
     Ok(())
 }
 

@@ -106,4 +106,8 @@ impl VectorStore for EmbeddedStore {
     fn scan(&self, name: &str, after: Option<u64>, limit: usize) -> Result<Vec<Point>, StoreError> {
         Ok(self.collection(name)?.scan(after, limit)?)
     }
+
+    fn storage_stats(&self, name: &str) -> Result<Option<vecdb::CollectionStats>, StoreError> {
+        Ok(Some(self.collection(name)?.stats()?))
+    }
 }

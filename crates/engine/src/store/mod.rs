@@ -44,6 +44,10 @@ pub trait VectorStore: Send + Sync {
     ) -> Result<Vec<Hit>, StoreError>;
     /// Up to `limit` points with ids greater than `after`, in ascending id order (for paging).
     fn scan(&self, name: &str, after: Option<u64>, limit: usize) -> Result<Vec<Point>, StoreError>;
+    /// Memory by component and size on disk, where the store can tell (the embedded one).
+    fn storage_stats(&self, _name: &str) -> Result<Option<vecdb::CollectionStats>, StoreError> {
+        Ok(None)
+    }
 }
 
 /// Everything a store can fail with.

@@ -26,6 +26,7 @@ pub use ivf::IvfIndex;
 pub use lsh::LshIndex;
 
 use crate::distance::{AlignedF32Vec, Kernels};
+use crate::storage::vectors::VectorMap;
 use serde::{Deserialize, Serialize};
 
 /// The similarity a collection is searched by.
@@ -212,12 +213,39 @@ impl DistanceKind {
     }
 }
 
-/// Slot-addressed storage of vectors of one dimension: slot `s` holds floats
-/// `s * dim .. (s + 1) * dim` of one 64-byte aligned buffer.
-#[derive(Clone, Debug)]
+/// Slot-addressed storage of vectors of one dimension. Two backings:
+///
+/// - owned: slot `s` holds floats `s * dim .. (s + 1) * dim` of one 64-byte aligned buffer (the
+///   in-memory form used by tests, benchmarks and callers of the index layer alone);
+/// - mapped: slots are read from a collection's memory-mapped vector file
+///   ([`crate::storage::vectors::VectorMap`]), so the vectors stay in the page cache instead of
+///   the heap. The collection writes and maps the file; the arena only reads it, which keeps the
+///   index layer free of IO.
+#[derive(Debug)]
 pub struct VectorArena {
     dim: usize,
-    data: AlignedF32Vec,
+    data: ArenaData,
+}
+
+#[derive(Debug)]
+enum ArenaData {
+    Owned(AlignedF32Vec),
+    Mapped {
+        map: VectorMap,
+        /// Slots in use (the mapping may cover more).
+        len: usize,
+    },
+}
+
+impl Clone for VectorArena {
+    /// Clones into an owned arena (a mapped one is copied out of its file).
+    fn clone(&self) -> Self {
+        let mut out = VectorArena::new(self.dim);
+        for s in 0..self.len() as u32 {
+            out.push(self.get(s));
+        }
+        out
+    }
 }
 
 impl VectorArena {
@@ -226,35 +254,92 @@ impl VectorArena {
         assert!(dim > 0, "VectorArena dimension must be at least 1");
         VectorArena {
             dim,
-            data: AlignedF32Vec::new(),
+            data: ArenaData::Owned(AlignedF32Vec::new()),
         }
     }
 
-    /// Appends a vector and returns its slot. Panics if the length is not `dim` or the arena
-    /// already holds `u32::MAX` vectors (callers validate dimensions first).
+    /// An arena reading the first `len` slots of a mapped vector file. Panics if the mapping
+    /// covers fewer slots.
+    pub fn mapped(dim: usize, map: VectorMap, len: usize) -> Self {
+        assert!(dim > 0, "VectorArena dimension must be at least 1");
+        assert!(
+            len <= map.slots(),
+            "the mapping covers fewer slots than asked"
+        );
+        VectorArena {
+            dim,
+            data: ArenaData::Mapped { map, len },
+        }
+    }
+
+    /// Mapped arenas: replaces the mapping (after the file grew) and sets the number of slots in
+    /// use. Panics on an owned arena or when the mapping covers fewer than `len` slots.
+    pub fn remap(&mut self, map: Option<VectorMap>, len: usize) {
+        match &mut self.data {
+            ArenaData::Owned(_) => panic!("remap on an owned arena"),
+            ArenaData::Mapped { map: m, len: l } => {
+                if let Some(new) = map {
+                    *m = new;
+                }
+                assert!(
+                    len <= m.slots(),
+                    "the mapping covers fewer slots than asked"
+                );
+                *l = len;
+            }
+        }
+    }
+
+    /// Slots the backing can hold without growing: the mapping's size for a mapped arena.
+    pub fn mapped_slots(&self) -> Option<usize> {
+        match &self.data {
+            ArenaData::Owned(_) => None,
+            ArenaData::Mapped { map, .. } => Some(map.slots()),
+        }
+    }
+
+    /// Appends a vector and returns its slot. Panics if the length is not `dim`, the arena
+    /// already holds `u32::MAX` vectors (callers validate dimensions first), or the arena is
+    /// mapped (its file is written by the collection, then the arena is [`remap`]ped).
+    ///
+    /// [`remap`]: VectorArena::remap
     pub fn push(&mut self, v: &[f32]) -> u32 {
         assert_eq!(v.len(), self.dim, "vector length differs from the arena's");
         let slot = u32::try_from(self.len()).expect("arena is full (u32 slots)");
         assert!(slot < u32::MAX, "arena is full (u32 slots)");
-        self.data.extend_from_slice(v);
+        match &mut self.data {
+            ArenaData::Owned(data) => data.extend_from_slice(v),
+            ArenaData::Mapped { .. } => panic!("push on a mapped arena"),
+        }
         slot
     }
 
     /// The vector in `slot`. Panics if the slot does not exist.
     #[inline]
     pub fn get(&self, slot: u32) -> &[f32] {
-        let start = slot as usize * self.dim;
-        &self.data.as_slice()[start..start + self.dim]
+        match &self.data {
+            ArenaData::Owned(data) => {
+                let start = slot as usize * self.dim;
+                &data.as_slice()[start..start + self.dim]
+            }
+            ArenaData::Mapped { map, len } => {
+                assert!((slot as usize) < *len, "slot {slot} is not in use");
+                map.get(slot)
+            }
+        }
     }
 
     /// Number of slots.
     pub fn len(&self) -> usize {
-        self.data.len() / self.dim
+        match &self.data {
+            ArenaData::Owned(data) => data.len() / self.dim,
+            ArenaData::Mapped { len, .. } => *len,
+        }
     }
 
     /// True when the arena holds no vector.
     pub fn is_empty(&self) -> bool {
-        self.data.is_empty()
+        self.len() == 0
     }
 
     /// Dimension of every vector.
@@ -262,24 +347,36 @@ impl VectorArena {
         self.dim
     }
 
-    /// Reserves room for `additional` more vectors.
+    /// Reserves room for `additional` more vectors (owned arenas; a mapped one grows with its
+    /// file).
     pub fn reserve(&mut self, additional: usize) {
-        self.data.reserve(additional * self.dim);
-    }
-
-    /// All vectors, slot after slot.
-    pub fn as_flat(&self) -> &[f32] {
-        self.data.as_slice()
+        if let ArenaData::Owned(data) = &mut self.data {
+            data.reserve(additional * self.dim);
+        }
     }
 
     /// Drops every slot from `len` on (used when rolling back a failed batch).
     pub fn truncate(&mut self, len: usize) {
-        self.data.truncate(len * self.dim);
+        match &mut self.data {
+            ArenaData::Owned(data) => data.truncate(len * self.dim),
+            ArenaData::Mapped { len: l, .. } => *l = (*l).min(len),
+        }
     }
 
-    /// Bytes held.
+    /// Heap bytes held (0 for a mapped arena: its vectors live in the page cache).
     pub fn memory_bytes(&self) -> usize {
-        self.data.memory_bytes()
+        match &self.data {
+            ArenaData::Owned(data) => data.memory_bytes(),
+            ArenaData::Mapped { .. } => 0,
+        }
+    }
+
+    /// Bytes of file mapped (0 for an owned arena).
+    pub fn mapped_bytes(&self) -> usize {
+        match &self.data {
+            ArenaData::Owned(_) => 0,
+            ArenaData::Mapped { map, .. } => map.mapped_bytes(),
+        }
     }
 }
 

@@ -2,9 +2,15 @@
 //!
 //! Tables:
 //! - `meta` (`&str -> &[u8]`): `config` holds the collection config as JSON wrapped with a format
-//!   version (`{"format_version":1,"config":{...}}`); `generation` holds a `u64` (little endian)
-//!   incremented by every committed write, which ties derived index snapshots to a point set.
-//! - `points` (`u64 -> &[u8]`): one record per point, encoded by [`encode_record`].
+//!   version (`{"format_version":2,"config":{...}}`); `generation` holds a `u64` (little endian)
+//!   incremented by every committed write, and `uid` a random `u64` drawn when the collection
+//!   was created (or converted to format 2); together they tie derived index snapshots to one
+//!   point set without reading the points.
+//! - `points` (`u64 -> &[u8]`): one record per point, encoded by [`encode_record`]: the slot of
+//!   the vector file holding the point's vector, that vector's CRC-32, the vector as inserted
+//!   when it differs from the slot's (cosine collections store normalised vectors in slots),
+//!   and the metadata. Format 1 records held the vector itself ([`decode_record_v1`], read
+//!   only by the migration).
 //!
 //! Durability contract: every method that writes commits one redb transaction with
 //! `Durability::Immediate`, so when it returns `Ok` the change survives a process kill or power
@@ -25,10 +31,12 @@ use crate::Point;
 const META: TableDefinition<&str, &[u8]> = TableDefinition::new("meta");
 const POINTS: TableDefinition<u64, &[u8]> = TableDefinition::new("points");
 
-/// Version of the `config` entry's wrapper; bump when the stored config changes shape.
-pub const CONFIG_FORMAT_VERSION: u32 = 1;
-/// Version byte at the start of each point record.
-pub const RECORD_VERSION: u8 = 1;
+/// Version of the collection format, stored in the `config` entry's wrapper: 1 kept vectors in
+/// the point records, 2 keeps them in the vector file. Bump when the files change shape.
+pub const CONFIG_FORMAT_VERSION: u32 = 2;
+/// Version byte at the start of each point record (1 in format 1, 2 in format 2).
+pub const RECORD_VERSION: u8 = 2;
+const RECORD_VERSION_1: u8 = 1;
 
 #[derive(Serialize, Deserialize)]
 struct StoredConfig {
@@ -40,10 +48,24 @@ struct StoredConfig {
 pub(crate) enum Change<'a> {
     Put {
         id: u64,
-        vector: &'a [f32],
+        /// Slot of the vector file holding the vector the index uses.
+        slot: u32,
+        /// CRC-32 of that slot's bytes.
+        crc: u32,
+        /// The vector as inserted, when it differs from the slot's (cosine).
+        raw: Option<&'a [f32]>,
         metadata: &'a Value,
     },
     Delete(u64),
+}
+
+/// A decoded format-2 point record.
+pub(crate) struct Stored {
+    pub id: u64,
+    pub slot: u32,
+    pub crc: u32,
+    pub raw: Option<Vec<f32>>,
+    pub metadata: Value,
 }
 
 /// A collection's redb file.
@@ -67,6 +89,7 @@ impl PointStore {
             let mut meta = tx.open_table(META)?;
             meta.insert("config", json.as_slice())?;
             meta.insert("generation", 0u64.to_le_bytes().as_slice())?;
+            meta.insert("uid", new_uid().to_le_bytes().as_slice())?;
             tx.open_table(POINTS)?;
         }
         tx.commit()?;
@@ -76,20 +99,26 @@ impl PointStore {
         })
     }
 
-    /// Opens an existing store and returns it with its config.
-    pub(crate) fn open(path: &Path) -> Result<(Self, CollectionConfig), VecDbError> {
+    /// Opens an existing store and returns it with its config and format version (1 or 2; a
+    /// newer one is refused with `UnsupportedVersion`).
+    pub(crate) fn open(path: &Path) -> Result<(Self, CollectionConfig, u32), VecDbError> {
         let db = redb::Database::open(path)?;
         let store = PointStore {
             db,
             path: path.to_path_buf(),
         };
-        let config = store.read_config()?;
-        Ok((store, config))
+        let (config, version) = store.read_config()?;
+        Ok((store, config, version))
     }
 
     /// Reads just the config of a store that is not open, closing the file afterwards.
     pub(crate) fn read_config_of(path: &Path) -> Result<CollectionConfig, VecDbError> {
         Ok(PointStore::open(path)?.1)
+    }
+
+    /// The path of the redb file.
+    pub(crate) fn path(&self) -> &Path {
+        &self.path
     }
 
     fn corrupt(&self, reason: impl Into<String>) -> VecDbError {
@@ -99,7 +128,7 @@ impl PointStore {
         }
     }
 
-    fn read_config(&self) -> Result<CollectionConfig, VecDbError> {
+    fn read_config(&self) -> Result<(CollectionConfig, u32), VecDbError> {
         let tx = self.db.begin_read()?;
         let meta = tx.open_table(META)?;
         let raw = meta
@@ -120,7 +149,29 @@ impl PointStore {
         }
         let stored: StoredConfig = serde_json::from_value(version)
             .map_err(|e| self.corrupt(format!("config does not decode: {e}")))?;
-        Ok(stored.config)
+        Ok((stored.config, found as u32))
+    }
+
+    /// The collection's random identity, drawn at creation (or conversion to format 2): a
+    /// snapshot stamped with it and the current generation belongs to exactly these points.
+    pub(crate) fn uid(&self) -> Result<u64, VecDbError> {
+        let tx = self.db.begin_read()?;
+        let meta = tx.open_table(META)?;
+        let raw = meta
+            .get("uid")?
+            .ok_or_else(|| self.corrupt("no uid entry"))?;
+        let bytes: [u8; 8] = raw
+            .value()
+            .try_into()
+            .map_err(|_| self.corrupt("uid is not 8 bytes"))?;
+        Ok(u64::from_le_bytes(bytes))
+    }
+
+    /// Number of points, from redb's table header (no scan).
+    pub(crate) fn len(&self) -> Result<u64, VecDbError> {
+        use redb::ReadableTableMetadata;
+        let tx = self.db.begin_read()?;
+        Ok(tx.open_table(POINTS)?.len()?)
     }
 
     /// The generation counter: how many write batches have been committed.
@@ -150,10 +201,12 @@ impl PointStore {
                 match change {
                     Change::Put {
                         id,
-                        vector,
+                        slot,
+                        crc,
+                        raw,
                         metadata,
                     } => {
-                        encode_record(vector, metadata, &mut buf);
+                        encode_record(*slot, *crc, *raw, metadata, &mut buf);
                         points.insert(*id, buf.as_slice())?;
                     }
                     Change::Delete(id) => {
@@ -168,8 +221,8 @@ impl PointStore {
         Ok(generation)
     }
 
-    /// The points with the given ids, in the order asked, skipping missing ids.
-    pub(crate) fn get(&self, ids: &[u64]) -> Result<Vec<Point>, VecDbError> {
+    /// The records with the given ids, in the order asked, skipping missing ids.
+    pub(crate) fn get(&self, ids: &[u64]) -> Result<Vec<Stored>, VecDbError> {
         let tx = self.db.begin_read()?;
         let points = tx.open_table(POINTS)?;
         let mut out = Vec::new();
@@ -181,8 +234,8 @@ impl PointStore {
         Ok(out)
     }
 
-    /// Up to `limit` points with ids greater than `after`, ascending.
-    pub(crate) fn scan(&self, after: Option<u64>, limit: usize) -> Result<Vec<Point>, VecDbError> {
+    /// Up to `limit` records with ids greater than `after`, ascending.
+    pub(crate) fn scan(&self, after: Option<u64>, limit: usize) -> Result<Vec<Stored>, VecDbError> {
         let start = match after {
             None => 0,
             Some(u64::MAX) => return Ok(Vec::new()),
@@ -201,11 +254,59 @@ impl PointStore {
         Ok(out)
     }
 
-    /// Calls `f` on every point in ascending id order, from one consistent read transaction, and
-    /// returns the generation that transaction saw.
+    /// Calls `f` on every record in ascending id order, from one consistent read transaction,
+    /// and returns the generation that transaction saw.
     pub(crate) fn for_each(
         &self,
+        mut f: impl FnMut(Stored) -> Result<(), VecDbError>,
+    ) -> Result<u64, VecDbError> {
+        self.for_each_raw(|id, raw| f(self.decode(id, raw)?))
+    }
+
+    /// Calls `f` on every point's id and metadata, without decoding (or allocating) vectors:
+    /// what the metadata cache of filtered searches is loaded from.
+    pub(crate) fn for_each_metadata(
+        &self,
+        mut f: impl FnMut(u64, Value) -> Result<(), VecDbError>,
+    ) -> Result<u64, VecDbError> {
+        self.for_each_raw(|id, raw| {
+            let m = decode_metadata(raw)
+                .map_err(|reason| self.corrupt(format!("point {id}: {reason}")))?;
+            f(id, m)
+        })
+    }
+
+    /// The metadata of the given ids (`None` for missing ids), without decoding vectors.
+    pub(crate) fn get_metadata(&self, ids: &[u64]) -> Result<Vec<Option<Value>>, VecDbError> {
+        let tx = self.db.begin_read()?;
+        let points = tx.open_table(POINTS)?;
+        let mut out = Vec::with_capacity(ids.len());
+        for &id in ids {
+            out.push(match points.get(id)? {
+                Some(raw) => Some(
+                    decode_metadata(raw.value())
+                        .map_err(|reason| self.corrupt(format!("point {id}: {reason}")))?,
+                ),
+                None => None,
+            });
+        }
+        Ok(out)
+    }
+
+    /// Calls `f` on every format-1 point (the migration's input).
+    pub(crate) fn for_each_v1(
+        &self,
         mut f: impl FnMut(Point) -> Result<(), VecDbError>,
+    ) -> Result<u64, VecDbError> {
+        self.for_each_raw(|id, raw| {
+            f(decode_record_v1(id, raw)
+                .map_err(|reason| self.corrupt(format!("point {id}: {reason}")))?)
+        })
+    }
+
+    fn for_each_raw(
+        &self,
+        mut f: impl FnMut(u64, &[u8]) -> Result<(), VecDbError>,
     ) -> Result<u64, VecDbError> {
         let tx = self.db.begin_read()?;
         let meta = tx.open_table(META)?;
@@ -219,20 +320,161 @@ impl PointStore {
         let points = tx.open_table(POINTS)?;
         for entry in points.iter()? {
             let (k, v) = entry?;
-            f(self.decode(k.value(), v.value())?)?;
+            f(k.value(), v.value())?;
         }
         Ok(u64::from_le_bytes(bytes))
     }
 
-    fn decode(&self, id: u64, raw: &[u8]) -> Result<Point, VecDbError> {
+    /// Replaces every record and the config in one durable transaction (the migration from
+    /// format 1): `records` are (id, slot, crc, raw vector if any, metadata). Returns the new
+    /// generation.
+    pub(crate) fn rewrite_all(
+        &self,
+        config: &CollectionConfig,
+        records: &[Change<'_>],
+    ) -> Result<u64, VecDbError> {
+        let generation = self.generation()? + 1;
+        let stored = StoredConfig {
+            format_version: CONFIG_FORMAT_VERSION,
+            config: config.clone(),
+        };
+        let json = serde_json::to_vec(&stored).expect("config serialises");
+        let mut tx = self.db.begin_write()?;
+        tx.set_durability(Durability::Immediate);
+        tx.delete_table(POINTS)?;
+        {
+            let mut points = tx.open_table(POINTS)?;
+            let mut buf = Vec::new();
+            for change in records {
+                if let Change::Put {
+                    id,
+                    slot,
+                    crc,
+                    raw,
+                    metadata,
+                } = change
+                {
+                    encode_record(*slot, *crc, *raw, metadata, &mut buf);
+                    points.insert(*id, buf.as_slice())?;
+                }
+            }
+            let mut meta = tx.open_table(META)?;
+            meta.insert("config", json.as_slice())?;
+            meta.insert("generation", generation.to_le_bytes().as_slice())?;
+            meta.insert("uid", new_uid().to_le_bytes().as_slice())?;
+        }
+        tx.commit()?;
+        Ok(generation)
+    }
+
+    fn decode(&self, id: u64, raw: &[u8]) -> Result<Stored, VecDbError> {
         decode_record(id, raw).map_err(|reason| self.corrupt(format!("point {id}: {reason}")))
     }
 }
 
-/// Encodes a point record: `[version u8][dim u32 LE][dim x f32 LE][metadata JSON]`.
-pub(crate) fn encode_record(vector: &[f32], metadata: &Value, buf: &mut Vec<u8>) {
+/// A random collection identity.
+fn new_uid() -> u64 {
+    rand::random()
+}
+
+/// Encodes a format-2 point record: `[version u8 = 2][slot u32][crc u32][has_raw u8]`, then
+/// if `has_raw` is 1 `[dim u32][dim x f32]`, then the metadata JSON (all little endian).
+pub(crate) fn encode_record(
+    slot: u32,
+    crc: u32,
+    raw: Option<&[f32]>,
+    metadata: &Value,
+    buf: &mut Vec<u8>,
+) {
     buf.clear();
     buf.push(RECORD_VERSION);
+    buf.extend_from_slice(&slot.to_le_bytes());
+    buf.extend_from_slice(&crc.to_le_bytes());
+    match raw {
+        None => buf.push(0),
+        Some(v) => {
+            buf.push(1);
+            buf.extend_from_slice(&(v.len() as u32).to_le_bytes());
+            for x in v {
+                buf.extend_from_slice(&x.to_le_bytes());
+            }
+        }
+    }
+    serde_json::to_writer(&mut *buf, metadata).expect("JSON values serialise");
+}
+
+/// Decodes a record written by [`encode_record`].
+pub(crate) fn decode_record(id: u64, raw: &[u8]) -> Result<Stored, String> {
+    let (&version, rest) = raw.split_first().ok_or("empty record")?;
+    if version != RECORD_VERSION {
+        return Err(format!("unknown record version {version}"));
+    }
+    if rest.len() < 9 {
+        return Err("record too short".into());
+    }
+    let slot = u32::from_le_bytes(rest[..4].try_into().expect("4 bytes"));
+    let crc = u32::from_le_bytes(rest[4..8].try_into().expect("4 bytes"));
+    let (vector, body) = match rest[8] {
+        0 => (None, &rest[9..]),
+        1 => {
+            let (v, body) = read_vector(&rest[9..])?;
+            (Some(v), body)
+        }
+        other => return Err(format!("bad vector flag {other}")),
+    };
+    let metadata = serde_json::from_slice(body).map_err(|e| format!("metadata: {e}"))?;
+    Ok(Stored {
+        id,
+        slot,
+        crc,
+        raw: vector,
+        metadata,
+    })
+}
+
+/// Only the metadata of a format-2 record (the vector, if any, is skipped, not decoded).
+pub(crate) fn decode_metadata(raw: &[u8]) -> Result<Value, String> {
+    if raw.first() != Some(&RECORD_VERSION) {
+        return Err("unknown record version".into());
+    }
+    let body = match raw.get(9) {
+        Some(0) => &raw[10..],
+        Some(1) => {
+            let dim = raw
+                .get(10..14)
+                .map(|b| u32::from_le_bytes(b.try_into().expect("4 bytes")) as usize)
+                .ok_or("record too short")?;
+            raw.get(14 + dim * 4..)
+                .ok_or("record shorter than its vector")?
+        }
+        _ => return Err("record too short or bad vector flag".into()),
+    };
+    serde_json::from_slice(body).map_err(|e| format!("metadata: {e}"))
+}
+
+/// `[dim u32][dim x f32]` at the start of `rest`; returns the vector and what follows.
+fn read_vector(rest: &[u8]) -> Result<(Vec<f32>, &[u8]), String> {
+    if rest.len() < 4 {
+        return Err("record too short".into());
+    }
+    let dim = u32::from_le_bytes(rest[..4].try_into().expect("4 bytes")) as usize;
+    let body = &rest[4..];
+    if body.len() / 4 < dim {
+        return Err("record shorter than its vector".into());
+    }
+    let vector = body[..dim * 4]
+        .chunks_exact(4)
+        .map(|c| f32::from_le_bytes(c.try_into().expect("4 bytes")))
+        .collect();
+    Ok((vector, &body[dim * 4..]))
+}
+
+/// Encodes a format-1 record, `[version u8 = 1][dim u32 LE][dim x f32 LE][metadata JSON]`
+/// (tests of the migration write these).
+#[cfg(test)]
+pub(crate) fn encode_record_v1(vector: &[f32], metadata: &Value, buf: &mut Vec<u8>) {
+    buf.clear();
+    buf.push(RECORD_VERSION_1);
     buf.extend_from_slice(&(vector.len() as u32).to_le_bytes());
     for x in vector {
         buf.extend_from_slice(&x.to_le_bytes());
@@ -240,26 +482,16 @@ pub(crate) fn encode_record(vector: &[f32], metadata: &Value, buf: &mut Vec<u8>)
     serde_json::to_writer(&mut *buf, metadata).expect("JSON values serialise");
 }
 
-/// Decodes a record written by [`encode_record`].
-pub(crate) fn decode_record(id: u64, raw: &[u8]) -> Result<Point, String> {
+/// Decodes a format-1 record.
+pub(crate) fn decode_record_v1(id: u64, raw: &[u8]) -> Result<Point, String> {
     let (&version, rest) = raw.split_first().ok_or("empty record")?;
-    if version != RECORD_VERSION {
-        return Err(format!("unknown record version {version}"));
+    if version != RECORD_VERSION_1 {
+        return Err(format!(
+            "unknown record version {version} in a format 1 collection"
+        ));
     }
-    if rest.len() < 4 {
-        return Err("record too short".into());
-    }
-    let dim = u32::from_le_bytes(rest[..4].try_into().expect("4 bytes")) as usize;
-    let body = &rest[4..];
-    if body.len() < dim * 4 {
-        return Err("record shorter than its vector".into());
-    }
-    let vector = body[..dim * 4]
-        .chunks_exact(4)
-        .map(|c| f32::from_le_bytes(c.try_into().expect("4 bytes")))
-        .collect();
-    let metadata =
-        serde_json::from_slice(&body[dim * 4..]).map_err(|e| format!("metadata: {e}"))?;
+    let (vector, body) = read_vector(rest)?;
+    let metadata = serde_json::from_slice(body).map_err(|e| format!("metadata: {e}"))?;
     Ok(Point {
         id,
         vector,
@@ -275,14 +507,25 @@ mod tests {
     #[test]
     fn record_round_trip_and_rejects_garbage() {
         let mut buf = Vec::new();
-        encode_record(&[1.0, -2.5], &json!({"a":[1,2]}), &mut buf);
+        encode_record(3, 99, Some(&[1.0, -2.5]), &json!({"a":[1,2]}), &mut buf);
         let p = decode_record(7, &buf).unwrap();
-        assert_eq!(p.vector, vec![1.0, -2.5]);
+        assert_eq!((p.slot, p.crc), (3, 99));
+        assert_eq!(p.raw, Some(vec![1.0, -2.5]));
         assert_eq!(p.metadata, json!({"a":[1,2]}));
-        assert!(decode_record(7, &buf[..6]).is_err());
+        assert!(decode_record(7, &buf[..12]).is_err());
         assert!(decode_record(7, &[]).is_err());
         let mut bad = buf.clone();
         bad[0] = 9;
         assert!(decode_record(7, &bad).is_err());
+        encode_record(4, 1, None, &json!({}), &mut buf);
+        let p = decode_record(8, &buf).unwrap();
+        assert_eq!((p.slot, p.raw), (4, None));
+        assert_eq!(decode_metadata(&buf).unwrap(), json!({}));
+        encode_record(3, 99, Some(&[1.0, -2.5]), &json!({"a":[1,2]}), &mut buf);
+        assert_eq!(decode_metadata(&buf).unwrap(), json!({"a":[1,2]}));
+        assert!(decode_metadata(&buf[..12]).is_err());
+        encode_record_v1(&[0.5], &json!({"b":1}), &mut buf);
+        assert_eq!(decode_record_v1(1, &buf).unwrap().vector, vec![0.5]);
+        assert!(decode_record(1, &buf).is_err());
     }
 }

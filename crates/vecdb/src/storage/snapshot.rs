@@ -10,7 +10,7 @@
 //! | offset | size | field |
 //! |---|---|---|
 //! | 0 | 8 | magic `IMGVSNAP` |
-//! | 8 | 4 | format version, `u32` (currently 1) |
+//! | 8 | 4 | format version, `u32` (currently 2; 1 is read for the migration) |
 //! | 12 | 4 | reserved, zero |
 //! | 16 | 8 | redb generation the snapshot was built for, `u64` |
 //! | 24 | 8 | number of live points, `u64` |
@@ -19,10 +19,14 @@
 //! | 44 | 4 | CRC-32 of bytes 0..44 |
 //! | 48 | body | see below |
 //!
-//! Body: `u32` length + index spec as JSON; `u32` dim; `u64` slot count `n`; `n` x `u64` point id
-//! per slot (`u64::MAX` for a deleted slot); for each deleted slot in slot order, `dim` x `f32`
-//! (the vector is still needed for graph navigation; live vectors come from redb); `u64` length +
-//! the index body from `AnyIndex::to_bytes`.
+//! Body (version 2): `u64` uid of the collection (see `points`); `u32` length + index spec as JSON; `u32` dim; `u64` slot count `n`; `n` x
+//! `u64` per slot: the point id, `u64::MAX` for a dead slot (deleted, but the index still routes
+//! through its vector) or `u64::MAX - 1` for a free slot (in no index, reusable); `u64` length +
+//! the index body from `AnyIndex::to_bytes`. Vectors are not in the snapshot: they stay in the
+//! vector file, dead ones included, so loading reads `8 x n` bytes plus the index structure.
+//!
+//! Version 1 (format 1 collections) had no free slots and, after the slot ids, `dim` x `f32` for
+//! each dead slot in slot order (live vectors came from redb); it is decoded only to migrate.
 //!
 //! Writes are atomic: the file is written to `<name>.tmp`, fsynced, renamed over the old one, and
 //! the directory is fsynced, so a crash leaves either the old or the new snapshot (or a stray
@@ -37,21 +41,27 @@ use crate::error::VecDbError;
 /// Magic number at the start of every snapshot file.
 pub const SNAPSHOT_MAGIC: [u8; 8] = *b"IMGVSNAP";
 /// Current snapshot format version.
-pub const SNAPSHOT_VERSION: u32 = 1;
-/// Slot id marking a deleted slot.
+pub const SNAPSHOT_VERSION: u32 = 2;
+/// Slot id marking a deleted slot that the index still holds.
 pub const DEAD_SLOT: u64 = u64::MAX;
+/// Slot id marking a slot no point and no index uses (reusable).
+pub const FREE_SLOT: u64 = u64::MAX - 1;
 const HEADER_LEN: usize = 48;
 
 /// The decoded content of a snapshot.
 #[derive(Debug, Clone, PartialEq)]
 pub(crate) struct Snapshot {
+    /// Format version the snapshot was read in (written snapshots are always the current one).
+    pub version: u32,
+    /// The collection's uid (version 2; 0 when read from version 1).
+    pub uid: u64,
     pub generation: u64,
     pub live_count: u64,
     pub spec_json: String,
     pub dim: usize,
-    /// Point id per slot, `DEAD_SLOT` for deleted slots.
+    /// Point id per slot, `DEAD_SLOT` for deleted slots, `FREE_SLOT` for free ones.
     pub slot_ids: Vec<u64>,
-    /// Vectors of the deleted slots, in slot order, `dim` floats each.
+    /// Version 1 only: vectors of the deleted slots, in slot order, `dim` floats each.
     pub dead_vectors: Vec<f32>,
     pub index: Vec<u8>,
 }
@@ -62,15 +72,13 @@ impl Snapshot {
         let mut body = Vec::with_capacity(
             64 + self.spec_json.len() + self.slot_ids.len() * 8 + self.index.len(),
         );
+        body.extend_from_slice(&self.uid.to_le_bytes());
         body.extend_from_slice(&(self.spec_json.len() as u32).to_le_bytes());
         body.extend_from_slice(self.spec_json.as_bytes());
         body.extend_from_slice(&(self.dim as u32).to_le_bytes());
         body.extend_from_slice(&(self.slot_ids.len() as u64).to_le_bytes());
         for id in &self.slot_ids {
             body.extend_from_slice(&id.to_le_bytes());
-        }
-        for x in &self.dead_vectors {
-            body.extend_from_slice(&x.to_le_bytes());
         }
         body.extend_from_slice(&(self.index.len() as u64).to_le_bytes());
         body.extend_from_slice(&self.index);
@@ -107,7 +115,7 @@ impl Snapshot {
             return Err("header checksum mismatch".into());
         }
         let version = u32_at(8);
-        if version != SNAPSHOT_VERSION {
+        if version != SNAPSHOT_VERSION && version != 1 {
             return Err(format!(
                 "format version {version}, expected {SNAPSHOT_VERSION}"
             ));
@@ -126,6 +134,7 @@ impl Snapshot {
             bytes: body,
             pos: 0,
         };
+        let uid = if version == 1 { 0 } else { r.u64()? };
         let spec_len = r.u32()? as usize;
         let spec_json = String::from_utf8(r.take(spec_len)?.to_vec())
             .map_err(|_| "index spec is not UTF-8".to_string())?;
@@ -134,24 +143,33 @@ impl Snapshot {
         if slots > body.len() / 8 {
             return Err("slot count exceeds the file size".into());
         }
-        let slot_ids: Vec<u64> = (0..slots).map(|_| r.u64()).collect::<Result<_, _>>()?;
-        let dead = slot_ids.iter().filter(|&&id| id == DEAD_SLOT).count();
-        let dead_floats = dead.checked_mul(dim).ok_or("dead vector size overflows")?;
-        let raw = r.take(
-            dead_floats
-                .checked_mul(4)
-                .ok_or("dead vector size overflows")?,
-        )?;
-        let dead_vectors = raw
-            .chunks_exact(4)
-            .map(|c| f32::from_le_bytes(c.try_into().expect("4")))
+        let raw_ids = r.take(slots * 8)?;
+        let slot_ids: Vec<u64> = raw_ids
+            .chunks_exact(8)
+            .map(|c| u64::from_le_bytes(c.try_into().expect("8")))
             .collect();
+        let dead_vectors = if version == 1 {
+            let dead = slot_ids.iter().filter(|&&id| id == DEAD_SLOT).count();
+            let dead_floats = dead.checked_mul(dim).ok_or("dead vector size overflows")?;
+            let raw = r.take(
+                dead_floats
+                    .checked_mul(4)
+                    .ok_or("dead vector size overflows")?,
+            )?;
+            raw.chunks_exact(4)
+                .map(|c| f32::from_le_bytes(c.try_into().expect("4")))
+                .collect()
+        } else {
+            Vec::new()
+        };
         let index_len = r.u64()? as usize;
         let index = r.take(index_len)?.to_vec();
         if r.pos != body.len() {
             return Err("trailing bytes after the index body".into());
         }
         Ok(Snapshot {
+            version,
+            uid,
             generation: u64_at(16),
             live_count: u64_at(24),
             spec_json,
@@ -216,12 +234,14 @@ mod tests {
 
     fn sample() -> Snapshot {
         Snapshot {
+            version: SNAPSHOT_VERSION,
+            uid: 77,
             generation: 42,
             live_count: 2,
             spec_json: "{\"kind\":\"flat\"}".into(),
             dim: 2,
-            slot_ids: vec![5, DEAD_SLOT, 9],
-            dead_vectors: vec![0.5, -1.0],
+            slot_ids: vec![5, DEAD_SLOT, 9, FREE_SLOT],
+            dead_vectors: Vec::new(),
             index: vec![1, 2, 3],
         }
     }

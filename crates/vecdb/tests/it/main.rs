@@ -8,3 +8,4 @@ mod crash;
 mod fixture;
 mod recall;
 mod snapshots;
+mod vectors;
