@@ -106,4 +106,12 @@ impl VectorStore for EmbeddedStore {
     fn scan(&self, name: &str, after: Option<u64>, limit: usize) -> Result<Vec<Point>, StoreError> {
         Ok(self.collection(name)?.scan(after, limit)?)
     }
+
+    fn save(&self) -> Result<(), StoreError> {
+        let open: Vec<Collection> = self.handles.read().values().cloned().collect();
+        for c in open {
+            c.save_index()?;
+        }
+        Ok(())
+    }
 }

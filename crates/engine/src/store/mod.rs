@@ -44,6 +44,11 @@ pub trait VectorStore: Send + Sync {
     ) -> Result<Vec<Hit>, StoreError>;
     /// Up to `limit` points with ids greater than `after`, in ascending id order (for paging).
     fn scan(&self, name: &str, after: Option<u64>, limit: usize) -> Result<Vec<Point>, StoreError>;
+    /// Makes everything the store keeps in memory durable (the embedded store's index
+    /// snapshots), so the next open does not rebuild; a remote store has nothing to do.
+    fn save(&self) -> Result<(), StoreError> {
+        Ok(())
+    }
 }
 
 /// Everything a store can fail with.
