@@ -43,6 +43,119 @@ pub struct RawConfig {
     pub max_pixels: Option<u64>,
     pub max_file_bytes: Option<u64>,
     pub bind: Option<String>,
+    pub token: Option<String>,
+    pub allow_host: Option<Vec<String>>,
+    pub cors_origin: Option<Vec<String>>,
+    pub max_upload_bytes: Option<u64>,
+    pub max_k: Option<u64>,
+    pub max_ids: Option<u64>,
+    pub max_queries: Option<u64>,
+    pub max_results: Option<u64>,
+    pub max_response_floats: Option<u64>,
+    pub max_filter_bytes: Option<u64>,
+    pub max_filter_nodes: Option<u64>,
+    pub decode_slots: Option<u64>,
+    pub decode_wait_ms: Option<u64>,
+    pub header_timeout_secs: Option<u64>,
+    pub request_timeout_secs: Option<u64>,
+    pub max_connections: Option<u64>,
+}
+
+/// The `serve` limits: key, help text, and where the value goes in the server's settings.
+/// Each is a whole number of at least 1 (except `decode_slots`, where 0 means automatic).
+type ServerLimit = (
+    &'static str,
+    &'static str,
+    fn(&mut server::ServerConfig, u64),
+);
+
+const SERVER_LIMITS: &[ServerLimit] = &[
+    (
+        "max_upload_bytes",
+        "serve: largest request body, in bytes [33554432]",
+        |c, v| c.max_upload_bytes = v as usize,
+    ),
+    (
+        "max_k",
+        "serve: largest k / limit of one search [1000]",
+        |c, v| c.max_k = v as usize,
+    ),
+    (
+        "max_ids",
+        "serve: largest number of ids in one vector get / delete [1000]",
+        |c, v| c.max_ids = v as usize,
+    ),
+    (
+        "max_queries",
+        "serve: largest number of query vectors in one vector search [1024]",
+        |c, v| c.max_queries = v as usize,
+    ),
+    (
+        "max_results",
+        "serve: largest query vectors x limit of one vector search [10000]",
+        |c, v| c.max_results = v as usize,
+    ),
+    (
+        "max_response_floats",
+        "serve: largest ids x dimension of one vector get [4000000]",
+        |c, v| c.max_response_floats = v as usize,
+    ),
+    (
+        "max_filter_bytes",
+        "serve: largest filter given as text, in bytes [65536]",
+        |c, v| c.max_filter_bytes = v as usize,
+    ),
+    (
+        "max_filter_nodes",
+        "serve: largest filter, in operators plus `in` values [10000]",
+        |c, v| c.max_filter_nodes = v as usize,
+    ),
+    (
+        "decode_slots",
+        "serve: image decodes / embeddings at once, 0 = from cores and memory [0]",
+        |c, v| c.decode_slots = v as usize,
+    ),
+    (
+        "decode_wait_ms",
+        "serve: wait for a decode slot before answering 503 [10000]",
+        |c, v| c.decode_wait_ms = v,
+    ),
+    (
+        "header_timeout_secs",
+        "serve: time a client has to send its request headers [10]",
+        |c, v| c.header_timeout_secs = v,
+    ),
+    (
+        "request_timeout_secs",
+        "serve: time one request may take before 408 [120]",
+        |c, v| c.request_timeout_secs = v,
+    ),
+    (
+        "max_connections",
+        "serve: connections served at once [256]",
+        |c, v| c.max_connections = v as usize,
+    ),
+];
+
+impl RawConfig {
+    /// The server limits set in this layer, by key.
+    fn server_limits(&self) -> [Option<u64>; 13] {
+        [
+            self.max_upload_bytes,
+            self.max_k,
+            self.max_ids,
+            self.max_queries,
+            self.max_results,
+            self.max_response_floats,
+            self.max_filter_bytes,
+            self.max_filter_nodes,
+            self.decode_slots,
+            self.decode_wait_ms,
+            self.header_timeout_secs,
+            self.request_timeout_secs,
+            self.max_connections,
+        ]
+    }
 }
 
 /// The keys, for the help text and the README.
@@ -79,7 +192,26 @@ pub const KEYS: &[(&str, &str)] = &[
     ("max_pixels", "largest image decoded, in pixels [100000000]"),
     ("max_file_bytes", "largest file read, in bytes [67108864]"),
     ("bind", "address `serve` listens on [127.0.0.1:8080]"),
+    (
+        "token",
+        "serve: token every API request must carry (Authorization: Bearer); required beyond loopback",
+    ),
+    (
+        "allow_host",
+        "serve: host names accepted in the Host header besides addresses and localhost [none]",
+    ),
+    (
+        "cors_origin",
+        "serve: origins whose pages may call the API (CORS) [none]",
+    ),
 ];
+
+/// Every key: the general ones, then the `serve` limits.
+pub fn all_keys() -> impl Iterator<Item = (&'static str, &'static str)> {
+    KEYS.iter()
+        .copied()
+        .chain(SERVER_LIMITS.iter().map(|(k, h, _)| (*k, *h)))
+}
 
 impl RawConfig {
     /// Keys set in `other` override this layer's.
@@ -104,7 +236,23 @@ impl RawConfig {
             ivf_nprobe,
             max_pixels,
             max_file_bytes,
-            bind
+            bind,
+            token,
+            allow_host,
+            cors_origin,
+            max_upload_bytes,
+            max_k,
+            max_ids,
+            max_queries,
+            max_results,
+            max_response_floats,
+            max_filter_bytes,
+            max_filter_nodes,
+            decode_slots,
+            decode_wait_ms,
+            header_timeout_secs,
+            request_timeout_secs,
+            max_connections
         );
         self
     }
@@ -127,7 +275,7 @@ impl RawConfig {
             ConfigError(format!(
                 "config file {}: {e}\nvalid keys: {}",
                 path.display(),
-                KEYS.iter().map(|k| k.0).collect::<Vec<_>>().join(", ")
+                all_keys().map(|k| k.0).collect::<Vec<_>>().join(", ")
             ))
         })
     }
@@ -149,6 +297,16 @@ impl RawConfig {
                 .transpose()
         };
         let size = |key: &str| num(key).map(|o| o.map(|v| v as usize));
+        // Lists are comma-separated in the environment.
+        let list = |key: &str| {
+            var(key).map(|v| {
+                v.split(',')
+                    .map(str::trim)
+                    .filter(|s| !s.is_empty())
+                    .map(str::to_string)
+                    .collect::<Vec<_>>()
+            })
+        };
         Ok(RawConfig {
             data_dir: var("data_dir").map(PathBuf::from),
             store: var("store"),
@@ -167,11 +325,59 @@ impl RawConfig {
             max_pixels: num("max_pixels")?,
             max_file_bytes: num("max_file_bytes")?,
             bind: var("bind"),
+            token: var("token"),
+            allow_host: list("allow_host"),
+            cors_origin: list("cors_origin"),
+            max_upload_bytes: num("max_upload_bytes")?,
+            max_k: num("max_k")?,
+            max_ids: num("max_ids")?,
+            max_queries: num("max_queries")?,
+            max_results: num("max_results")?,
+            max_response_floats: num("max_response_floats")?,
+            max_filter_bytes: num("max_filter_bytes")?,
+            max_filter_nodes: num("max_filter_nodes")?,
+            decode_slots: num("decode_slots")?,
+            decode_wait_ms: num("decode_wait_ms")?,
+            header_timeout_secs: num("header_timeout_secs")?,
+            request_timeout_secs: num("request_timeout_secs")?,
+            max_connections: num("max_connections")?,
         })
     }
 
     /// Validates every key and builds the engine configuration and the bind address.
     pub fn validate(self) -> Result<Settings, ConfigError> {
+        let mut server = server::ServerConfig::default();
+        for ((key, _, set), value) in SERVER_LIMITS.iter().zip(self.server_limits()) {
+            if let Some(v) = value {
+                if *key != "decode_slots" {
+                    positive(key, v)?;
+                }
+                set(&mut server, v);
+            }
+        }
+        if let Some(t) = &self.token {
+            check_token(t)?;
+            server.token = Some(t.clone());
+        }
+        for name in self.allow_host.iter().flatten() {
+            if !server::host_allowed(name, None, std::slice::from_ref(name)) {
+                return Err(ConfigError(format!(
+                    "allow_host {name:?} is not a host name with an optional :port"
+                )));
+            }
+        }
+        server.allow_hosts = self.allow_host.clone().unwrap_or_default();
+        for origin in self.cors_origin.iter().flatten() {
+            let rest = origin
+                .strip_prefix("http://")
+                .or_else(|| origin.strip_prefix("https://"));
+            if rest.is_none_or(|r| r.is_empty() || r.contains('/')) {
+                return Err(ConfigError(format!(
+                    "cors_origin {origin:?} is not an origin like https://app.example:8443"
+                )));
+            }
+        }
+        server.cors_origins = self.cors_origin.clone().unwrap_or_default();
         // The index keys are read by reference before the fields below are moved out.
         let mut engine = engine::EngineConfig {
             index: index_spec(&self)?,
@@ -225,8 +431,26 @@ impl RawConfig {
             engine,
             bind,
             places: Places::default(),
+            server,
         })
     }
+}
+
+/// A token goes into a header and a cookie, and must not be guessable: 16 to 256 printable
+/// ASCII characters, without spaces, `;` or `,`.
+pub fn check_token(token: &str) -> Result<(), ConfigError> {
+    let ok = (16..=256).contains(&token.len())
+        && token
+            .bytes()
+            .all(|b| b.is_ascii_graphic() && b != b';' && b != b',');
+    if !ok {
+        return Err(ConfigError(
+            "token must be 16 to 256 printable ASCII characters without spaces, ';' or ','; \
+             make one with `openssl rand -hex 24`"
+                .into(),
+        ));
+    }
+    Ok(())
 }
 
 /// The validated result.
@@ -236,6 +460,8 @@ pub struct Settings {
     pub bind: SocketAddr,
     /// Where the data directory and configuration came from, for `imgsearch status`.
     pub places: Places,
+    /// The HTTP settings of `serve`: limits, token, allowed hosts and origins.
+    pub server: server::ServerConfig,
 }
 
 /// Where the configuration was looked for and found.
@@ -273,18 +499,13 @@ fn positive(key: &str, v: u64) -> Result<(), ConfigError> {
     Ok(())
 }
 
+/// Collection names follow the database's rule, so the CLI and the server accept the same ones.
 fn check_collection(name: &str) -> Result<(), ConfigError> {
-    let ok = !name.is_empty()
-        && name.len() <= 64
-        && name
-            .chars()
-            .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-');
-    if !ok {
-        return Err(ConfigError(format!(
-            "collection {name:?} must be 1-64 characters of letters, digits, '_' or '-'"
-        )));
-    }
-    Ok(())
+    vecdb::config::validate_name(name).map_err(|e| {
+        ConfigError(format!(
+            "collection {name:?}: {e}; use 1-64 characters of letters, digits, '_' or '-'"
+        ))
+    })
 }
 
 fn runtime(

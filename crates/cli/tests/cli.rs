@@ -189,6 +189,15 @@ fn errors_have_documented_exit_codes() {
     std::fs::write(data.join("imgsearch.toml"), "metric = \"cosine\"\n").unwrap();
     assert_eq!(code(&["--threads", "0", "status"]), Some(3));
     assert_eq!(code(&["--collection", "a/b", "status"]), Some(3));
+    // Serving beyond loopback without a token is refused before the model loads; a short
+    // token is refused too.
+    let out = run(&data, &["serve", "--bind", "0.0.0.0:0"]);
+    assert_eq!(out.status.code(), Some(3));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("--insecure-no-auth"));
+    assert_eq!(
+        code(&["serve", "--bind", "127.0.0.1:0", "--token", "short"]),
+        Some(3)
+    );
     // 4: not found.
     assert_eq!(
         code(&["search", tmp.path().join("missing.jpg").to_str().unwrap()]),
@@ -315,4 +324,49 @@ fn a_trained_head_is_used_through_its_manifest() {
         "{}",
         String::from_utf8_lossy(&bare.stderr)
     );
+}
+
+/// SIGTERM drains the server and saves the index snapshot: the process exits 0 and logs it.
+#[cfg(unix)]
+#[test]
+fn serve_stops_cleanly_on_sigterm() {
+    use std::io::Read;
+    let tmp = tempfile::tempdir().unwrap();
+    let data = tmp.path().join("data");
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    drop(listener);
+    let mut child = Command::new(env!("CARGO_BIN_EXE_imgsearch"))
+        .arg("--data-dir")
+        .arg(&data)
+        .arg("--model")
+        .arg(manifest())
+        .args(["serve", "--bind", &format!("127.0.0.1:{port}")])
+        .env("RUST_LOG", "info")
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+        assert!(std::time::Instant::now() < deadline, "server did not start");
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    let killed = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(killed.success());
+    let status = child.wait().unwrap();
+    let mut log = String::new();
+    child
+        .stderr
+        .take()
+        .unwrap()
+        .read_to_string(&mut log)
+        .unwrap();
+    assert!(status.success(), "exit {status:?}\n{log}");
+    assert!(log.contains("SIGTERM received"), "{log}");
+    assert!(log.contains("index snapshot saved"), "{log}");
+    assert!(data.join("db/images/index.snap").exists(), "{log}");
 }

@@ -171,14 +171,23 @@ pub fn decode_bytes(
     decode_inner(bytes, source, limits, 0).map(|(img, _)| img)
 }
 
-/// Decodes `bytes`, at a reduced scale when `min_side` allows (see [`decode_bytes_scaled`]);
-/// returns the image and its full size after EXIF orientation.
-fn decode_inner(
+/// Checks what [`decode_bytes`] checks before it decodes a pixel: size, signature, supported
+/// format, a readable header, the pixel limit and (for JPEG) an end-of-image marker. Returns the image's stored width and height
+/// (before EXIF orientation). Costs a header parse, not a decode, so callers can refuse a bad
+/// input cheaply before storing it.
+pub fn probe_bytes(
     bytes: &[u8],
     source: &str,
     limits: &DecodeLimits,
-    min_side: u32,
-) -> Result<(DecodedImage, (u32, u32)), EmbedError> {
+) -> Result<(u32, u32), EmbedError> {
+    probe(bytes, source, limits).map(|(_, w, h)| (w, h))
+}
+
+fn probe(
+    bytes: &[u8],
+    source: &str,
+    limits: &DecodeLimits,
+) -> Result<(ImageFormat, u32, u32), EmbedError> {
     let path = || source.to_string();
     if bytes.is_empty() {
         return Err(EmbedError::Empty { path: path() });
@@ -225,6 +234,24 @@ fn decode_inner(
             "truncated JPEG: no end-of-image marker after the last scan".into(),
         ));
     }
+    Ok((format, width, height))
+}
+
+/// Decodes `bytes`, at a reduced scale when `min_side` allows (see [`decode_bytes_scaled`]);
+/// returns the image and its full size after EXIF orientation.
+fn decode_inner(
+    bytes: &[u8],
+    source: &str,
+    limits: &DecodeLimits,
+    min_side: u32,
+) -> Result<(DecodedImage, (u32, u32)), EmbedError> {
+    let path = || source.to_string();
+    let decode_err = |reason: String| EmbedError::Decode {
+        path: path(),
+        reason,
+    };
+    let (format, width, height) = probe(bytes, source, limits)?;
+    let pixels = u64::from(width) * u64::from(height);
     let scaled = match (format, jpeg_scale(width, height, min_side)) {
         (ImageFormat::Jpeg, Some(denom)) => {
             guarded(|| decode_jpeg_scaled(bytes, width, height, denom, min_side))

@@ -424,26 +424,36 @@ impl Engine {
         Ok(())
     }
 
-    /// Stores an uploaded image under `data_dir/uploads` (named by its content hash, so the same
-    /// upload twice is one image) and indexes it.
+    /// Stores an uploaded image under `data_dir/uploads` (named by its content hash and the
+    /// format its bytes have, so the same image uploaded twice, under any name, is one image)
+    /// and indexes it. Only the header is read before the file is stored, so the image is
+    /// decoded once, by the indexing; a bad upload is refused by the header check or, failing
+    /// to decode, removed again. The file is on disk (fsynced) before the catalog records it.
     pub fn add_upload(&self, bytes: &[u8], filename: &str) -> Result<ImageRecord, EngineError> {
         self.ready()?;
-        // Decode first: a bad upload is rejected before anything is written.
-        embed::decode_bytes(bytes, filename, &self.config.limits)?;
+        embed::probe_bytes(bytes, filename, &self.config.limits)?;
+        let ext = upload_extension(bytes).ok_or_else(|| {
+            EngineError::invalid(format!(
+                "upload {filename}: not an image format imgsearch reads"
+            ))
+        })?;
         let hash = blake3::hash(bytes).to_hex().to_string();
-        let ext = upload_extension(bytes, filename);
         let dir = self.config.data_dir.join("uploads");
         std::fs::create_dir_all(&dir).map_err(|e| EngineError::io(&dir, e))?;
         let dest = dir.join(format!("{}.{ext}", &hash[..24]));
-        if !dest.exists() {
-            let tmp = dir.join(format!(".{}.tmp", &hash[..24]));
-            std::fs::write(&tmp, bytes).map_err(|e| EngineError::io(&tmp, e))?;
-            std::fs::rename(&tmp, &dest).map_err(|e| EngineError::io(&dest, e))?;
-        }
+        crate::files::write_durable(&dest, bytes).map_err(|e| EngineError::io(&dest, e))?;
         let report = self.index_paths(std::slice::from_ref(&dest), &NoProgress)?;
         if let Some((_, reason)) = report.failed.first() {
-            let _ = std::fs::remove_file(&dest);
-            return Err(EngineError::invalid(format!("upload {filename}: {reason}")));
+            // Only a file that no record points to may go: a concurrent upload of the same
+            // bytes cannot have indexed it, since it would have failed the same way.
+            if matches!(self.image_by_path(&dest), Ok(None)) {
+                let _ = std::fs::remove_file(&dest);
+            }
+            return Err(embed::EmbedError::Decode {
+                path: filename.to_string(),
+                reason: reason.clone(),
+            }
+            .into());
         }
         self.image_by_path(&dest)?
             .ok_or_else(|| EngineError::NotFound {
@@ -485,19 +495,11 @@ fn hash_file(path: &Path) -> std::io::Result<String> {
     Ok(hasher.finalize().to_hex().to_string())
 }
 
-/// The upload's own extension when it is an image one, else the one its bytes say.
-fn upload_extension(bytes: &[u8], filename: &str) -> String {
-    let given = Path::new(filename)
-        .extension()
-        .map(|e| e.to_string_lossy().to_lowercase())
-        .unwrap_or_default();
-    if IMAGE_EXTENSIONS.contains(&given.as_str()) {
-        return given;
-    }
+/// The extension of the format the bytes are in (never the client's file name's), so that the
+/// stored file's name tells the truth about its content.
+fn upload_extension(bytes: &[u8]) -> Option<&'static str> {
     image::guess_format(bytes)
         .ok()
         .and_then(|f| f.extensions_str().first().copied())
         .filter(|e| IMAGE_EXTENSIONS.contains(e))
-        .unwrap_or("jpg")
-        .to_string()
 }

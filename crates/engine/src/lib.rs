@@ -9,6 +9,7 @@ pub mod catalog;
 mod dedup;
 mod encoder;
 mod error;
+mod files;
 mod ingest;
 pub mod migrate;
 mod query;
@@ -270,6 +271,12 @@ impl Engine {
         let canonical = path.canonicalize().map_err(|e| EngineError::io(path, e))?;
         let key = canonical.to_string_lossy();
         Ok(self.catalog.by_path(&key)?.map(|r| image_record(&r)))
+    }
+
+    /// Saves what the store holds in memory (the index snapshot), so that the next open
+    /// restores the index instead of rebuilding it. The server calls it when it shuts down.
+    pub fn save(&self) -> Result<(), EngineError> {
+        Ok(self.store.save()?)
     }
 
     /// Counts, model, dimension, metric, index, store kind and data directory.

@@ -19,6 +19,20 @@ impl Engine {
         self.config.data_dir.join("thumbnails")
     }
 
+    /// The cached thumbnail, if one was made already: a file read, no decoding. `None` when it
+    /// is not cached yet or the id is unknown; [`Engine::thumbnail`] then makes it.
+    pub fn cached_thumbnail(&self, id: u64, max_side: u32) -> Result<Option<Vec<u8>>, EngineError> {
+        let Some(rec) = self.catalog.by_id(id)? else {
+            return Ok(None);
+        };
+        Ok(std::fs::read(self.thumb_path(id, max_side, &rec.hash)).ok())
+    }
+
+    fn thumb_path(&self, id: u64, max_side: u32, hash: &str) -> PathBuf {
+        let hash = hash.get(..16).unwrap_or(hash);
+        self.thumb_dir().join(format!("{id}-{max_side}-{hash}.jpg"))
+    }
+
     /// JPEG bytes of the image scaled to fit `max_side` (never enlarged); `None` if the id is
     /// unknown.
     pub fn thumbnail(&self, id: u64, max_side: u32) -> Result<Option<Vec<u8>>, EngineError> {
@@ -33,23 +47,38 @@ impl Engine {
             return Ok(None);
         };
         let dir = self.thumb_dir();
-        let hash = rec.hash.get(..16).unwrap_or(&rec.hash);
-        let cached = dir.join(format!("{id}-{max_side}-{hash}.jpg"));
+        let cached = self.thumb_path(id, max_side, &rec.hash);
         if let Ok(bytes) = std::fs::read(&cached) {
             return Ok(Some(bytes));
         }
-        let img = embed::decode_file(std::path::Path::new(&rec.path), &self.config.limits)?;
+        // A JPEG is decoded at the smallest DCT scale that still covers the thumbnail.
+        let decoded = embed::decode_file_scaled(
+            std::path::Path::new(&rec.path),
+            &self.config.limits,
+            max_side,
+        );
+        let img = match decoded {
+            Ok((img, _)) => img,
+            // The image was removed (and an upload's file deleted) while this ran: it is gone,
+            // not broken.
+            Err(_) if self.catalog.by_id(id)?.is_none() => return Ok(None),
+            Err(e) => return Err(e.into()),
+        };
         let (w, h) = img.rgb.dimensions();
         let rgb = fit(img.rgb, w, h, max_side);
         let mut bytes = Vec::new();
         JpegEncoder::new_with_quality(&mut bytes, JPEG_QUALITY)
             .encode_image(&rgb)
             .map_err(|e| EngineError::invalid(format!("cannot encode thumbnail: {e}")))?;
-        // Written to a temporary name and renamed, so a reader never sees half a file.
         std::fs::create_dir_all(&dir).map_err(|e| EngineError::io(&dir, e))?;
-        let tmp = dir.join(format!(".{id}-{max_side}.tmp"));
-        std::fs::write(&tmp, &bytes).map_err(|e| EngineError::io(&tmp, e))?;
-        std::fs::rename(&tmp, &cached).map_err(|e| EngineError::io(&cached, e))?;
+        crate::files::write_durable(&cached, &bytes).map_err(|e| EngineError::io(&cached, e))?;
+        // A `remove` of this id may have run while the thumbnail was made, after its own
+        // cleanup: the catalog no longer has the record, so the file must go. (A `remove` that
+        // runs after this check deletes the file itself, as it was written before.)
+        let still = self.catalog.by_id(id)?;
+        if still.is_none_or(|r| r.hash != rec.hash) {
+            let _ = std::fs::remove_file(&cached);
+        }
         Ok(Some(bytes))
     }
 

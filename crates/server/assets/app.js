@@ -35,15 +35,45 @@ async function apiError(res) {
   return new Error(`The server answered ${res.status} ${res.statusText}`);
 }
 
+// A server started with a token answers 401 until the page sends it. The page asks once, keeps
+// the token in this origin's storage, sends it as a bearer token on every API call and as a
+// SameSite=Strict cookie, which the browser adds to the image requests of <img> tags (they
+// cannot carry headers) and never to requests from other sites' pages.
+const TOKEN_KEY = "imgsearch_token";
+let token = localStorage.getItem(TOKEN_KEY) || "";
+
+function setTokenCookie(value) {
+  document.cookie = value
+    ? `${TOKEN_KEY}=${value}; path=/; SameSite=Strict`
+    : `${TOKEN_KEY}=; path=/; SameSite=Strict; max-age=0`;
+}
+if (token) setTokenCookie(token);
+
+function askToken(again) {
+  const asked = window.prompt(again
+    ? "That token was not accepted. Enter the token this imgsearch server was started with:"
+    : "This imgsearch server requires a token. Enter the token it was started with:");
+  if (!asked) return false;
+  token = asked.trim();
+  localStorage.setItem(TOKEN_KEY, token);
+  setTokenCookie(token);
+  return true;
+}
+
 async function api(url, options) {
-  let res;
-  try {
-    res = await fetch(url, options);
-  } catch (_) {
-    throw new Error("Cannot reach the imgsearch server. Is it still running?");
+  for (let attempt = 0; ; attempt++) {
+    const opts = Object.assign({}, options);
+    if (token) opts.headers = Object.assign({}, opts.headers, { Authorization: `Bearer ${token}` });
+    let res;
+    try {
+      res = await fetch(url, opts);
+    } catch (_) {
+      throw new Error("Cannot reach the imgsearch server. Is it still running?");
+    }
+    if (res.status === 401 && attempt < 3 && askToken(attempt > 0 || !!token)) continue;
+    if (!res.ok) throw await apiError(res);
+    return res.json();
   }
-  if (!res.ok) throw await apiError(res);
-  return res.json();
 }
 
 let toastTimer = null;

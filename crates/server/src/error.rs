@@ -7,7 +7,7 @@
 
 use axum::extract::multipart::{MultipartError, MultipartRejection};
 use axum::extract::rejection::{JsonRejection, PathRejection, QueryRejection};
-use axum::http::StatusCode;
+use axum::http::{header, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 use engine::store::StoreError;
@@ -68,6 +68,22 @@ pub enum AppError {
     /// The vector store cannot be reached right now.
     #[error("the vector store is unavailable: {reason}")]
     Unavailable { reason: String },
+    /// The `Host` header names neither this machine nor a host allowed with `--allow-host`
+    /// (a DNS-rebinding page, or a proxy that needs `--allow-host`).
+    #[error("host {host:?} is not served here; allow it with --allow-host if it is this server")]
+    HostNotAllowed { host: String },
+    /// A write sent by another site's page (or a page of another port on this host).
+    #[error("cross-site request refused: {reason}")]
+    CrossSite { reason: String },
+    /// The server has a token and the request did not carry it.
+    #[error("this server requires a token: send Authorization: Bearer TOKEN")]
+    Unauthorized,
+    /// Every decode slot stayed busy for the configured wait.
+    #[error("the server is busy decoding other images; retry in {retry_after} s")]
+    Busy { retry_after: u64 },
+    /// The request took longer than the configured request timeout.
+    #[error("the request took longer than {secs} s")]
+    Timeout { secs: u64 },
     /// A fault of the server itself; details go to the log, not to the client.
     #[error("internal error: {reason}")]
     Internal { reason: String },
@@ -97,6 +113,11 @@ impl AppError {
             RouteNotFound { .. } => (StatusCode::NOT_FOUND, "route_not_found"),
             MethodNotAllowed => (StatusCode::METHOD_NOT_ALLOWED, "method_not_allowed"),
             Unavailable { .. } => (StatusCode::SERVICE_UNAVAILABLE, "store_unavailable"),
+            HostNotAllowed { .. } => (StatusCode::MISDIRECTED_REQUEST, "host_not_allowed"),
+            CrossSite { .. } => (StatusCode::FORBIDDEN, "cross_site_request"),
+            Unauthorized => (StatusCode::UNAUTHORIZED, "unauthorized"),
+            Busy { .. } => (StatusCode::SERVICE_UNAVAILABLE, "busy"),
+            Timeout { .. } => (StatusCode::REQUEST_TIMEOUT, "request_timeout"),
             Internal { .. } => (StatusCode::INTERNAL_SERVER_ERROR, "internal"),
         }
     }
@@ -123,7 +144,10 @@ impl IntoResponse for AppError {
         let (status, code) = self.status_and_code();
         // Server faults are logged in full but shown to the client in general terms, so that
         // paths and store internals do not leak through the API.
-        let message = if status.is_server_error() {
+        let message = if matches!(self, AppError::Busy { .. }) {
+            tracing::debug!(error = %self, code, "request deferred");
+            self.to_string()
+        } else if status.is_server_error() {
             tracing::error!(error = %self, code, "request failed");
             match &self {
                 AppError::Unavailable { .. } => "the vector store is unavailable".to_string(),
@@ -134,7 +158,21 @@ impl IntoResponse for AppError {
             self.to_string()
         };
         let body = serde_json::json!({ "error": { "code": code, "message": message } });
-        (status, Json(body)).into_response()
+        let mut res = (status, Json(body)).into_response();
+        let h = res.headers_mut();
+        match self {
+            AppError::Busy { retry_after } => {
+                h.insert(header::RETRY_AFTER, HeaderValue::from(retry_after));
+            }
+            AppError::Unauthorized => {
+                h.insert(
+                    header::WWW_AUTHENTICATE,
+                    HeaderValue::from_static("Bearer realm=\"imgsearch\""),
+                );
+            }
+            _ => {}
+        }
+        res
     }
 }
 
@@ -152,6 +190,13 @@ impl From<VecDbError> for AppError {
             V::CollectionExists { name } => AppError::CollectionExists { name },
             V::InvalidParameter { name, reason } => AppError::InvalidParameter { name, reason },
             V::InvalidFilter { reason } => AppError::param("filter", reason),
+            V::InvalidName { name, reason } => AppError::param(
+                "name",
+                format!(
+                    "collection name {:?} {reason}",
+                    name.chars().take(80).collect::<String>()
+                ),
+            ),
             V::DuplicateId { id } => AppError::Conflict {
                 reason: format!("id {id} exists already"),
             },

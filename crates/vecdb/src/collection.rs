@@ -685,6 +685,12 @@ fn validate_batch(
     let mut seen = std::collections::HashSet::with_capacity(points.len());
     let mut out = Vec::with_capacity(points.len());
     for p in points {
+        if p.id == crate::storage::snapshot::DEAD_SLOT {
+            return Err(VecDbError::param(
+                "id",
+                format!("{} is reserved (it marks free slots)", p.id),
+            ));
+        }
         check_vector(config, p.id, &p.vector)?;
         if !seen.insert(p.id) {
             return Err(VecDbError::DuplicateId { id: p.id });

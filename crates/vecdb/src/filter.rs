@@ -81,7 +81,7 @@ impl Filter {
             },
             Filter::In { field, values } => CompiledFilter::In {
                 path: split_path(field)?,
-                values: values.clone(),
+                values: ValueSet::new(values),
             },
             Filter::Range {
                 field,
@@ -132,21 +132,69 @@ impl Filter {
 /// A validated filter, ready to be evaluated against metadata objects.
 #[derive(Clone, Debug)]
 pub(crate) enum CompiledFilter {
-    Eq {
-        path: Vec<String>,
-        value: Value,
-    },
-    In {
-        path: Vec<String>,
-        values: Vec<Value>,
-    },
-    Range {
-        path: Vec<String>,
-        bounds: Bounds,
-    },
+    Eq { path: Vec<String>, value: Value },
+    In { path: Vec<String>, values: ValueSet },
+    Range { path: Vec<String>, bounds: Bounds },
     And(Vec<CompiledFilter>),
     Or(Vec<CompiledFilter>),
     Not(Box<CompiledFilter>),
+}
+
+/// The values of an `in`, looked up by hash, so that a long list costs one lookup per metadata
+/// value rather than a scan: numbers by value (so `1` and `1.0` are one key, as in `eq`),
+/// strings, booleans and null directly; arrays and objects, rare in filters, by a scan.
+#[derive(Clone, Debug, Default)]
+pub(crate) struct ValueSet {
+    numbers: std::collections::HashSet<u64>,
+    strings: std::collections::HashSet<String>,
+    bools: [bool; 2],
+    null: bool,
+    other: Vec<Value>,
+}
+
+impl ValueSet {
+    fn new(values: &[Value]) -> ValueSet {
+        let mut set = ValueSet::default();
+        for v in values {
+            match v {
+                Value::Number(n) => match n.as_f64() {
+                    Some(x) => {
+                        set.numbers.insert(number_key(x));
+                    }
+                    None => set.other.push(v.clone()),
+                },
+                Value::String(s) => {
+                    set.strings.insert(s.clone());
+                }
+                Value::Bool(b) => set.bools[usize::from(*b)] = true,
+                Value::Null => set.null = true,
+                _ => set.other.push(v.clone()),
+            }
+        }
+        set
+    }
+
+    fn contains(&self, v: &Value) -> bool {
+        match v {
+            Value::Number(n) => match n.as_f64() {
+                Some(x) => self.numbers.contains(&number_key(x)),
+                None => self.other.iter().any(|w| json_eq(v, w)),
+            },
+            Value::String(s) => self.strings.contains(s),
+            Value::Bool(b) => self.bools[usize::from(*b)],
+            Value::Null => self.null,
+            _ => self.other.iter().any(|w| json_eq(v, w)),
+        }
+    }
+}
+
+/// A hash key under which numbers equal by value are one: JSON has no NaN, and -0 equals 0.
+fn number_key(x: f64) -> u64 {
+    if x == 0.0 {
+        0
+    } else {
+        x.to_bits()
+    }
 }
 
 /// Range bounds, all of one kind. Each bound is `(value, inclusive)`.
@@ -170,9 +218,9 @@ impl CompiledFilter {
             CompiledFilter::Eq { path, value } => {
                 any_at(metadata, path, &mut |v| json_eq(v, value))
             }
-            CompiledFilter::In { path, values } => any_at(metadata, path, &mut |v| {
-                values.iter().any(|w| json_eq(v, w))
-            }),
+            CompiledFilter::In { path, values } => {
+                any_at(metadata, path, &mut |v| values.contains(v))
+            }
             CompiledFilter::Range { path, bounds } => {
                 any_at(metadata, path, &mut |v| bounds.contains(v))
             }
@@ -423,6 +471,26 @@ mod tests {
         assert!(check(f.clone(), json!({"c":"y"})));
         assert!(check(f.clone(), json!({"d":true})));
         assert!(!check(f, json!({"c":"z","d":false})));
+        assert!(check(
+            json!({"in":{"field":"n","values":[1,"a",true,null,[2]]}}),
+            json!({"n":1.0})
+        ));
+        assert!(check(
+            json!({"in":{"field":"n","values":[-0.0]}}),
+            json!({"n":0})
+        ));
+        assert!(check(
+            json!({"in":{"field":"n","values":[null]}}),
+            json!({"n":null})
+        ));
+        assert!(!check(
+            json!({"in":{"field":"n","values":[false]}}),
+            json!({"n":true})
+        ));
+        assert!(!check(
+            json!({"in":{"field":"n","values":["1"]}}),
+            json!({"n":1})
+        ));
         assert!(check(json!({"and":[]}), json!({})));
         assert!(!check(json!({"or":[]}), json!({})));
     }

@@ -3,7 +3,7 @@
 use clap::Args;
 use serde_json::json;
 
-use crate::config::{RawConfig, KEYS};
+use crate::config::{all_keys, RawConfig};
 use crate::GlobalArgs;
 
 #[derive(Args, Debug)]
@@ -102,6 +102,8 @@ pub fn run_config(g: &GlobalArgs, args: &ConfigArgs) -> anyhow::Result<()> {
         "collection": e.collection, "metric": e.metric, "index": e.index,
         "max_pixels": e.limits.max_pixels, "max_file_bytes": e.limits.max_file_bytes,
         "bind": s.bind.to_string(),
+        // The token itself is a secret: only whether one is set.
+        "token": if s.server.token.is_some() { "(set)" } else { "(none)" },
     });
     if args.json {
         println!("{}", serde_json::to_string_pretty(&effective)?);
@@ -112,7 +114,7 @@ pub fn run_config(g: &GlobalArgs, args: &ConfigArgs) -> anyhow::Result<()> {
         println!("  {k:<15} {v}");
     }
     println!("\nkeys (file imgsearch.toml, environment IMGSEARCH_<KEY>, some as --flags):");
-    for (k, help) in KEYS {
+    for (k, help) in all_keys() {
         println!("  {k:<22} {help}");
     }
     Ok(())

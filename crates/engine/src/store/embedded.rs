@@ -110,4 +110,12 @@ impl VectorStore for EmbeddedStore {
     fn storage_stats(&self, name: &str) -> Result<Option<vecdb::CollectionStats>, StoreError> {
         Ok(Some(self.collection(name)?.stats()?))
     }
+
+    fn save(&self) -> Result<(), StoreError> {
+        let open: Vec<Collection> = self.handles.read().values().cloned().collect();
+        for c in open {
+            c.save_index()?;
+        }
+        Ok(())
+    }
 }

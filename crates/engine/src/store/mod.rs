@@ -48,6 +48,11 @@ pub trait VectorStore: Send + Sync {
     fn storage_stats(&self, _name: &str) -> Result<Option<vecdb::CollectionStats>, StoreError> {
         Ok(None)
     }
+    /// Makes everything the store keeps in memory durable (the embedded store's index
+    /// snapshots), so the next open does not rebuild; a remote store has nothing to do.
+    fn save(&self) -> Result<(), StoreError> {
+        Ok(())
+    }
 }
 
 /// Everything a store can fail with.

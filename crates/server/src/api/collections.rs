@@ -7,7 +7,7 @@
 //! written behind the engine's back would disagree with its catalog.
 
 use super::extract::{JsonBody, PathParam};
-use super::{blocking, check_k, check_threshold};
+use super::{blocking, check_filter, check_k, check_threshold};
 use crate::error::AppError;
 use crate::AppState;
 use axum::extract::State;
@@ -21,9 +21,6 @@ use vecdb::{CollectionConfig, IndexSpec, Metric, Point, SearchRequest};
 mod params;
 
 use params::{index_from_params, index_to_params, metric_from_name, metric_name};
-
-/// Largest number of query vectors in one search request.
-const MAX_QUERIES: usize = 1024;
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -111,20 +108,23 @@ pub struct IdsBody {
     ids: Vec<u64>,
 }
 
-/// Milvus-compatible collection names: a letter or underscore, then letters, digits and
-/// underscores, at most 255 characters.
+/// Collection names follow the database's one rule (1 to 64 of `A-Z a-z 0-9 _ -`), checked
+/// here too so that a bad name is a 400 before any store work, whichever store is behind.
 fn check_name(name: &str) -> Result<(), AppError> {
-    let mut chars = name.chars();
-    let first_ok = chars
-        .next()
-        .is_some_and(|c| c.is_ascii_alphabetic() || c == '_');
-    if !first_ok || name.len() > 255 || !chars.all(|c| c.is_ascii_alphanumeric() || c == '_') {
+    vecdb::config::validate_name(name).map_err(AppError::from)
+}
+
+/// De-duplicates requested ids (keeping their order) and refuses more than `max_ids`, so one
+/// small request cannot make the server fetch and serialise the same point thousands of times.
+fn unique_ids(ids: Vec<u64>, max_ids: usize) -> Result<Vec<u64>, AppError> {
+    if ids.len() > max_ids {
         return Err(AppError::param(
-            "name",
-            "must start with a letter or _, hold only letters, digits and _, and be at most 255 long",
+            "ids",
+            format!("holds {} ids; the limit is {max_ids} (max_ids)", ids.len()),
         ));
     }
-    Ok(())
+    let mut seen = std::collections::HashSet::with_capacity(ids.len());
+    Ok(ids.into_iter().filter(|id| seen.insert(*id)).collect())
 }
 
 fn writable(state: &AppState, name: &str) -> Result<(), AppError> {
@@ -151,6 +151,7 @@ fn describe(state: &AppState, config: CollectionConfig) -> Result<CollectionOut,
 }
 
 fn existing(state: &AppState, name: &str) -> Result<CollectionConfig, AppError> {
+    check_name(name)?;
     state
         .engine
         .store()
@@ -166,8 +167,11 @@ pub async fn create(
     JsonBody(body): JsonBody<CreateBody>,
 ) -> Result<(StatusCode, Json<CollectionOut>), AppError> {
     check_name(&body.name)?;
-    if body.dimension == 0 || body.dimension > 65_536 {
-        return Err(AppError::param("dimension", "must be between 1 and 65536"));
+    if body.dimension == 0 || body.dimension > vecdb::config::MAX_DIM {
+        return Err(AppError::param(
+            "dimension",
+            format!("must be between 1 and {}", vecdb::config::MAX_DIM),
+        ));
     }
     let metric = metric_from_name(&body.metric_type)?;
     let index: IndexSpec = index_from_params(&body.index_type, &body.params)?;
@@ -240,6 +244,10 @@ pub async fn insert(
     }
     let mut points = Vec::with_capacity(body.data.len());
     for p in body.data {
+        // The database keeps u64::MAX for itself (it marks free slots).
+        if p.id == u64::MAX {
+            return Err(AppError::param("id", "must be below 18446744073709551615"));
+        }
         let metadata = match p.metadata {
             None | Some(Value::Null) => Value::Object(Map::new()),
             Some(m @ Value::Object(_)) => m,
@@ -280,14 +288,30 @@ pub async fn search(
     PathParam(name): PathParam<String>,
     JsonBody(body): JsonBody<SearchBody>,
 ) -> Result<Json<Value>, AppError> {
-    if body.data.is_empty() || body.data.len() > MAX_QUERIES {
+    let max_queries = state.config.max_queries;
+    if body.data.is_empty() || body.data.len() > max_queries {
         return Err(AppError::param(
             "data",
-            format!("must hold 1 to {MAX_QUERIES} query vectors"),
+            format!("must hold 1 to {max_queries} query vectors (max_queries)"),
         ));
     }
+    let k = check_k("limit", body.limit, state.config.max_k)?;
+    let results = body.data.len().saturating_mul(k);
+    if results > state.config.max_results {
+        return Err(AppError::param(
+            "limit",
+            format!(
+                "{} queries x limit {k} asks for {results} hits; the limit is {} (max_results)",
+                body.data.len(),
+                state.config.max_results
+            ),
+        ));
+    }
+    if let Some(filter) = &body.filter {
+        check_filter(filter, state.config.max_filter_nodes)?;
+    }
     let req = SearchRequest {
-        k: check_k("limit", body.limit, state.config.max_k)?,
+        k,
         filter: body.filter,
         threshold: check_threshold(body.threshold)?,
         ef: body.param.params.ef,
@@ -344,13 +368,14 @@ pub async fn delete_points(
     PathParam(name): PathParam<String>,
     JsonBody(body): JsonBody<IdsBody>,
 ) -> Result<Json<Value>, AppError> {
+    let ids = unique_ids(body.ids, state.config.max_ids)?;
     blocking(move || {
         existing(&state, &name)?;
         writable(&state, &name)?;
         let store = state.engine.store();
         // The store's delete does not say how many ids it found, so count them first.
-        let present = store.get(&name, &body.ids)?.len();
-        store.delete(&name, &body.ids)?;
+        let present = store.get(&name, &ids)?.len();
+        store.delete(&name, &ids)?;
         Ok(Json(serde_json::json!({ "delete_count": present })))
     })
     .await
@@ -363,9 +388,23 @@ pub async fn get_points(
     PathParam(name): PathParam<String>,
     JsonBody(body): JsonBody<IdsBody>,
 ) -> Result<Json<Value>, AppError> {
+    let ids = unique_ids(body.ids, state.config.max_ids)?;
+    let max_floats = state.config.max_response_floats;
     blocking(move || {
-        existing(&state, &name)?;
-        let points = state.engine.store().get(&name, &body.ids)?;
+        let config = existing(&state, &name)?;
+        let floats = ids.len().saturating_mul(config.dim);
+        if floats > max_floats {
+            return Err(AppError::param(
+                "ids",
+                format!(
+                    "{} ids of dimension {} is {floats} numbers; the limit is {max_floats} \
+                     (max_response_floats)",
+                    ids.len(),
+                    config.dim
+                ),
+            ));
+        }
+        let points = state.engine.store().get(&name, &ids)?;
         let data: Vec<Value> = points
             .into_iter()
             .map(|p| serde_json::json!({ "id": p.id, "vector": p.vector, "metadata": p.metadata }))

@@ -5,7 +5,7 @@
 //! reachable.
 
 use super::extract::PathParam;
-use super::{blocking, ImageUrls};
+use super::{blocking, decode_permit, ImageUrls};
 use crate::error::AppError;
 use crate::sniff::image_mime;
 use crate::AppState;
@@ -98,9 +98,21 @@ pub async fn thumbnail(
         return Ok(res);
     }
     let (engine, size) = (state.engine.clone(), state.config.thumbnail_size);
-    let bytes = blocking(move || engine.thumbnail(id, size).map_err(AppError::from))
-        .await?
-        .ok_or(AppError::ImageNotFound { id })?;
+    let cache = engine.clone();
+    let cached = blocking(move || cache.cached_thumbnail(id, size).map_err(AppError::from)).await?;
+    let bytes = match cached {
+        Some(bytes) => bytes,
+        // Making a thumbnail decodes the image, so it takes a decode slot.
+        None => {
+            let permit = decode_permit(&state).await?;
+            blocking(move || {
+                let _permit = permit;
+                engine.thumbnail(id, size).map_err(AppError::from)
+            })
+            .await?
+            .ok_or(AppError::ImageNotFound { id })?
+        }
+    };
     Ok(image_response(bytes, "image/jpeg", &tag))
 }
 
@@ -171,8 +183,12 @@ pub async fn upload(
         filename
     };
     let engine = state.engine.clone();
-    let record =
-        blocking(move || engine.add_upload(&bytes, &filename).map_err(AppError::from)).await?;
+    let permit = decode_permit(&state).await?;
+    let record = blocking(move || {
+        let _permit = permit;
+        engine.add_upload(&bytes, &filename).map_err(AppError::from)
+    })
+    .await?;
     Ok((StatusCode::CREATED, Json(image_json(&record)?)).into_response())
 }
 

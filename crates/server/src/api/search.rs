@@ -1,6 +1,6 @@
 //! Image search: by an uploaded image (POST), by an indexed image's id or by words (GET).
 
-use super::{blocking, check_k, check_threshold, parse_filter, ImageUrls};
+use super::{blocking, check_k, check_threshold, decode_permit, parse_filter, ImageUrls};
 use crate::error::AppError;
 use crate::sniff::image_mime;
 use crate::AppState;
@@ -80,7 +80,7 @@ fn build_query(
     Ok(engine::Query {
         k: check_k("k", k.unwrap_or(defaults.k), state.config.max_k)?,
         threshold: check_threshold(threshold)?,
-        filter: parse_filter(filter)?,
+        filter: parse_filter(filter, &state.config)?,
     })
 }
 
@@ -91,14 +91,22 @@ async fn run_search(
 ) -> Result<Json<SearchResponse>, AppError> {
     let kind = input.kind();
     let engine = state.engine.clone();
+    // Only a search by image decodes and embeds; by id and by words it reads the index.
+    let permit = match input {
+        SearchInput::Bytes(_) => Some(decode_permit(&state).await?),
+        _ => None,
+    };
     let started = Instant::now();
-    let hits = blocking(move || match &input {
-        SearchInput::Bytes(bytes) => engine.search_bytes(bytes, &query).map_err(AppError::from),
-        SearchInput::Id(id) => engine.search_id(*id, &query).map_err(|err| match err {
-            engine::EngineError::NotFound { .. } => AppError::ImageNotFound { id: *id },
-            other => other.into(),
-        }),
-        SearchInput::Text(words) => engine.search_text(words, &query).map_err(AppError::from),
+    let hits = blocking(move || {
+        let _permit = permit;
+        match &input {
+            SearchInput::Bytes(bytes) => engine.search_bytes(bytes, &query).map_err(AppError::from),
+            SearchInput::Id(id) => engine.search_id(*id, &query).map_err(|err| match err {
+                engine::EngineError::NotFound { .. } => AppError::ImageNotFound { id: *id },
+                other => other.into(),
+            }),
+            SearchInput::Text(words) => engine.search_text(words, &query).map_err(AppError::from),
+        }
     })
     .await?;
     let elapsed = started.elapsed();

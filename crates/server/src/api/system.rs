@@ -3,9 +3,8 @@
 use super::blocking;
 use crate::error::AppError;
 use crate::AppState;
-use axum::extract::{Request, State};
-use axum::http::{header, HeaderValue, Uri};
-use axum::middleware::Next;
+use axum::extract::State;
+use axum::http::{header, Uri};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 
@@ -25,15 +24,35 @@ pub async fn status(State(state): State<AppState>) -> Result<Json<serde_json::Va
         reason: format!("cannot serialise status: {err}"),
     })?;
     if let Some(map) = value.as_object_mut() {
-        map.insert(
-            "server".into(),
+        map.insert("server".into(), {
+            let c = &state.config;
             serde_json::json!({
                 "version": env!("CARGO_PKG_VERSION"),
-                "max_upload_bytes": state.config.max_upload_bytes,
-                "max_k": state.config.max_k,
-                "thumbnail_size": state.config.thumbnail_size,
-            }),
-        );
+                "auth": if c.token.is_some() { "token" } else { "none" },
+                "max_upload_bytes": c.max_upload_bytes,
+                "max_k": c.max_k,
+                "thumbnail_size": c.thumbnail_size,
+                "limits": {
+                    "max_upload_bytes": c.max_upload_bytes,
+                    "max_k": c.max_k,
+                    "max_ids": c.max_ids,
+                    "max_queries": c.max_queries,
+                    "max_results": c.max_results,
+                    "max_response_floats": c.max_response_floats,
+                    "max_filter_bytes": c.max_filter_bytes,
+                    "max_filter_nodes": c.max_filter_nodes,
+                    "decode_slots": c.decode_slots,
+                    "decode_wait_ms": c.decode_wait_ms,
+                    "header_timeout_secs": c.header_timeout_secs,
+                    "request_timeout_secs": c.request_timeout_secs,
+                    "max_connections": c.max_connections,
+                    "max_pixels": state.engine.config().limits.max_pixels,
+                    "max_file_bytes": state.engine.config().limits.max_file_bytes,
+                    "max_lsh_projection": vecdb::index::MAX_LSH_PROJECTION,
+                    "max_dimension": vecdb::config::MAX_DIM,
+                },
+            })
+        });
     }
     Ok(Json(value))
 }
@@ -72,28 +91,4 @@ pub async fn route_not_found(uri: Uri) -> AppError {
 /// A known path asked with a method it does not serve.
 pub async fn method_not_allowed() -> AppError {
     AppError::MethodNotAllowed
-}
-
-/// Headers every response carries: no MIME sniffing, no framing, and a content security policy
-/// that lets the page load nothing from outside this server.
-pub async fn security_headers(request: Request, next: Next) -> Response {
-    let mut response = next.run(request).await;
-    let h = response.headers_mut();
-    h.insert(
-        header::X_CONTENT_TYPE_OPTIONS,
-        HeaderValue::from_static("nosniff"),
-    );
-    h.insert(header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY"));
-    h.insert(
-        header::REFERRER_POLICY,
-        HeaderValue::from_static("no-referrer"),
-    );
-    h.insert(
-        header::CONTENT_SECURITY_POLICY,
-        HeaderValue::from_static(
-            "default-src 'self'; img-src 'self' blob: data:; style-src 'self'; script-src 'self'; \
-             connect-src 'self'; object-src 'none'; base-uri 'none'; frame-ancestors 'none'",
-        ),
-    );
-    response
 }

@@ -1,5 +1,7 @@
 //! A real engine over a temporary data directory with a few real images, shared by the tests of
 //! one binary (opening the model and indexing cost seconds; the requests then take milliseconds).
+//! Each test binary uses a part of these helpers.
+#![allow(dead_code)]
 
 use axum::body::Body;
 use axum::http::{header, Request, Response};

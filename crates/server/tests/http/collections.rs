@@ -129,8 +129,10 @@ async fn collection_requests_are_validated() {
     let r = router();
     let create = |body: serde_json::Value| post_json("/api/collections", body);
     let bad = [
-        json!({"name": "1bad", "dimension": 3}),
-        json!({"name": "bad-name", "dimension": 3}),
+        // The database's name rule: 1 to 64 of A-Z a-z 0-9 _ -.
+        json!({"name": "bad name", "dimension": 3}),
+        json!({"name": "bad/name", "dimension": 3}),
+        json!({"name": "x".repeat(65), "dimension": 3}),
         json!({"name": "ok_name", "dimension": 0}),
         json!({"name": "ok_name", "dimension": 3, "metric_type": "HAMMING"}),
         json!({"name": "ok_name", "dimension": 3, "index_type": "DISKANN"}),

@@ -88,6 +88,10 @@ const MAX_EF: usize = 100_000;
 const MAX_NLIST: usize = 1 << 20;
 const MAX_TABLES: usize = 256;
 const MAX_PROBES: usize = 4096;
+/// Largest LSH projection matrix, in floats (tables x bits x dimension): 64 MiB. The matrix is
+/// drawn at every open, so without this bound a tiny create request could cost gigabytes and
+/// minutes then and at every start after.
+pub const MAX_LSH_PROJECTION: usize = 1 << 24;
 
 impl IndexSpec {
     /// HNSW with the default parameters.
@@ -158,6 +162,12 @@ impl IndexSpec {
                 check_range("tables", tables, 1, MAX_TABLES)?;
                 check_range("bits", bits, 1, 64)?;
                 check_range("probes", probes, 0, MAX_PROBES)?;
+                let floats = tables.saturating_mul(bits).saturating_mul(dim);
+                if floats > MAX_LSH_PROJECTION {
+                    return Err(format!(
+                        "tables x bits x dimension is {floats}; the limit is {MAX_LSH_PROJECTION}"
+                    ));
+                }
                 if !(bucket_width.is_finite() && bucket_width > 0.0) {
                     return Err(format!(
                         "bucket_width must be a finite number above 0, got {bucket_width}"

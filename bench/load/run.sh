@@ -1,0 +1,50 @@
+#!/usr/bin/env bash
+# Mixed load on `imgsearch serve` (issue 14): 8 clients for 2 minutes, searches by image, id and
+# words, thumbnails, uploads, vector-API searches with filters, and hostile requests that must
+# be refused. Reports the count of 5xx answers, p50/p99 latency and the server's RSS before and
+# after (and its peak).
+#
+# Usage: bench/load/run.sh [--clients 8] [--seconds 120] [--images DIR]
+# Results: bench/results/load.jsonl (one line per run).
+set -euo pipefail
+root="$(cd "$(dirname "$0")/../.." && pwd)"
+cd "$root"
+clients=8
+seconds=120
+images="$root/samples"
+while [[ $# -gt 0 ]]; do
+    case "$1" in
+        --clients) clients=$2; shift 2 ;;
+        --seconds) seconds=$2; shift 2 ;;
+        --images) images=$2; shift 2 ;;
+        *) echo "unknown argument $1" >&2; exit 2 ;;
+    esac
+done
+export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$root/target}"
+echo "== build (release)"
+cargo build --release --locked -p imgsearch
+bin="$CARGO_TARGET_DIR/release/imgsearch"
+work=$(mktemp -d)
+pid=
+cleanup() { [[ -n "$pid" ]] && kill "$pid" 2>/dev/null; wait 2>/dev/null || true; rm -rf "$work"; }
+trap cleanup EXIT
+echo "== index $images"
+"$bin" --data-dir "$work/data" --quiet index "$images"
+port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
+token=$(head -c 24 /dev/urandom | od -An -tx1 | tr -d ' \n')
+printf '%s\n' "$token" >"$work/token"
+"$bin" --data-dir "$work/data" --quiet serve --bind "127.0.0.1:$port" --token-file "$work/token" \
+    >"$work/serve.log" 2>&1 &
+pid=$!
+for _ in $(seq 1 300); do
+    curl -fs "http://127.0.0.1:$port/healthz" >/dev/null && break
+    kill -0 "$pid" 2>/dev/null || { cat "$work/serve.log" >&2; exit 1; }
+    sleep 0.2
+done
+echo "== machine: $(nproc) cores, load $(cut -d' ' -f1-3 /proc/loadavg)"
+python3 bench/load/load.py "127.0.0.1:$port" "$images" --pid "$pid" --clients "$clients" \
+    --seconds "$seconds" --token "$token" --label "clients=$clients seconds=$seconds" \
+    --json "$root/bench/results/load.jsonl"
+kill -TERM "$pid"
+wait "$pid" && echo "== server stopped cleanly on SIGTERM" || echo "== server exit code $?"
+pid=
