@@ -4,7 +4,7 @@
 # be refused. Reports the count of 5xx answers, p50/p99 latency and the server's RSS before and
 # after (and its peak).
 #
-# Usage: bench/load/run.sh [--clients 8] [--seconds 120] [--images DIR]
+# Usage: [IMGSEARCH_BIN=PATH] bench/load/run.sh [--clients 8] [--seconds 120] [--images DIR]
 # Results: bench/results/load.jsonl (one line per run).
 set -euo pipefail
 root="$(cd "$(dirname "$0")/../.." && pwd)"
@@ -21,9 +21,14 @@ while [[ $# -gt 0 ]]; do
     esac
 done
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$root/target}"
-echo "== build (release)"
-cargo build --release --locked -p imgsearch
-bin="$CARGO_TARGET_DIR/release/imgsearch"
+# IMGSEARCH_BIN measures a binary built elsewhere (say which build in the results).
+if [[ -n "${IMGSEARCH_BIN:-}" ]]; then
+    bin=$IMGSEARCH_BIN
+else
+    echo "== build (release)"
+    cargo build --release --locked -p imgsearch
+    bin="$CARGO_TARGET_DIR/release/imgsearch"
+fi
 work=$(mktemp -d)
 pid=
 cleanup() { [[ -n "$pid" ]] && kill "$pid" 2>/dev/null; wait 2>/dev/null || true; rm -rf "$work"; }
