@@ -1,5 +1,6 @@
 //! Exit codes: each kind of failure has its own, so scripts can tell them apart.
 
+use common::{Class, Classified, ErrorKind, Origin};
 use engine::store::StoreError;
 use engine::EngineError;
 
@@ -49,11 +50,8 @@ pub fn code_for(err: &anyhow::Error) -> u8 {
         if cause.is::<UsageError>() {
             return USAGE;
         }
-        if let Some(e) = cause.downcast_ref::<EngineError>() {
-            return engine_code(e);
-        }
-        if let Some(e) = cause.downcast_ref::<StoreError>() {
-            return store_code(e);
+        if let Some(class) = class_of(cause) {
+            return exit_of(class);
         }
         if cause.is::<std::io::Error>() {
             return IO;
@@ -62,27 +60,108 @@ pub fn code_for(err: &anyhow::Error) -> u8 {
     INTERNAL
 }
 
-fn engine_code(e: &EngineError) -> u8 {
-    match e {
-        EngineError::Store(s) => store_code(s),
-        EngineError::Catalog { .. } => STORE,
-        EngineError::NotFound { .. } => NOT_FOUND,
-        EngineError::InvalidInput { .. } => INVALID_INPUT,
-        EngineError::ModelMismatch { .. } | EngineError::Head { .. } => MODEL,
-        EngineError::Io { .. } => IO,
-        EngineError::Embed(_) => match e.code() {
-            "model_error" => MODEL,
-            "io_error" => IO,
-            _ => INVALID_INPUT,
-        },
+/// The classification of the library errors the commands can meet (each classifies itself).
+fn class_of(cause: &(dyn std::error::Error + 'static)) -> Option<Class> {
+    if let Some(e) = cause.downcast_ref::<EngineError>() {
+        return Some(e.class());
+    }
+    if let Some(e) = cause.downcast_ref::<StoreError>() {
+        return Some(e.class());
+    }
+    if let Some(e) = cause.downcast_ref::<vecdb::VecDbError>() {
+        return Some(e.class());
+    }
+    if let Some(e) = cause.downcast_ref::<embed::EmbedError>() {
+        return Some(e.class());
+    }
+    cause.downcast_ref::<train::TrainError>().map(|e| e.class())
+}
+
+/// The exit code of a classification, the rows tried in order: configuration problems first,
+/// then what is missing, then the model's, the caller's, the store's and the file system's.
+fn exit_of(class: Class) -> u8 {
+    match (class.kind, class.origin) {
+        (_, Origin::Config) => CONFIG,
+        (ErrorKind::NotFound, _) => NOT_FOUND,
+        (_, Origin::Model) => MODEL,
+        (ErrorKind::InvalidInput | ErrorKind::Conflict, _) => INVALID_INPUT,
+        (ErrorKind::Unavailable, _) | (_, Origin::Store) => STORE,
+        (_, Origin::File) => IO,
+        (ErrorKind::Internal, Origin::Request) => INTERNAL,
     }
 }
 
-fn store_code(e: &StoreError) -> u8 {
-    match e {
-        StoreError::UnknownCollection { .. } => NOT_FOUND,
-        StoreError::InvalidUrl { .. } => CONFIG,
-        _ if e.is_invalid_input() => INVALID_INPUT,
-        _ => STORE,
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn each_kind_of_failure_has_its_exit_code() {
+        let io = |kind| std::io::Error::new(kind, "x");
+        let cases: Vec<(anyhow::Error, u8)> = vec![
+            (EngineError::NotFound { what: "x".into() }.into(), NOT_FOUND),
+            (
+                EngineError::InvalidInput { reason: "k".into() }.into(),
+                INVALID_INPUT,
+            ),
+            (
+                EngineError::ModelMismatch {
+                    collection_model: "a".into(),
+                    current_model: "b".into(),
+                }
+                .into(),
+                MODEL,
+            ),
+            (
+                StoreError::Unreachable {
+                    url: "u".into(),
+                    reason: "r".into(),
+                }
+                .into(),
+                STORE,
+            ),
+            (
+                StoreError::InvalidUrl {
+                    url: "u".into(),
+                    reason: "r".into(),
+                }
+                .into(),
+                CONFIG,
+            ),
+            (vecdb::VecDbError::Storage("disk".into()).into(), STORE),
+            (
+                EngineError::Io {
+                    path: "p".into(),
+                    source: io(std::io::ErrorKind::PermissionDenied),
+                }
+                .into(),
+                IO,
+            ),
+            (
+                EngineError::Io {
+                    path: "p".into(),
+                    source: io(std::io::ErrorKind::NotFound),
+                }
+                .into(),
+                NOT_FOUND,
+            ),
+            (
+                embed::EmbedError::Decode {
+                    path: "p".into(),
+                    reason: "r".into(),
+                }
+                .into(),
+                INVALID_INPUT,
+            ),
+            (
+                embed::EmbedError::Model { reason: "r".into() }.into(),
+                MODEL,
+            ),
+            (UsageError("u".into()).into(), USAGE),
+            (anyhow::anyhow!("plain"), INTERNAL),
+        ];
+        for (err, code) in cases {
+            assert_eq!(code_for(&err), code, "{err}");
+        }
     }
 }

@@ -2,6 +2,8 @@
 
 use std::path::PathBuf;
 
+use common::{Class, Classified, ErrorKind, Origin};
+
 /// Everything that can go wrong between an image file and its embedding.
 ///
 /// Errors about one input name it in `path` (a file path, or the `source` label given to
@@ -77,6 +79,30 @@ impl EmbedError {
             | EmbedError::Unsupported { path, .. }
             | EmbedError::Decode { path, .. } => Some(path),
             _ => None,
+        }
+    }
+}
+
+impl Classified for EmbedError {
+    /// A file that is not a readable image is the caller's bad input; a file that cannot be
+    /// read is a file-system fault; the model, its manifest and its runtime are ours.
+    fn class(&self) -> Class {
+        match self {
+            EmbedError::Empty { .. }
+            | EmbedError::FileTooLarge { .. }
+            | EmbedError::TooLarge { .. }
+            | EmbedError::Unsupported { .. }
+            | EmbedError::Decode { .. } => {
+                Class::new(ErrorKind::InvalidInput, Origin::Request, "invalid_image")
+            }
+            EmbedError::Io { source, .. } if source.kind() == std::io::ErrorKind::NotFound => {
+                Class::new(ErrorKind::NotFound, Origin::File, "not_found")
+            }
+            EmbedError::Io { .. } => Class::internal(Origin::File),
+            EmbedError::Manifest { .. }
+            | EmbedError::Model { .. }
+            | EmbedError::Runtime { .. }
+            | EmbedError::WrongDimension { .. } => Class::internal(Origin::Model),
         }
     }
 }

@@ -2,6 +2,8 @@
 
 use std::path::PathBuf;
 
+use common::{Class, Classified, ErrorKind, Origin};
+
 use crate::store::StoreError;
 
 /// Everything an engine operation can fail with. Variants carry structured fields so that the CLI
@@ -62,34 +64,28 @@ impl EngineError {
             reason: reason.into(),
         }
     }
-
-    /// A short stable code for this kind of error (used by the HTTP API and the CLI's `--json`).
-    pub fn code(&self) -> &'static str {
-        match self {
-            EngineError::Embed(e) => embed_code(e),
-            EngineError::Store(StoreError::UnknownCollection { .. }) => "not_found",
-            EngineError::Store(StoreError::Unreachable { .. }) => "store_unreachable",
-            EngineError::Store(StoreError::InvalidUrl { .. }) => "invalid_input",
-            EngineError::Store(e) if e.is_invalid_input() => "invalid_input",
-            EngineError::Store(_) => "store_error",
-            EngineError::Catalog { .. } => "catalog_error",
-            EngineError::NotFound { .. } => "not_found",
-            EngineError::InvalidInput { .. } => "invalid_input",
-            EngineError::ModelMismatch { .. } => "model_mismatch",
-            EngineError::Head { .. } => "model_error",
-            EngineError::Io { .. } => "io_error",
-        }
-    }
 }
 
-/// Decode failures are the caller's bad input; model and manifest failures are ours.
-fn embed_code(e: &embed::EmbedError) -> &'static str {
-    match e {
-        embed::EmbedError::Model { .. }
-        | embed::EmbedError::Manifest { .. }
-        | embed::EmbedError::Runtime { .. }
-        | embed::EmbedError::WrongDimension { .. } => "model_error",
-        embed::EmbedError::Io { .. } => "io_error",
-        _ => "invalid_image",
+impl Classified for EngineError {
+    fn class(&self) -> Class {
+        match self {
+            EngineError::Embed(e) => e.class(),
+            EngineError::Store(e) => e.class(),
+            EngineError::Catalog { .. } => Class::internal(Origin::Store),
+            EngineError::NotFound { .. } => {
+                Class::new(ErrorKind::NotFound, Origin::Request, "not_found")
+            }
+            EngineError::InvalidInput { .. } => Class::invalid(Origin::Request),
+            // The index was built by another model than the one loaded now: the request is fine,
+            // the state is not.
+            EngineError::ModelMismatch { .. } => {
+                Class::new(ErrorKind::Conflict, Origin::Model, "conflict")
+            }
+            EngineError::Head { .. } => Class::internal(Origin::Model),
+            EngineError::Io { source, .. } if source.kind() == std::io::ErrorKind::NotFound => {
+                Class::new(ErrorKind::NotFound, Origin::File, "not_found")
+            }
+            EngineError::Io { .. } => Class::internal(Origin::File),
+        }
     }
 }

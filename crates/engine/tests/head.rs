@@ -3,6 +3,7 @@
 
 use std::path::{Path, PathBuf};
 
+use common::Classified;
 use engine::{Engine, EngineConfig, EngineError, NoProgress, Query};
 use train::{Head, HeadArch};
 use vecdb::IndexSpec;
@@ -101,7 +102,7 @@ fn a_head_for_another_model_or_a_corrupt_head_is_refused_at_open() {
     .err()
     .expect("a head of another model must be refused");
     assert!(matches!(e, EngineError::Head { .. }), "{e}");
-    assert_eq!(e.code(), "model_error");
+    assert_eq!(e.class().origin, common::Origin::Model);
 
     std::fs::write(tmp.path().join("bad.head"), b"not a head at all").unwrap();
     let e = Engine::open(config(

@@ -10,6 +10,7 @@ use axum::extract::rejection::{JsonRejection, PathRejection, QueryRejection};
 use axum::http::{header, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
+use common::{Class, Classified, ErrorKind};
 use engine::store::StoreError;
 use engine::EngineError;
 use vecdb::VecDbError;
@@ -50,24 +51,15 @@ pub enum AppError {
     /// No collection has this name.
     #[error("collection {name} does not exist")]
     UnknownCollection { name: String },
-    /// A collection of this name exists already.
-    #[error("collection {name} already exists")]
-    CollectionExists { name: String },
     /// The collection belongs to the image index and may only be read through the raw API.
     #[error("collection {name} holds the image index and is read-only through the vector API")]
     ReadOnlyCollection { name: String },
-    /// The index was built with another model than the one loaded now.
-    #[error("conflict: {reason}")]
-    Conflict { reason: String },
     /// No route matches the path.
     #[error("no route for {path}")]
     RouteNotFound { path: String },
     /// The route exists but not for this method.
     #[error("method not allowed")]
     MethodNotAllowed,
-    /// The vector store cannot be reached right now.
-    #[error("the vector store is unavailable: {reason}")]
-    Unavailable { reason: String },
     /// The `Host` header names neither this machine nor a host allowed with `--allow-host`
     /// (a DNS-rebinding page, or a proxy that needs `--allow-host`).
     #[error("host {host:?} is not served here; allow it with --allow-host if it is this server")]
@@ -84,6 +76,10 @@ pub enum AppError {
     /// The request took longer than the configured request timeout.
     #[error("the request took longer than {secs} s")]
     Timeout { secs: u64 },
+    /// An error of the engine, the store, the vector database or the model, classified where
+    /// it was made (`common::Classified`).
+    #[error("{message}")]
+    Classified { class: Class, message: String },
     /// A fault of the server itself; details go to the log, not to the client.
     #[error("internal error: {reason}")]
     Internal { reason: String },
@@ -107,12 +103,10 @@ impl AppError {
             ImageNotFound { .. } => (StatusCode::NOT_FOUND, "image_not_found"),
             NotFound { .. } => (StatusCode::NOT_FOUND, "not_found"),
             UnknownCollection { .. } => (StatusCode::NOT_FOUND, "unknown_collection"),
-            CollectionExists { .. } => (StatusCode::CONFLICT, "collection_exists"),
             ReadOnlyCollection { .. } => (StatusCode::FORBIDDEN, "read_only_collection"),
-            Conflict { .. } => (StatusCode::CONFLICT, "conflict"),
             RouteNotFound { .. } => (StatusCode::NOT_FOUND, "route_not_found"),
             MethodNotAllowed => (StatusCode::METHOD_NOT_ALLOWED, "method_not_allowed"),
-            Unavailable { .. } => (StatusCode::SERVICE_UNAVAILABLE, "store_unavailable"),
+            Classified { class, .. } => (status_of(class), class.code),
             HostNotAllowed { .. } => (StatusCode::MISDIRECTED_REQUEST, "host_not_allowed"),
             CrossSite { .. } => (StatusCode::FORBIDDEN, "cross_site_request"),
             Unauthorized => (StatusCode::UNAUTHORIZED, "unauthorized"),
@@ -150,12 +144,14 @@ impl IntoResponse for AppError {
         } else if status.is_server_error() {
             tracing::error!(error = %self, code, "request failed");
             match &self {
-                AppError::Unavailable { .. } => "the vector store is unavailable".to_string(),
+                AppError::Classified { class, .. } if class.kind == ErrorKind::Unavailable => {
+                    "the vector store is unavailable".to_string()
+                }
                 _ => "internal server error; see the server log".to_string(),
             }
         } else {
             tracing::debug!(error = %self, code, "request rejected");
-            self.to_string()
+            bounded(self.to_string())
         };
         let body = serde_json::json!({ "error": { "code": code, "message": message } });
         let mut res = (status, Json(body)).into_response();
@@ -176,76 +172,57 @@ impl IntoResponse for AppError {
     }
 }
 
+/// The HTTP status of a classified error: one row per kind, and one exception, images that
+/// cannot be read, which the API has always answered with 422.
+fn status_of(class: &Class) -> StatusCode {
+    if class.code == "invalid_image" {
+        return StatusCode::UNPROCESSABLE_ENTITY;
+    }
+    match class.kind {
+        ErrorKind::InvalidInput => StatusCode::BAD_REQUEST,
+        ErrorKind::NotFound => StatusCode::NOT_FOUND,
+        ErrorKind::Conflict => StatusCode::CONFLICT,
+        ErrorKind::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
+        ErrorKind::Internal => StatusCode::INTERNAL_SERVER_ERROR,
+    }
+}
+
+/// Longest message shown to a client: error messages quote the input they refuse, and a
+/// response should not echo kilobytes of it back.
+const MAX_MESSAGE_CHARS: usize = 300;
+
+fn bounded(message: String) -> String {
+    match message.char_indices().nth(MAX_MESSAGE_CHARS) {
+        Some((cut, _)) => format!("{}…", &message[..cut]),
+        None => message,
+    }
+}
+
+impl AppError {
+    /// The rendering of any error that classifies itself.
+    pub fn classified(err: &(impl Classified + ?Sized)) -> Self {
+        AppError::Classified {
+            class: err.class(),
+            message: err.to_string(),
+        }
+    }
+}
+
 impl From<VecDbError> for AppError {
     fn from(err: VecDbError) -> Self {
-        use VecDbError as V;
-        match err {
-            V::WrongDimension { expected, got } => AppError::WrongDimension { expected, got },
-            V::NonFinite { id, index } => AppError::param(
-                "vector",
-                format!("point {id} has a non-finite value at index {index}"),
-            ),
-            V::ZeroVector { id } => AppError::param("vector", format!("point {id} is all zeros")),
-            V::UnknownCollection { name } => AppError::UnknownCollection { name },
-            V::CollectionExists { name } => AppError::CollectionExists { name },
-            V::InvalidParameter { name, reason } => AppError::InvalidParameter { name, reason },
-            V::InvalidFilter { reason } => AppError::param("filter", reason),
-            V::InvalidName { name, reason } => AppError::param(
-                "name",
-                format!(
-                    "collection name {:?} {reason}",
-                    name.chars().take(80).collect::<String>()
-                ),
-            ),
-            V::DuplicateId { id } => AppError::Conflict {
-                reason: format!("id {id} exists already"),
-            },
-            other => AppError::Internal {
-                reason: other.to_string(),
-            },
-        }
+        AppError::classified(&err)
     }
 }
 
 impl From<StoreError> for AppError {
     fn from(err: StoreError) -> Self {
-        match err {
-            StoreError::VecDb(e) => e.into(),
-            StoreError::UnknownCollection { name } => AppError::UnknownCollection { name },
-            StoreError::Unreachable { .. } => AppError::Unavailable {
-                reason: err.to_string(),
-            },
-            // A remote store rejects what it finds invalid in the request (bad parameters,
-            // bad filter syntax): that is the client's to fix.
-            StoreError::Rejected { reason } => AppError::param("request", reason),
-            other => AppError::Internal {
-                reason: other.to_string(),
-            },
-        }
+        AppError::classified(&err)
     }
 }
 
 impl From<EngineError> for AppError {
     fn from(err: EngineError) -> Self {
-        match err {
-            EngineError::Store(e) => e.into(),
-            EngineError::NotFound { what } => AppError::NotFound {
-                what: what.to_string(),
-            },
-            EngineError::InvalidInput { reason } => AppError::param("input", reason.to_string()),
-            // The index was built by another model than the one loaded now: the request is fine,
-            // the state is not, and the message says which models disagree.
-            err @ EngineError::ModelMismatch { .. } => AppError::Conflict {
-                reason: err.to_string(),
-            },
-            // The engine tells bad images (the client's) from model faults (ours).
-            EngineError::Embed(ref e) if err.code() == "invalid_image" => AppError::InvalidImage {
-                reason: e.to_string(),
-            },
-            other => AppError::Internal {
-                reason: other.to_string(),
-            },
-        }
+        AppError::classified(&err)
     }
 }
 

@@ -8,7 +8,7 @@
 use std::collections::BTreeMap;
 use std::path::Path;
 
-use crate::codec::{open, read_file, seal, write_atomic, Writer};
+use crate::codec::{begin, open, read_file, seal, write_atomic};
 use crate::error::{Result, TrainError};
 
 pub const CACHE_MAGIC: &[u8; 8] = b"IMGSECAC";
@@ -69,15 +69,15 @@ impl EmbeddingCache {
     }
 
     pub fn to_bytes(&self) -> Vec<u8> {
-        let mut w = Writer::default();
+        let mut w = begin(CACHE_MAGIC, CACHE_VERSION);
         w.str(&self.model_id);
         w.u32(self.dim as u32);
         w.u32(self.entries.len() as u32);
         for (k, v) in &self.entries {
             w.str(k);
-            w.f32s(v);
+            w.f32s_exact(v);
         }
-        seal(CACHE_MAGIC, CACHE_VERSION, &w.buf)
+        seal(w)
     }
 
     pub fn from_bytes(bytes: &[u8], path: &Path) -> Result<Self> {
@@ -129,6 +129,7 @@ impl EmbeddingCache {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use common::envelope::EnvelopeError;
 
     #[test]
     fn round_trip_and_model_switch() {
@@ -157,13 +158,19 @@ mod tests {
         let p = Path::new("c");
         assert!(matches!(
             EmbeddingCache::from_bytes(&bytes[..bytes.len() - 1], p),
-            Err(TrainError::Truncated { .. })
+            Err(TrainError::Envelope {
+                source: EnvelopeError::Truncated { .. },
+                ..
+            })
         ));
         let mut b = bytes.clone();
         b[30] ^= 1;
         assert!(matches!(
             EmbeddingCache::from_bytes(&b, p),
-            Err(TrainError::ChecksumMismatch { .. })
+            Err(TrainError::Envelope {
+                source: EnvelopeError::ChecksumMismatch { .. },
+                ..
+            })
         ));
     }
 }

@@ -2,6 +2,8 @@
 
 use std::path::PathBuf;
 
+use common::{Class, Classified, ErrorKind, Origin};
+
 /// Everything that can go wrong in `train`. Each variant carries the facts needed to act on it.
 #[derive(Debug, thiserror::Error)]
 pub enum TrainError {
@@ -24,32 +26,14 @@ pub enum TrainError {
         #[source]
         source: std::io::Error,
     },
-    /// The file does not start with the expected magic number.
-    #[error("{path}: not a {expected} file (bad magic number)")]
-    BadMagic {
+    /// The file's envelope (magic number, version, length, checksum) is not that of a valid
+    /// `kind` file this build reads.
+    #[error("{path}: not a valid {kind} file: {source}")]
+    Envelope {
         path: PathBuf,
-        expected: &'static str,
-    },
-    /// The file's format version is not one this build reads.
-    #[error("{path}: unsupported format version {found} (this build reads {supported})")]
-    UnsupportedVersion {
-        path: PathBuf,
-        found: u32,
-        supported: u32,
-    },
-    /// The stored checksum does not match the content.
-    #[error("{path}: checksum mismatch (stored {stored:#010x}, computed {computed:#010x})")]
-    ChecksumMismatch {
-        path: PathBuf,
-        stored: u32,
-        computed: u32,
-    },
-    /// The file ends before its declared content does.
-    #[error("{path}: truncated ({needed} more bytes needed at offset {offset})")]
-    Truncated {
-        path: PathBuf,
-        offset: usize,
-        needed: usize,
+        kind: &'static str,
+        #[source]
+        source: common::envelope::EnvelopeError,
     },
     /// The file is well formed at the byte level but its content is inconsistent.
     #[error("{path}: corrupt content: {reason}")]
@@ -71,5 +55,28 @@ pub type Result<T> = std::result::Result<T, TrainError>;
 pub(crate) fn invalid(reason: impl Into<String>) -> TrainError {
     TrainError::InvalidConfig {
         reason: reason.into(),
+    }
+}
+
+impl Classified for TrainError {
+    /// Bad settings and too little data are the caller's to fix; unreadable or damaged files
+    /// and a head made for another model are faults of the model files.
+    fn class(&self) -> Class {
+        match self {
+            TrainError::WrongDimension { .. }
+            | TrainError::InvalidConfig { .. }
+            | TrainError::NotEnoughData { .. } => Class::invalid(Origin::Request),
+            TrainError::Io { source, .. } if source.kind() == std::io::ErrorKind::NotFound => {
+                Class::new(ErrorKind::NotFound, Origin::File, "not_found")
+            }
+            TrainError::Io { .. } => Class::internal(Origin::File),
+            TrainError::ModelMismatch { .. } => {
+                Class::new(ErrorKind::Conflict, Origin::Model, "conflict")
+            }
+            TrainError::NonFinite { .. }
+            | TrainError::Envelope { .. }
+            | TrainError::Corrupt { .. }
+            | TrainError::Image { .. } => Class::internal(Origin::Model),
+        }
     }
 }

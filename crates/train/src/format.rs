@@ -14,7 +14,7 @@
 
 use std::path::Path;
 
-use crate::codec::{open, read_file, seal, write_atomic, Writer};
+use crate::codec::{begin, open, read_file, seal, write_atomic};
 use crate::error::{Result, TrainError};
 use crate::head::{Dense, Head, HeadKind};
 use crate::matrix::Matrix;
@@ -29,7 +29,7 @@ const MAX_SIDE: u32 = 1 << 16;
 impl Head {
     /// Serialises the head.
     pub fn to_bytes(&self) -> Vec<u8> {
-        let mut w = Writer::default();
+        let mut w = begin(HEAD_MAGIC, HEAD_VERSION);
         w.u8(self.kind().code());
         w.u8(self.layers().len() as u8);
         w.str(self.model_id());
@@ -37,10 +37,10 @@ impl Head {
         for l in self.layers() {
             w.u32(l.weight.rows() as u32);
             w.u32(l.weight.cols() as u32);
-            w.f32s(l.weight.as_slice());
-            w.f32s(&l.bias);
+            w.f32s_exact(l.weight.as_slice());
+            w.f32s_exact(&l.bias);
         }
-        seal(HEAD_MAGIC, HEAD_VERSION, &w.buf)
+        seal(w)
     }
 
     /// Parses a head; `path` only names the source in errors.
@@ -85,6 +85,7 @@ impl Head {
 mod tests {
     use super::*;
     use crate::head::HeadArch;
+    use common::envelope::EnvelopeError;
 
     fn sample() -> Head {
         let mut h = Head::init(HeadArch::Mlp { hidden: 5, out: 3 }, 4, "model@abc", 7).unwrap();
@@ -113,7 +114,10 @@ mod tests {
         let p = Path::new("t.head");
         for len in 0..bytes.len() {
             match Head::from_bytes(&bytes[..len], p) {
-                Err(TrainError::Truncated { .. }) => {}
+                Err(TrainError::Envelope {
+                    source: EnvelopeError::Truncated { .. },
+                    ..
+                }) => {}
                 other => panic!("length {len}: expected Truncated, got {other:?}"),
             }
         }
@@ -129,7 +133,10 @@ mod tests {
             assert!(
                 matches!(
                     Head::from_bytes(&b, p),
-                    Err(TrainError::ChecksumMismatch { .. })
+                    Err(TrainError::Envelope {
+                        source: EnvelopeError::ChecksumMismatch { .. },
+                        ..
+                    })
                 ),
                 "byte {i}"
             );
@@ -144,19 +151,28 @@ mod tests {
         b[0] = b'X';
         assert!(matches!(
             Head::from_bytes(&b, p),
-            Err(TrainError::BadMagic { .. })
+            Err(TrainError::Envelope {
+                source: EnvelopeError::BadMagic,
+                ..
+            })
         ));
         let mut b = bytes.clone();
         b[8] = 9;
         assert!(matches!(
             Head::from_bytes(&b, p),
-            Err(TrainError::UnsupportedVersion { found: 9, .. })
+            Err(TrainError::Envelope {
+                source: EnvelopeError::UnsupportedVersion { found: 9, .. },
+                ..
+            })
         ));
         let mut b = bytes.clone();
         b.push(0);
         assert!(matches!(
             Head::from_bytes(&b, p),
-            Err(TrainError::Corrupt { .. })
+            Err(TrainError::Envelope {
+                source: EnvelopeError::BadLength { .. },
+                ..
+            })
         ));
         assert!(matches!(
             Head::load(Path::new("/nonexistent/dir/h.head")),
@@ -170,7 +186,7 @@ mod tests {
         let bytes = sample().to_bytes();
         let mut body = bytes[20..bytes.len() - 4].to_vec();
         body[0] = 42;
-        let b = seal(HEAD_MAGIC, HEAD_VERSION, &body);
+        let b = common::envelope::wrap(HEAD_MAGIC, HEAD_VERSION, &body);
         assert!(matches!(
             Head::from_bytes(&b, Path::new("k")),
             Err(TrainError::Corrupt { .. })

@@ -8,6 +8,8 @@
 
 use std::path::PathBuf;
 
+use common::{Class, Classified, ErrorKind, Origin};
+
 /// Errors returned by the vector database.
 #[derive(Debug, thiserror::Error)]
 pub enum VecDbError {
@@ -27,7 +29,7 @@ pub enum VecDbError {
     #[error("collection {name:?} already exists")]
     CollectionExists { name: String },
     /// A collection name that cannot be used as a directory name.
-    #[error("invalid collection name {name:?}: {reason}")]
+    #[error("invalid collection name {:?}: {reason}", shorten(.name))]
     InvalidName { name: String, reason: String },
     /// A parameter (index spec, search parameter, k, threshold) is out of range.
     #[error("invalid parameter {name}: {reason}")]
@@ -83,18 +85,44 @@ impl VecDbError {
     /// True for errors caused by the caller's input, which guarantee that nothing changed.
     pub fn is_input_error(&self) -> bool {
         matches!(
-            self,
-            VecDbError::WrongDimension { .. }
-                | VecDbError::NonFinite { .. }
-                | VecDbError::ZeroVector { .. }
-                | VecDbError::UnknownCollection { .. }
-                | VecDbError::CollectionExists { .. }
-                | VecDbError::InvalidName { .. }
-                | VecDbError::InvalidParameter { .. }
-                | VecDbError::InvalidFilter { .. }
-                | VecDbError::InvalidMetadata { .. }
-                | VecDbError::DuplicateId { .. }
+            self.class().kind,
+            ErrorKind::InvalidInput | ErrorKind::NotFound | ErrorKind::Conflict
         )
+    }
+}
+
+impl Classified for VecDbError {
+    fn class(&self) -> Class {
+        use VecDbError as V;
+        match self {
+            V::WrongDimension { .. } => {
+                Class::new(ErrorKind::InvalidInput, Origin::Request, "wrong_dimension")
+            }
+            V::NonFinite { .. }
+            | V::ZeroVector { .. }
+            | V::InvalidName { .. }
+            | V::InvalidParameter { .. }
+            | V::InvalidFilter { .. }
+            | V::InvalidMetadata { .. } => Class::invalid(Origin::Request),
+            V::UnknownCollection { .. } => {
+                Class::new(ErrorKind::NotFound, Origin::Request, "unknown_collection")
+            }
+            V::CollectionExists { .. } => {
+                Class::new(ErrorKind::Conflict, Origin::Request, "collection_exists")
+            }
+            V::DuplicateId { .. } => Class::new(ErrorKind::Conflict, Origin::Request, "conflict"),
+            V::Storage(_) | V::Io { .. } | V::Corrupt { .. } | V::UnsupportedVersion { .. } => {
+                Class::internal(Origin::Store)
+            }
+        }
+    }
+}
+
+/// A refused name is quoted in the message; a very long one only by its start.
+fn shorten(name: &str) -> String {
+    match name.char_indices().nth(80) {
+        Some((cut, _)) => format!("{}…", &name[..cut]),
+        None => name.to_string(),
     }
 }
 

@@ -9,6 +9,7 @@ pub mod embedded;
 #[cfg(feature = "milvus")]
 pub mod milvus;
 
+use common::{Class, Classified, ErrorKind, Origin};
 use vecdb::{CollectionConfig, Hit, Point, SearchRequest};
 
 /// A place that keeps collections of vectors with JSON metadata and searches them.
@@ -71,25 +72,30 @@ pub enum StoreError {
 }
 
 impl StoreError {
-    /// Whether the request itself was at fault (wrong dimension, bad filter or parameter), as
-    /// opposed to the store failing; such a request changed nothing.
+    /// Whether the request itself was at fault (wrong dimension, bad filter or parameter, a
+    /// missing collection), as opposed to the store failing; such a request changed nothing.
     pub fn is_invalid_input(&self) -> bool {
-        use vecdb::VecDbError as V;
+        matches!(
+            self.class().kind,
+            ErrorKind::InvalidInput | ErrorKind::NotFound | ErrorKind::Conflict
+        )
+    }
+}
+
+impl Classified for StoreError {
+    fn class(&self) -> Class {
         match self {
-            StoreError::VecDb(e) => matches!(
-                e,
-                V::WrongDimension { .. }
-                    | V::NonFinite { .. }
-                    | V::ZeroVector { .. }
-                    | V::InvalidParameter { .. }
-                    | V::InvalidFilter { .. }
-                    | V::InvalidName { .. }
-                    | V::InvalidMetadata { .. }
-                    | V::DuplicateId { .. }
-                    | V::CollectionExists { .. }
-            ),
-            StoreError::InvalidUrl { .. } => true,
-            _ => false,
+            StoreError::VecDb(e) => e.class(),
+            StoreError::UnknownCollection { .. } => {
+                Class::new(ErrorKind::NotFound, Origin::Request, "unknown_collection")
+            }
+            StoreError::Unreachable { .. } => {
+                Class::new(ErrorKind::Unavailable, Origin::Store, "store_unavailable")
+            }
+            // A remote store rejects what it finds invalid in the request (bad parameters, bad
+            // filter syntax): that is the caller's to fix.
+            StoreError::Rejected { .. } => Class::invalid(Origin::Request),
+            StoreError::InvalidUrl { .. } => Class::invalid(Origin::Config),
         }
     }
 }
