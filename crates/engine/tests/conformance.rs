@@ -1,6 +1,9 @@
 //! The store conformance suite on the embedded store, and `open_store` URL handling.
 
-use engine::store::{conformance::run_conformance, open_store, StoreError};
+mod store_suite;
+
+use engine::store::{open_store, StoreError};
+use store_suite::run_conformance;
 
 #[test]
 fn embedded_store_passes_conformance() {

@@ -7,6 +7,8 @@
 //! prefixed with the process id, so parallel runs against one server do not collide.
 #![cfg(feature = "milvus")]
 
+mod store_suite;
+
 use std::collections::HashSet;
 
 use engine::migrate::migrate;
@@ -44,7 +46,7 @@ impl Drop for Cleanup<'_> {
 #[test]
 fn conformance_suite_passes_on_milvus() {
     let Some(store) = server() else { return };
-    engine::store::conformance::run_conformance(&store, &prefix("conf"));
+    store_suite::run_conformance(&store, &prefix("conf"));
 }
 
 /// Deterministic standard normals (xorshift + Box-Muller), so no `rand` is needed.

@@ -2,9 +2,8 @@
 //!
 //! The trait is synchronous because engine users (the CLI, the rayon-based ingest) are not async;
 //! an implementation that talks to a remote server (Milvus) runs its own small runtime inside.
-//! Every implementation must pass [`conformance::run_conformance`].
+//! Every implementation must pass the conformance suite in `tests/store_suite`.
 
-pub mod conformance;
 pub mod embedded;
 #[cfg(feature = "milvus")]
 pub mod milvus;

@@ -1,14 +1,14 @@
 //! One behaviour suite for every [`VectorStore`] implementation.
 //!
-//! The embedded store runs it in this crate's tests; the Milvus store runs the same function
-//! against a live server. Exact-search cases compare with a brute-force computation done here, so
+//! Test code only, shared by two test files: `tests/conformance.rs` runs it on the embedded
+//! store, `tests/milvus.rs` on a live Milvus server. Exact-search cases compare with a brute-force computation done here, so
 //! an implementation cannot pass by agreeing with itself. The function panics (with a message
 //! naming the case) on the first violation, which makes it usable from any test harness.
 
 use serde_json::{json, Value};
 use vecdb::{CollectionConfig, Filter, IndexSpec, Metric, Point, SearchRequest};
 
-use super::{StoreError, VectorStore};
+use engine::store::{StoreError, VectorStore};
 
 /// Runs every case on collections whose names start with `prefix` (dropped again at the end).
 pub fn run_conformance(store: &dyn VectorStore, prefix: &str) {
