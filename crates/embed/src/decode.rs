@@ -7,7 +7,7 @@ use std::path::Path;
 
 use image::{DynamicImage, ImageFormat, ImageReader, RgbImage};
 
-use crate::EmbedError;
+use crate::{EmbedError, ImageInfo};
 
 /// Bounds on what a single input may cost before any pixel is decoded.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -64,7 +64,26 @@ pub fn decode_file_scaled(
 ) -> Result<(DecodedImage, (u32, u32)), EmbedError> {
     let source = path.display().to_string();
     let bytes = read_bounded(path, &source, limits)?;
-    decode_inner(&bytes, &source, limits, min_side)
+    decode_inner(&bytes, &source, limits, min_side).map(|(img, full, _)| (img, full))
+}
+
+/// An image held in memory decoded once for everything a caller that stores it needs: the
+/// image for the model (scaled as [`decode_bytes_scaled`] does), its full size and capture time,
+/// and the usual file extension of the format its bytes are in (never a client's file name's).
+pub fn decode_bytes_info(
+    bytes: &[u8],
+    source: &str,
+    limits: &DecodeLimits,
+    min_side: u32,
+) -> Result<(DecodedImage, ImageInfo, &'static str), EmbedError> {
+    let (img, (width, height), format) = decode_inner(bytes, source, limits, min_side)?;
+    let info = ImageInfo {
+        width,
+        height,
+        exif_taken: img.exif_taken.clone(),
+    };
+    let ext = format.extensions_str().first().copied().unwrap_or("img");
+    Ok((img, info, ext))
 }
 
 /// Decodes an image for a model whose preprocessing needs a shorter side of `min_side`
@@ -79,7 +98,7 @@ pub fn decode_bytes_scaled(
     limits: &DecodeLimits,
     min_side: u32,
 ) -> Result<DecodedImage, EmbedError> {
-    decode_inner(bytes, source, limits, min_side).map(|(img, _)| img)
+    decode_inner(bytes, source, limits, min_side).map(|(img, ..)| img)
 }
 
 fn read_bounded(path: &Path, source: &str, limits: &DecodeLimits) -> Result<Vec<u8>, EmbedError> {
@@ -168,7 +187,7 @@ pub fn decode_bytes(
     source: &str,
     limits: &DecodeLimits,
 ) -> Result<DecodedImage, EmbedError> {
-    decode_inner(bytes, source, limits, 0).map(|(img, _)| img)
+    decode_inner(bytes, source, limits, 0).map(|(img, ..)| img)
 }
 
 /// Checks what [`decode_bytes`] checks before it decodes a pixel: size, signature, supported
@@ -244,7 +263,7 @@ fn decode_inner(
     source: &str,
     limits: &DecodeLimits,
     min_side: u32,
-) -> Result<(DecodedImage, (u32, u32)), EmbedError> {
+) -> Result<(DecodedImage, (u32, u32), ImageFormat), EmbedError> {
     let path = || source.to_string();
     let decode_err = |reason: String| EmbedError::Decode {
         path: path(),
@@ -296,7 +315,7 @@ fn decode_inner(
         source: source.to_string(),
         exif_taken: exif.as_ref().and_then(exif_taken),
     };
-    Ok((decoded, full))
+    Ok((decoded, full, format))
 }
 
 /// The JPEG decoder fills a truncated scan with grey instead of failing, which would put a

@@ -17,8 +17,8 @@ mod source;
 mod turbo;
 
 pub use decode::{
-    decode_bytes, decode_bytes_scaled, decode_file, decode_file_scaled, probe_bytes, DecodeLimits,
-    DecodedImage,
+    decode_bytes, decode_bytes_info, decode_bytes_scaled, decode_file, decode_file_scaled,
+    probe_bytes, DecodeLimits, DecodedImage,
 };
 pub use embedder::{default_manifest_path, Embedder, Embedding, Label, TOP_LABELS};
 pub use error::EmbedError;

@@ -17,7 +17,7 @@ use walkdir::WalkDir;
 use crate::catalog::{Catalog, FileRecord};
 use crate::store::VectorStore;
 use crate::{
-    point_metadata, Engine, EngineError, ImageRecord, IndexReport, NoProgress, ProgressSink,
+    image_record, point_metadata, Engine, EngineError, ImageRecord, IndexReport, ProgressSink,
 };
 
 /// File extensions (lower case) that ingest treats as images.
@@ -32,6 +32,17 @@ struct Candidate {
     key: String,
     size: u64,
     mtime_ns: i64,
+}
+
+/// A file embedded and ready to commit, with its id when it replaces an existing point.
+struct Embedded {
+    key: String,
+    size: u64,
+    mtime_ns: i64,
+    hash: String,
+    id: Option<u64>,
+    emb: embed::Embedding,
+    info: embed::ImageInfo,
 }
 
 /// A file that must be embedded, with its id when it replaces an existing point.
@@ -253,16 +264,11 @@ impl Engine {
             ));
             return;
         }
-        let mtime_ns = meta
-            .modified()
-            .ok()
-            .and_then(|t| t.duration_since(UNIX_EPOCH).ok())
-            .map_or(0, |d| d.as_nanos() as i64);
         out.candidates.push(Candidate {
             path: path.to_path_buf(),
             key,
             size,
-            mtime_ns,
+            mtime_ns: mtime_ns(&meta),
         });
     }
 
@@ -374,37 +380,57 @@ impl Engine {
                 }
             },
         );
-        let new_keys: Vec<&str> = batch
-            .iter()
-            .zip(&results)
-            .filter(|(w, r)| w.id.is_none() && r.is_some())
-            .map(|(w, _)| w.cand.key.as_str())
-            .collect();
-        let mut fresh = self.catalog.reserve_ids(&new_keys)?.into_iter();
-        let mut records = Vec::new();
-        let mut points = Vec::new();
+        let mut ready = Vec::with_capacity(batch.len());
         for (w, r) in batch.into_iter().zip(results) {
             let Some((emb, info)) = r else { continue };
-            let id = match w.id {
-                Some(id) => {
-                    report.updated += 1;
-                    id
-                }
-                None => {
-                    report.added += 1;
-                    fresh.next().expect("one reserved id per new file")
-                }
-            };
-            let rec = FileRecord {
-                id,
-                path: w.cand.key,
+            match w.id {
+                Some(_) => report.updated += 1,
+                None => report.added += 1,
+            }
+            ready.push(Embedded {
+                key: w.cand.key,
                 size: w.cand.size,
                 mtime_ns: w.cand.mtime_ns,
                 hash: w.hash,
-                width: info.width,
-                height: info.height,
-                taken: info.exif_taken,
-                tags: emb
+                id: w.id,
+                emb,
+                info,
+            });
+        }
+        self.commit(ready)?;
+        Ok(())
+    }
+
+    /// The one place where embedded files become indexed images: ids are reserved for new
+    /// files, the points are upserted, then the catalog records them (a crash between the two
+    /// leaves orphan points that the next open removes, never a record without its point).
+    /// The caller holds `ingest_lock`.
+    fn commit(&self, items: Vec<Embedded>) -> Result<Vec<FileRecord>, EngineError> {
+        if items.is_empty() {
+            return Ok(Vec::new());
+        }
+        let new_keys: Vec<&str> = items
+            .iter()
+            .filter(|e| e.id.is_none())
+            .map(|e| e.key.as_str())
+            .collect();
+        let mut fresh = self.catalog.reserve_ids(&new_keys)?.into_iter();
+        let mut records = Vec::with_capacity(items.len());
+        let mut points = Vec::with_capacity(items.len());
+        for e in items {
+            let id =
+                e.id.unwrap_or_else(|| fresh.next().expect("one reserved id per new file"));
+            let rec = FileRecord {
+                id,
+                path: e.key,
+                size: e.size,
+                mtime_ns: e.mtime_ns,
+                hash: e.hash,
+                width: e.info.width,
+                height: e.info.height,
+                taken: e.info.exif_taken,
+                tags: e
+                    .emb
                     .labels
                     .iter()
                     .map(|l| (l.name.clone(), l.score))
@@ -412,53 +438,69 @@ impl Engine {
             };
             points.push(Point {
                 id,
-                vector: emb.vector,
+                vector: e.emb.vector,
                 metadata: point_metadata(&rec, &self.model_id),
             });
             records.push(rec);
         }
-        if !points.is_empty() {
-            self.store.upsert(&self.collection.name, &points)?;
-            self.catalog.put(&records)?;
-        }
-        Ok(())
+        self.store.upsert(&self.collection.name, &points)?;
+        self.catalog.put(&records)?;
+        Ok(records)
     }
 
     /// Stores an uploaded image under `data_dir/uploads` (named by its content hash and the
     /// format its bytes have, so the same image uploaded twice, under any name, is one image)
-    /// and indexes it. Only the header is read before the file is stored, so the image is
-    /// decoded once, by the indexing; a bad upload is refused by the header check or, failing
-    /// to decode, removed again. The file is on disk (fsynced) before the catalog records it.
+    /// and indexes it, in one pass: the bytes are decoded once and hashed once, a bad upload is
+    /// refused before anything is written, the file is on disk (fsynced) before the catalog
+    /// records it, and the record returned is the one committed.
     pub fn add_upload(&self, bytes: &[u8], filename: &str) -> Result<ImageRecord, EngineError> {
         self.ready()?;
-        embed::probe_bytes(bytes, filename, &self.config.limits)?;
-        let ext = upload_extension(bytes).ok_or_else(|| {
-            EngineError::invalid(format!(
-                "upload {filename}: not an image format imgsearch reads"
-            ))
-        })?;
+        let min_side = self.encoder.embedder().preprocessor().min_source_side();
+        let (img, info, ext) =
+            embed::decode_bytes_info(bytes, filename, &self.config.limits, min_side)?;
+        if !IMAGE_EXTENSIONS.contains(&ext) {
+            return Err(EngineError::invalid(format!(
+                "upload {filename}: not an image format imgsearch indexes"
+            )));
+        }
         let hash = blake3::hash(bytes).to_hex().to_string();
         let dir = self.config.data_dir.join("uploads");
         std::fs::create_dir_all(&dir).map_err(|e| EngineError::io(&dir, e))?;
         let dest = dir.join(format!("{}.{ext}", &hash[..24]));
+        let emb = self.encoder.embed(&img)?;
+        drop(img);
         crate::files::write_durable(&dest, bytes).map_err(|e| EngineError::io(&dest, e))?;
-        let report = self.index_paths(std::slice::from_ref(&dest), &NoProgress)?;
-        if let Some((_, reason)) = report.failed.first() {
-            // Only a file that no record points to may go: a concurrent upload of the same
-            // bytes cannot have indexed it, since it would have failed the same way.
-            if matches!(self.image_by_path(&dest), Ok(None)) {
-                let _ = std::fs::remove_file(&dest);
-            }
-            return Err(embed::EmbedError::Decode {
-                path: filename.to_string(),
-                reason: reason.clone(),
-            }
-            .into());
+        let canonical = dest.canonicalize().map_err(|e| EngineError::io(&dest, e))?;
+        let key = canonical.to_string_lossy().into_owned();
+        let meta = std::fs::metadata(&canonical).map_err(|e| EngineError::io(&dest, e))?;
+        let _guard = self.ingest_lock.lock();
+        // The same bytes uploaded before (or concurrently, by a request that committed first)
+        // are already this image.
+        let existing = self.catalog.by_path(&key)?;
+        if let Some(r) = existing.as_ref().filter(|r| r.hash == hash) {
+            return Ok(image_record(r));
         }
-        self.image_by_path(&dest)?
-            .ok_or_else(|| EngineError::NotFound {
-                what: format!("upload {filename} after indexing"),
-            })
+        let had_record = existing.is_some();
+        let committed = self.commit(vec![Embedded {
+            key,
+            size: bytes.len() as u64,
+            mtime_ns: mtime_ns(&meta),
+            hash,
+            id: existing.map(|r| r.id),
+            emb,
+            info,
+        }]);
+        match committed {
+            Ok(records) => Ok(image_record(&records[0])),
+            Err(e) => {
+                // When no record points to the file (the lock is held, so none can appear), it
+                // may go.
+                if !had_record {
+                    let _ = std::fs::remove_file(&canonical);
+                }
+                Err(e)
+            }
+        }
     }
 
     /// Removes an image from the store and the catalog (and deletes it if it was an upload).
@@ -495,11 +537,10 @@ fn hash_file(path: &Path) -> std::io::Result<String> {
     Ok(hasher.finalize().to_hex().to_string())
 }
 
-/// The extension of the format the bytes are in (never the client's file name's), so that the
-/// stored file's name tells the truth about its content.
-fn upload_extension(bytes: &[u8]) -> Option<&'static str> {
-    image::guess_format(bytes)
+/// A file's modification time in nanoseconds since the epoch (0 when the platform has none).
+fn mtime_ns(meta: &std::fs::Metadata) -> i64 {
+    meta.modified()
         .ok()
-        .and_then(|f| f.extensions_str().first().copied())
-        .filter(|e| IMAGE_EXTENSIONS.contains(e))
+        .and_then(|t| t.duration_since(UNIX_EPOCH).ok())
+        .map_or(0, |d| d.as_nanos() as i64)
 }

@@ -144,7 +144,25 @@ fn ingest_query_dedup_thumbnail_upload_remove() {
         .add_upload(&std::fs::read(dir.join("rocket.jpg")).unwrap(), "r2.jpg")
         .unwrap();
     assert_eq!(again.id, up.id, "same bytes, same upload");
+    assert!(up.width > 0 && up.height > 0);
+    assert_eq!(
+        eng.image_by_path(&up.path).unwrap().unwrap().id,
+        up.id,
+        "the record returned is the one committed"
+    );
+    // The upload's catalog record (size, mtime, hash) matches its file: indexing the uploads
+    // folder finds nothing to do.
+    let uploads = tmp.path().join("data/uploads");
+    let r = eng
+        .index_paths(std::slice::from_ref(&uploads), &NoProgress)
+        .unwrap();
+    assert_eq!((r.added, r.updated, r.unchanged), (0, 0, 1), "{r:?}");
     assert!(eng.add_upload(b"garbage", "x.jpg").is_err());
+    assert_eq!(
+        std::fs::read_dir(&uploads).unwrap().count(),
+        1,
+        "garbage left no file"
+    );
     assert_eq!(eng.status().unwrap().points, before + 1);
     assert!(eng.remove(up.id).unwrap());
     assert!(!up.path.exists(), "an upload's file goes with it");
