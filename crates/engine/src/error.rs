@@ -42,6 +42,9 @@ pub enum EngineError {
         #[source]
         source: train::TrainError,
     },
+    /// The collection holds the image index: the raw vector API may read it, not write it.
+    #[error("collection {name} holds the image index and is read-only through the vector API")]
+    ReadOnlyCollection { name: String },
     /// A file-system error, with the path it concerns.
     #[error("I/O error on {path}: {source}")]
     Io {
@@ -82,6 +85,9 @@ impl Classified for EngineError {
                 Class::new(ErrorKind::Conflict, Origin::Model, "conflict")
             }
             EngineError::Head { .. } => Class::internal(Origin::Model),
+            EngineError::ReadOnlyCollection { .. } => {
+                Class::new(ErrorKind::Conflict, Origin::Request, "read_only_collection")
+            }
             EngineError::Io { source, .. } if source.kind() == std::io::ErrorKind::NotFound => {
                 Class::new(ErrorKind::NotFound, Origin::File, "not_found")
             }

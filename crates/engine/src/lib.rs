@@ -6,6 +6,7 @@
 //! (path, size, mtime, content hash, id, tags) that makes re-indexing incremental.
 
 pub mod catalog;
+mod collections;
 mod dedup;
 mod encoder;
 mod error;
@@ -24,6 +25,7 @@ use serde::Serialize;
 use serde_json::{json, Value};
 use vecdb::{CollectionConfig, IndexSpec, Metric};
 
+pub use collections::{CollectionInfo, Collections};
 pub use error::EngineError;
 pub use ingest::IMAGE_EXTENSIONS;
 
@@ -244,11 +246,6 @@ impl Engine {
     /// The configuration the engine was opened with.
     pub fn config(&self) -> &EngineConfig {
         &self.config
-    }
-
-    /// The raw vector store (for the HTTP vector API and migration).
-    pub fn store(&self) -> &dyn VectorStore {
-        &*self.store
     }
 
     /// The configuration of the collection actually in use.

@@ -30,6 +30,19 @@ pub struct MigrateReport {
     pub seconds: f64,
 }
 
+/// Opens the two stores by URL (see [`crate::store::open_store`]) and copies `collection` from
+/// the first to the second with [`migrate`]. No model is loaded: migration moves vectors.
+pub fn migrate_urls(
+    from_url: &str,
+    to_url: &str,
+    collection: &str,
+    progress: &dyn Fn(u64, u64),
+) -> Result<MigrateReport, StoreError> {
+    let from = crate::store::open_store(from_url)?;
+    let to = crate::store::open_store(to_url)?;
+    migrate(&*from, &*to, collection, progress)
+}
+
 /// Copies `collection` from `from` to `to`: its config (creating the target collection when
 /// missing), then all points in pages of [`PAGE`], then checks that both sides hold the same
 /// number of points and that the last page reads back from the target. `progress(done, total)`

@@ -51,9 +51,6 @@ pub enum AppError {
     /// No collection has this name.
     #[error("collection {name} does not exist")]
     UnknownCollection { name: String },
-    /// The collection belongs to the image index and may only be read through the raw API.
-    #[error("collection {name} holds the image index and is read-only through the vector API")]
-    ReadOnlyCollection { name: String },
     /// No route matches the path.
     #[error("no route for {path}")]
     RouteNotFound { path: String },
@@ -103,7 +100,6 @@ impl AppError {
             ImageNotFound { .. } => (StatusCode::NOT_FOUND, "image_not_found"),
             NotFound { .. } => (StatusCode::NOT_FOUND, "not_found"),
             UnknownCollection { .. } => (StatusCode::NOT_FOUND, "unknown_collection"),
-            ReadOnlyCollection { .. } => (StatusCode::FORBIDDEN, "read_only_collection"),
             RouteNotFound { .. } => (StatusCode::NOT_FOUND, "route_not_found"),
             MethodNotAllowed => (StatusCode::METHOD_NOT_ALLOWED, "method_not_allowed"),
             Classified { class, .. } => (status_of(class), class.code),
@@ -172,11 +168,13 @@ impl IntoResponse for AppError {
     }
 }
 
-/// The HTTP status of a classified error: one row per kind, and one exception, images that
-/// cannot be read, which the API has always answered with 422.
+/// The HTTP status of a classified error: one row per kind, after two codes the API has always
+/// answered with their own status.
 fn status_of(class: &Class) -> StatusCode {
-    if class.code == "invalid_image" {
-        return StatusCode::UNPROCESSABLE_ENTITY;
+    match class.code {
+        "invalid_image" => return StatusCode::UNPROCESSABLE_ENTITY,
+        "read_only_collection" => return StatusCode::FORBIDDEN,
+        _ => {}
     }
     match class.kind {
         ErrorKind::InvalidInput => StatusCode::BAD_REQUEST,

@@ -1,7 +1,6 @@
 //! `imgsearch migrate --to URL [--from URL]`: copy the collection between stores.
 
 use clap::Args;
-use engine::store::open_store;
 
 use crate::config::RawConfig;
 use crate::GlobalArgs;
@@ -26,14 +25,13 @@ pub fn run(g: &GlobalArgs, args: &MigrateArgs) -> anyhow::Result<()> {
         (Some(u), _) | (None, Some(u)) => u.clone(),
         (None, None) => format!("embedded:{}", e.data_dir.join("db").display()),
     };
-    let from = open_store(&from_url)?;
-    let to = open_store(&args.to)?;
     let quiet = g.quiet || args.json;
-    let report = engine::migrate::migrate(&*from, &*to, &e.collection, &|done, total| {
-        if !quiet {
-            eprint!("\r{done}/{total} points copied");
-        }
-    })?;
+    let report =
+        engine::migrate::migrate_urls(&from_url, &args.to, &e.collection, &|done, total| {
+            if !quiet {
+                eprint!("\r{done}/{total} points copied");
+            }
+        })?;
     if !quiet {
         eprintln!();
     }

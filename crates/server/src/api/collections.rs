@@ -2,9 +2,9 @@
 //! (`L2`, `IP`, `COSINE`), an `index_type` (`FLAT`, `HNSW`, `IVF_FLAT`, `LSH`) and `params`;
 //! searches with `data`, `limit`, `filter` and `param: {metric_type, params: {ef, nprobe}}`.
 //!
-//! Everything goes through `engine.store()`, so it works the same on the embedded store and on
-//! Milvus. The collection that holds the image index may be read here but not written: points
-//! written behind the engine's back would disagree with its catalog.
+//! The use cases are the engine's (`Engine::collections`): names, dimensions, the read-only
+//! image collection and existence are checked there. This file parses, applies the server's
+//! request limits, and shapes the JSON.
 
 use super::extract::{JsonBody, PathParam};
 use super::{blocking, check_filter, check_k, check_threshold};
@@ -13,10 +13,11 @@ use crate::AppState;
 use axum::extract::State;
 use axum::http::StatusCode;
 use axum::Json;
+use engine::CollectionInfo;
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 use std::time::Instant;
-use vecdb::{CollectionConfig, IndexSpec, Metric, Point, SearchRequest};
+use vecdb::{CollectionConfig, IndexSpec, Point, SearchRequest};
 
 mod params;
 
@@ -108,12 +109,6 @@ pub struct IdsBody {
     ids: Vec<u64>,
 }
 
-/// Collection names follow the database's one rule (1 to 64 of `A-Z a-z 0-9 _ -`), checked
-/// here too so that a bad name is a 400 before any store work, whichever store is behind.
-fn check_name(name: &str) -> Result<(), AppError> {
-    vecdb::config::validate_name(name).map_err(AppError::from)
-}
-
 /// De-duplicates requested ids (keeping their order) and refuses more than `max_ids`, so one
 /// small request cannot make the server fetch and serialise the same point thousands of times.
 fn unique_ids(ids: Vec<u64>, max_ids: usize) -> Result<Vec<u64>, AppError> {
@@ -127,38 +122,16 @@ fn unique_ids(ids: Vec<u64>, max_ids: usize) -> Result<Vec<u64>, AppError> {
     Ok(ids.into_iter().filter(|id| seen.insert(*id)).collect())
 }
 
-fn writable(state: &AppState, name: &str) -> Result<(), AppError> {
-    if state.engine.collection().name == name {
-        return Err(AppError::ReadOnlyCollection {
-            name: name.to_string(),
-        });
+fn describe(info: CollectionInfo) -> CollectionOut {
+    CollectionOut {
+        dimension: info.config.dim,
+        metric_type: metric_name(info.config.metric),
+        index_type: params::index_name(&info.config.index),
+        params: index_to_params(&info.config.index),
+        count: info.count,
+        images: info.images,
+        name: info.config.name,
     }
-    Ok(())
-}
-
-fn describe(state: &AppState, config: CollectionConfig) -> Result<CollectionOut, AppError> {
-    let count = state.engine.store().count(&config.name)?;
-    let images = state.engine.collection().name == config.name;
-    Ok(CollectionOut {
-        dimension: config.dim,
-        metric_type: metric_name(config.metric),
-        index_type: params::index_name(&config.index),
-        params: index_to_params(&config.index),
-        count,
-        images,
-        name: config.name,
-    })
-}
-
-fn existing(state: &AppState, name: &str) -> Result<CollectionConfig, AppError> {
-    check_name(name)?;
-    state
-        .engine
-        .store()
-        .collection_info(name)?
-        .ok_or_else(|| AppError::UnknownCollection {
-            name: name.to_string(),
-        })
 }
 
 /// `POST /api/collections`: creates a collection.
@@ -166,42 +139,22 @@ pub async fn create(
     State(state): State<AppState>,
     JsonBody(body): JsonBody<CreateBody>,
 ) -> Result<(StatusCode, Json<CollectionOut>), AppError> {
-    check_name(&body.name)?;
-    if body.dimension == 0 || body.dimension > vecdb::config::MAX_DIM {
-        return Err(AppError::param(
-            "dimension",
-            format!("must be between 1 and {}", vecdb::config::MAX_DIM),
-        ));
-    }
     let metric = metric_from_name(&body.metric_type)?;
     let index: IndexSpec = index_from_params(&body.index_type, &body.params)?;
-    index
-        .validate(body.dimension)
-        .map_err(|reason| AppError::param("params", reason))?;
     let config = CollectionConfig {
         name: body.name,
         dim: body.dimension,
         metric,
         index,
     };
-    let out = blocking(move || {
-        state.engine.store().create_collection(&config)?;
-        describe(&state, config)
-    })
-    .await?;
-    Ok((StatusCode::CREATED, Json(out)))
+    let info = blocking(move || Ok(state.engine.collections().create(config)?)).await?;
+    Ok((StatusCode::CREATED, Json(describe(info))))
 }
 
 /// `GET /api/collections`: every collection with its settings and size.
 pub async fn list(State(state): State<AppState>) -> Result<Json<Value>, AppError> {
-    let out = blocking(move || {
-        let configs = state.engine.store().list_collections()?;
-        configs
-            .into_iter()
-            .map(|c| describe(&state, c))
-            .collect::<Result<Vec<_>, _>>()
-    })
-    .await?;
+    let infos = blocking(move || Ok(state.engine.collections().list()?)).await?;
+    let out: Vec<CollectionOut> = infos.into_iter().map(describe).collect();
     Ok(Json(serde_json::json!({ "collections": out })))
 }
 
@@ -210,12 +163,8 @@ pub async fn info(
     State(state): State<AppState>,
     PathParam(name): PathParam<String>,
 ) -> Result<Json<CollectionOut>, AppError> {
-    let out = blocking(move || {
-        let config = existing(&state, &name)?;
-        describe(&state, config)
-    })
-    .await?;
-    Ok(Json(out))
+    let info = blocking(move || Ok(state.engine.collections().info(&name)?)).await?;
+    Ok(Json(describe(info)))
 }
 
 /// `DELETE /api/collections/{name}`.
@@ -224,9 +173,7 @@ pub async fn drop_collection(
     PathParam(name): PathParam<String>,
 ) -> Result<Json<Value>, AppError> {
     blocking(move || {
-        existing(&state, &name)?;
-        writable(&state, &name)?;
-        state.engine.store().drop_collection(&name)?;
+        state.engine.collections().drop(&name)?;
         Ok(Json(serde_json::json!({ "name": name, "dropped": true })))
     })
     .await
@@ -265,15 +212,7 @@ pub async fn insert(
         });
     }
     blocking(move || {
-        let config = existing(&state, &name)?;
-        writable(&state, &name)?;
-        if let Some(bad) = points.iter().find(|p| p.vector.len() != config.dim) {
-            return Err(AppError::WrongDimension {
-                expected: config.dim,
-                got: bad.vector.len(),
-            });
-        }
-        state.engine.store().upsert(&name, &points)?;
+        state.engine.collections().upsert(&name, &points)?;
         let ids: Vec<u64> = points.iter().map(|p| p.id).collect();
         Ok(Json(
             serde_json::json!({ "insert_count": ids.len(), "ids": ids }),
@@ -327,39 +266,14 @@ pub async fn search(
     let metrics = state.metrics.clone();
     let started = Instant::now();
     let results = blocking(move || {
-        let config = existing(&state, &name)?;
-        check_metric(config.metric, asked_metric)?;
-        let mut results = Vec::with_capacity(body.data.len());
-        for query in &body.data {
-            if query.len() != config.dim {
-                return Err(AppError::WrongDimension {
-                    expected: config.dim,
-                    got: query.len(),
-                });
-            }
-            results.push(state.engine.store().search(&name, query, &req)?);
-        }
-        Ok(results)
+        Ok(state
+            .engine
+            .collections()
+            .search(&name, &body.data, &req, asked_metric)?)
     })
     .await?;
     metrics.record_search("vector", started.elapsed());
     Ok(Json(serde_json::json!({ "results": results })))
-}
-
-/// A search may restate the collection's metric (as Milvus clients do) but not change it: the
-/// index was built for one metric.
-fn check_metric(actual: Metric, asked: Option<Metric>) -> Result<(), AppError> {
-    match asked {
-        Some(asked) if asked != actual => Err(AppError::param(
-            "param.metric_type",
-            format!(
-                "the collection uses {}, not {}",
-                metric_name(actual),
-                metric_name(asked)
-            ),
-        )),
-        _ => Ok(()),
-    }
 }
 
 /// `POST /api/collections/{name}/delete`: removes points by id; unknown ids are not an error.
@@ -370,12 +284,7 @@ pub async fn delete_points(
 ) -> Result<Json<Value>, AppError> {
     let ids = unique_ids(body.ids, state.config.max_ids)?;
     blocking(move || {
-        existing(&state, &name)?;
-        writable(&state, &name)?;
-        let store = state.engine.store();
-        // The store's delete does not say how many ids it found, so count them first.
-        let present = store.get(&name, &ids)?.len();
-        store.delete(&name, &ids)?;
+        let present = state.engine.collections().delete(&name, &ids)?;
         Ok(Json(serde_json::json!({ "delete_count": present })))
     })
     .await
@@ -391,7 +300,8 @@ pub async fn get_points(
     let ids = unique_ids(body.ids, state.config.max_ids)?;
     let max_floats = state.config.max_response_floats;
     blocking(move || {
-        let config = existing(&state, &name)?;
+        let collections = state.engine.collections();
+        let config = collections.config(&name)?;
         let floats = ids.len().saturating_mul(config.dim);
         if floats > max_floats {
             return Err(AppError::param(
@@ -404,7 +314,7 @@ pub async fn get_points(
                 ),
             ));
         }
-        let points = state.engine.store().get(&name, &ids)?;
+        let points = collections.get(&name, &ids)?;
         let data: Vec<Value> = points
             .into_iter()
             .map(|p| serde_json::json!({ "id": p.id, "vector": p.vector, "metadata": p.metadata }))
