@@ -42,6 +42,9 @@ pub enum EngineError {
         #[source]
         source: train::TrainError,
     },
+    /// Evaluation or training failed (bad settings, too little data, a damaged cache or head).
+    #[error(transparent)]
+    Train(#[from] train::TrainError),
     /// The collection holds the image index: the raw vector API may read it, not write it.
     #[error("collection {name} holds the image index and is read-only through the vector API")]
     ReadOnlyCollection { name: String },
@@ -85,6 +88,7 @@ impl Classified for EngineError {
                 Class::new(ErrorKind::Conflict, Origin::Model, "conflict")
             }
             EngineError::Head { .. } => Class::internal(Origin::Model),
+            EngineError::Train(e) => e.class(),
             EngineError::ReadOnlyCollection { .. } => {
                 Class::new(ErrorKind::Conflict, Origin::Request, "read_only_collection")
             }

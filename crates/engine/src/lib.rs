@@ -12,6 +12,7 @@ mod encoder;
 mod error;
 mod files;
 mod ingest;
+pub mod learn;
 pub mod migrate;
 mod query;
 pub mod store;

@@ -7,20 +7,14 @@
 //! `--self-supervised` the class folders are ignored for training: every image is its own class
 //! and embeddings of augmented views are the positives.
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
-use anyhow::{bail, Context};
+use anyhow::bail;
 use clap::{Args, ValueEnum};
-use embed::decode_file;
-use train::augment::{augment, view_rng, AugmentConfig, ViewDatasetBuilder};
-use train::{
-    fit_pca_whitening, train_head, AdamConfig, Dataset, HeadArch, Loss, Matrix, Mining, PcaConfig,
-    TrainConfig, TrainReport,
-};
+use engine::learn::{Method, Plan};
+use train::{AdamConfig, HeadArch, Loss, Mining, PcaConfig, TrainConfig, TrainReport};
 
-use super::eval::{
-    embed_files, embed_variant, file_key, list_corpus, open_cache, save_cache, setup, Corpus, Setup,
-};
+use crate::progress::Bar;
 use crate::GlobalArgs;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
@@ -160,75 +154,6 @@ impl TrainArgs {
     }
 }
 
-/// Labelled embeddings of a corpus (files that failed to embed are left out).
-fn labelled(
-    s: &Setup,
-    cache: &mut train::EmbeddingCache,
-    corpus: &Corpus,
-) -> anyhow::Result<Dataset> {
-    let emb = embed_files(s, cache, &corpus.paths)?;
-    let (mut rows, mut labels) = (Vec::new(), Vec::new());
-    for (v, &l) in emb.into_iter().zip(&corpus.labels) {
-        if let Some(v) = v {
-            rows.push(v);
-            labels.push(l);
-        }
-    }
-    Ok(Dataset::new(Matrix::from_rows(&rows)?, labels)?)
-}
-
-/// FNV-1a, to derive a per-image augmentation stream from its cache key.
-fn fnv1a(s: &str) -> u64 {
-    s.bytes().fold(0xcbf2_9ce4_8422_2325u64, |h, b| {
-        (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3)
-    })
-}
-
-/// Embedded augmented views of every training image, one class per image.
-fn view_dataset(
-    s: &Setup,
-    cache: &mut train::EmbeddingCache,
-    corpus: &Corpus,
-    args: &TrainArgs,
-) -> anyhow::Result<Dataset> {
-    let aug = AugmentConfig::default();
-    let mut builder = ViewDatasetBuilder::new(aug, args.views, args.seed)?;
-    eprintln!(
-        "embedding {} augmented views of {} images (cached views are reused)",
-        args.views * corpus.paths.len(),
-        corpus.paths.len()
-    );
-    for (n, path) in corpus.paths.iter().enumerate() {
-        let key = file_key(path)?;
-        let decoded = std::cell::OnceCell::new();
-        let mut views = Vec::with_capacity(args.views);
-        for v in 0..args.views {
-            // Each view has its own random stream derived from the seed, the file and the view
-            // number, so a cached view and a recomputed one are the same image.
-            let make = || -> anyhow::Result<train::image::RgbImage> {
-                let img = match decoded.get() {
-                    Some(img) => img,
-                    None => {
-                        let d = decode_file(path, &s.limits)?;
-                        decoded.get_or_init(|| d.rgb)
-                    }
-                };
-                let mut rng = view_rng(args.seed ^ fnv1a(&key), v as u64);
-                Ok(augment(img, &aug, &mut rng)?)
-            };
-            let variant = format!("view={}/{}", args.seed, v);
-            views.push(embed_variant(s, cache, &key, &variant, &make)?);
-        }
-        builder.add_views(views)?;
-        if (n + 1) % 50 == 0 {
-            save_cache(s, cache)?;
-            eprintln!("  {} / {} images", n + 1, corpus.paths.len());
-        }
-    }
-    save_cache(s, cache)?;
-    Ok(builder.finish()?)
-}
-
 pub fn run(g: &GlobalArgs, args: &TrainArgs) -> anyhow::Result<()> {
     if args.loss == LossArg::Pca && args.head == HeadArg::Mlp {
         bail!("--loss pca makes a linear head; use --head linear");
@@ -236,182 +161,78 @@ pub fn run(g: &GlobalArgs, args: &TrainArgs) -> anyhow::Result<()> {
     if args.loss == LossArg::Pca && args.self_supervised {
         bail!("--loss pca needs no views; drop --self-supervised");
     }
-    let s = setup(g, args.cache.as_deref())?;
-    let all = list_corpus(&args.data, &[])?;
-    if let Some(c) = args.val_classes.iter().find(|c| args.classes.contains(c)) {
-        bail!("class {c:?} is both a training and a validation class");
-    }
-    let train_classes: Vec<String> = if args.classes.is_empty() {
-        all.classes
-            .iter()
-            .filter(|c| !args.val_classes.contains(c))
-            .cloned()
-            .collect()
-    } else {
-        args.classes.clone()
-    };
-    let train_corpus = list_corpus(&args.data, &train_classes)?;
-    let mut cache = open_cache(&s);
-    let labelled_train = labelled(&s, &mut cache, &train_corpus)?;
-    save_cache(&s, &cache)?;
-    let val = if args.val_classes.is_empty() {
-        None
-    } else {
-        Some(labelled(
-            &s,
-            &mut cache,
-            &list_corpus(&args.data, &args.val_classes)?,
-        )?)
-    };
-    save_cache(&s, &cache)?;
-    let model_id = s.embedder.model_id().to_string();
-    let classes = train_corpus.classes.join(",");
-
-    if args.loss == LossArg::Pca {
-        let cfg = PcaConfig {
+    let mut wb = super::workbench(g, args.cache.as_deref())?;
+    let method = if args.loss == LossArg::Pca {
+        Method::Pca(PcaConfig {
             out_dim: args.dim,
             shrinkage: args.shrinkage,
             ..PcaConfig::default()
-        };
-        let mut head = fit_pca_whitening(&labelled_train.x, &cfg, &model_id)?;
-        head.set_description(format!("{} classes={classes}", head.description()));
-        head.save(&args.out)
-            .with_context(|| format!("cannot write {}", args.out.display()))?;
-        write_manifest(&s, &args.out)?;
-        let val_map = match &val {
-            Some(v) => Some(
-                train::metrics::class_retrieval(&head.apply_matrix(&v.x)?, &v.labels)?.map_at_r,
-            ),
-            None => None,
-        };
-        if args.json {
-            println!(
-                "{}",
-                serde_json::json!({"loss": "pca", "out": args.out, "val_map_at_r": val_map})
-            );
-        } else {
-            println!(
-                "PCA-whitening head ({} -> {}) written to {}",
-                head.input_dim(),
-                head.output_dim(),
-                args.out.display()
-            );
-            if let Some(m) = val_map {
-                println!("validation mAP@R {m:.4}");
-            }
-        }
-        return Ok(());
-    }
-
-    let cfg = args.config();
-    let (train_set, val_set) = if args.self_supervised {
-        // Training never sees the labels here; without validation classes they only serve to
-        // monitor retrieval on the training images (the usual k-NN monitor of self-supervised
-        // learning) and to stop early.
-        let views = view_dataset(&s, &mut cache, &train_corpus, args)?;
-        (views, Some(val.unwrap_or(labelled_train)))
-    } else if let Some(v) = val {
-        (labelled_train, Some(v))
+        })
     } else {
-        let (t, v) = labelled_train.split_per_class(args.holdout, args.seed)?;
-        (t, (!v.is_empty()).then_some(v))
-    };
-    eprintln!(
-        "training {} head with {} on {} rows ({} validation)",
-        match args.head {
-            HeadArg::Linear => "a linear",
-            HeadArg::Mlp => "an MLP",
-        },
-        cfg.loss.name(),
-        train_set.len(),
-        val_set.as_ref().map_or(0, Dataset::len)
-    );
-    // The same validation measured on the raw embeddings: the figure a head has to beat.
-    let raw_val = match &val_set {
-        Some(v) => Some(train::metrics::class_retrieval(&v.x, &v.labels)?.map_at_r),
-        None => None,
-    };
-    let (mut head, report) = train_head(&train_set, val_set.as_ref(), &model_id, &cfg)?;
-    head.set_description(format!(
-        "{} classes={classes}{}",
-        head.description(),
-        if args.self_supervised {
-            " self-supervised"
-        } else {
-            ""
+        Method::Gradient {
+            config: args.config(),
+            self_supervised: args.self_supervised,
+            views: args.views,
         }
-    ));
-    head.save(&args.out)
-        .with_context(|| format!("cannot write {}", args.out.display()))?;
-    write_manifest(&s, &args.out)?;
-    if args.json {
-        let mut json = report_json(&report, args);
-        json["raw_val_map_at_r"] = serde_json::json!(raw_val);
-        println!("{}", serde_json::to_string_pretty(&json)?);
-    } else {
-        if let Some(r) = raw_val {
-            println!("validation mAP@R of the raw embeddings: {r:.4}");
-        }
-        print_report(&report, args);
+    };
+    let plan = Plan {
+        data: args.data.clone(),
+        classes: args.classes.clone(),
+        val_classes: args.val_classes.clone(),
+        holdout: args.holdout,
+        seed: args.seed,
+        method,
+        out: args.out.clone(),
+    };
+    let t = engine::learn::train(&mut wb, &plan, &Bar::new(g.quiet))?;
+    if let Some(dir) = &t.manifest.exported_model {
+        eprintln!("the built-in model written to {}", dir.display());
     }
-    Ok(())
-}
-
-/// Writes, beside the head, a copy of the model's manifest that names it (`H.toml` for head file
-/// `H.head`), and says on stderr how to index with it.
-fn write_manifest(s: &Setup, head: &Path) -> anyhow::Result<PathBuf> {
-    let path = manifest_path_for(head);
-    let manifest = match &s.source {
-        embed::ModelSource::Manifest(_) => s.embedder.manifest().clone(),
-        embed::ModelSource::Embedded(model) => on_disk_copy(model, s.embedder.model_id(), head)?,
-    };
-    let text = manifest.to_toml_with_head(head)?;
-    std::fs::write(&path, text).with_context(|| format!("cannot write {}", path.display()))?;
     eprintln!(
         "manifest naming this head written to {p}; index and search with it through \
          `imgsearch --model {p} ...` (into a new data dir or --collection: a collection keeps \
          the model and head it was made with)",
-        p = path.display()
+        p = t.manifest.path.display()
     );
-    Ok(path)
-}
-
-/// A manifest written beside a head must name model files on disk: the embedded model is
-/// written once into a folder beside the head (`DIR/NAME/`) and reused by later heads there.
-fn on_disk_copy(
-    model: &'static embed::EmbeddedModel,
-    model_id: &str,
-    head: &Path,
-) -> anyhow::Result<embed::ModelManifest> {
-    let name = model.parse()?.name;
-    let dir = head
-        .parent()
-        .filter(|p| !p.as_os_str().is_empty())
-        .unwrap_or(Path::new("."))
-        .join(&name);
-    let manifest = dir.join("manifest.toml");
-    if !manifest.exists() {
-        model.export(&dir)?;
-        eprintln!("the built-in model {name} written to {}", dir.display());
+    match (&t.report, args.json) {
+        (None, true) => println!(
+            "{}",
+            serde_json::json!({"loss": "pca", "out": args.out, "val_map_at_r": t.val_map_at_r})
+        ),
+        (None, false) => {
+            println!(
+                "PCA-whitening head ({} -> {}) written to {}",
+                t.head.input_dim(),
+                t.head.output_dim(),
+                args.out.display()
+            );
+            if let Some(m) = t.val_map_at_r {
+                println!("validation mAP@R {m:.4}");
+            }
+        }
+        (Some(report), true) => {
+            let mut json = report_json(report, args);
+            json["raw_val_map_at_r"] = serde_json::json!(t.raw_val_map_at_r);
+            println!("{}", serde_json::to_string_pretty(&json)?);
+        }
+        (Some(report), false) => {
+            eprintln!(
+                "trained {} head with {} on {} rows ({} validation)",
+                match args.head {
+                    HeadArg::Linear => "a linear",
+                    HeadArg::Mlp => "an MLP",
+                },
+                args.loss().name(),
+                t.train_rows,
+                t.val_rows
+            );
+            if let Some(r) = t.raw_val_map_at_r {
+                println!("validation mAP@R of the raw embeddings: {r:.4}");
+            }
+            print_report(report, args);
+        }
     }
-    let source = embed::ModelSource::Manifest(manifest.clone());
-    let found = source.model_id()?;
-    if found != model_id {
-        bail!(
-            "{} holds model {found}, not the built-in {model_id}; move it away or train with \
-             --model",
-            manifest.display()
-        );
-    }
-    Ok(embed::ModelManifest::load(&manifest)?)
-}
-
-fn manifest_path_for(head: &Path) -> PathBuf {
-    if head.extension().is_some_and(|e| e == "toml") {
-        PathBuf::from(format!("{}.manifest.toml", head.display()))
-    } else {
-        head.with_extension("toml")
-    }
+    Ok(())
 }
 
 fn print_report(r: &TrainReport, args: &TrainArgs) {
@@ -509,12 +330,5 @@ mod tests {
         assert!(
             Wrapper::try_parse_from(["t", "--data", "d", "--out", "o", "--loss", "nope"]).is_err()
         );
-    }
-
-    #[test]
-    fn fnv1a_reference_values() {
-        // Published FNV-1a 64-bit test vectors.
-        assert_eq!(fnv1a(""), 0xcbf2_9ce4_8422_2325);
-        assert_eq!(fnv1a("a"), 0xaf63_dc4c_8601_ec8c);
     }
 }
