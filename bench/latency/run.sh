@@ -11,6 +11,7 @@
 set -euo pipefail
 root="$(cd "$(dirname "$0")/../.." && pwd)"
 cd "$root"
+. bench/lib.sh
 src="$root/../shared/data/flowers17"
 images=10000
 queries=200
@@ -55,7 +56,7 @@ IMGSEARCH_INDEX="$index" "$bin" --data-dir "$data" --runtime ort --quiet index "
 echo "indexed in $(echo "$(date +%s.%N) - $start" | bc) s"
 "$bin" --data-dir "$data" status
 
-port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
+port=$(free_port)
 pid=
 cleanup() { [[ -n "$pid" ]] && kill "$pid" 2>/dev/null; wait 2>/dev/null || true; }
 trap cleanup EXIT
@@ -64,11 +65,7 @@ for runtime in tract ort; do
     IMGSEARCH_INDEX="$index" "$bin" --data-dir "$data" --runtime "$runtime" --quiet serve --bind "127.0.0.1:$port" \
         >"$work/serve-$runtime.log" 2>&1 &
     pid=$!
-    for _ in $(seq 1 300); do
-        curl -fs "http://127.0.0.1:$port/healthz" >/dev/null && break
-        kill -0 "$pid" 2>/dev/null || { cat "$work/serve-$runtime.log" >&2; exit 1; }
-        sleep 0.2
-    done
+    wait_healthy "$port" "$pid" "$work/serve-$runtime.log"
     for size in original large; do
         python3 bench/latency/client.py "127.0.0.1:$port" "$work/queries/$size" \
             --label "$runtime $size images=$images index=$index" --json "$out"

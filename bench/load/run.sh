@@ -9,6 +9,7 @@
 set -euo pipefail
 root="$(cd "$(dirname "$0")/../.." && pwd)"
 cd "$root"
+. bench/lib.sh
 clients=8
 seconds=120
 images="$root/samples"
@@ -35,17 +36,13 @@ cleanup() { [[ -n "$pid" ]] && kill "$pid" 2>/dev/null; wait 2>/dev/null || true
 trap cleanup EXIT
 echo "== index $images"
 "$bin" --data-dir "$work/data" --quiet index "$images"
-port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
+port=$(free_port)
 token=$(head -c 24 /dev/urandom | od -An -tx1 | tr -d ' \n')
 printf '%s\n' "$token" >"$work/token"
 "$bin" --data-dir "$work/data" --quiet serve --bind "127.0.0.1:$port" --token-file "$work/token" \
     >"$work/serve.log" 2>&1 &
 pid=$!
-for _ in $(seq 1 300); do
-    curl -fs "http://127.0.0.1:$port/healthz" >/dev/null && break
-    kill -0 "$pid" 2>/dev/null || { cat "$work/serve.log" >&2; exit 1; }
-    sleep 0.2
-done
+wait_healthy "$port" "$pid" "$work/serve.log"
 echo "== machine: $(nproc) cores, load $(cut -d' ' -f1-3 /proc/loadavg)"
 python3 bench/load/load.py "127.0.0.1:$port" "$images" --pid "$pid" --clients "$clients" \
     --seconds "$seconds" --token "$token" --label "clients=$clients seconds=$seconds" \

@@ -25,6 +25,13 @@ use serde::{Deserialize, Serialize};
 
 use crate::EngineError;
 
+/// The catalog's tables, open in one write transaction.
+struct WriteTables<'t> {
+    files: redb::Table<'t, &'static str, &'static [u8]>,
+    ids: redb::Table<'t, u64, &'static str>,
+    pending: redb::Table<'t, u64, &'static str>,
+}
+
 const MAGIC: &[u8] = b"IMGSCATL";
 /// Version of the catalog layout above; bumped on any incompatible change.
 pub const FORMAT_VERSION: u32 = 1;
@@ -203,46 +210,54 @@ impl Catalog {
         Ok(ids)
     }
 
-    /// Writes (or replaces) records and clears their pending reservations, in one transaction.
-    pub fn put(&self, records: &[FileRecord]) -> Result<(), EngineError> {
+    /// Runs `f` on the three tables in one write transaction and commits it.
+    fn write(
+        &self,
+        f: impl FnOnce(&mut WriteTables<'_>) -> Result<(), EngineError>,
+    ) -> Result<(), EngineError> {
         let txn = self.db.begin_write().map_err(|e| self.err(e))?;
         {
-            let mut files = txn.open_table(self.files_def()).map_err(|e| self.err(e))?;
-            let mut ids = txn.open_table(self.ids_def()).map_err(|e| self.err(e))?;
-            let mut pending = txn
-                .open_table(self.pending_def())
-                .map_err(|e| self.err(e))?;
-            for rec in records {
-                let bytes = self.encode(rec)?;
-                files
-                    .insert(rec.path.as_str(), bytes.as_slice())
-                    .map_err(|e| self.err(e))?;
-                ids.insert(rec.id, rec.path.as_str())
-                    .map_err(|e| self.err(e))?;
-                pending.remove(rec.id).map_err(|e| self.err(e))?;
-            }
+            let mut t = WriteTables {
+                files: txn.open_table(self.files_def()).map_err(|e| self.err(e))?,
+                ids: txn.open_table(self.ids_def()).map_err(|e| self.err(e))?,
+                pending: txn
+                    .open_table(self.pending_def())
+                    .map_err(|e| self.err(e))?,
+            };
+            f(&mut t)?;
         }
         txn.commit().map_err(|e| self.err(e))
     }
 
+    /// Writes (or replaces) records and clears their pending reservations, in one transaction.
+    pub fn put(&self, records: &[FileRecord]) -> Result<(), EngineError> {
+        self.write(|t| {
+            for rec in records {
+                let bytes = self.encode(rec)?;
+                t.files
+                    .insert(rec.path.as_str(), bytes.as_slice())
+                    .map_err(|e| self.err(e))?;
+                t.ids
+                    .insert(rec.id, rec.path.as_str())
+                    .map_err(|e| self.err(e))?;
+                t.pending.remove(rec.id).map_err(|e| self.err(e))?;
+            }
+            Ok(())
+        })
+    }
+
     /// Removes records by id (and any pending reservation of those ids).
     pub fn remove(&self, remove_ids: &[u64]) -> Result<(), EngineError> {
-        let txn = self.db.begin_write().map_err(|e| self.err(e))?;
-        {
-            let mut files = txn.open_table(self.files_def()).map_err(|e| self.err(e))?;
-            let mut ids = txn.open_table(self.ids_def()).map_err(|e| self.err(e))?;
-            let mut pending = txn
-                .open_table(self.pending_def())
-                .map_err(|e| self.err(e))?;
+        self.write(|t| {
             for id in remove_ids {
-                let path = ids.remove(*id).map_err(|e| self.err(e))?;
+                let path = t.ids.remove(*id).map_err(|e| self.err(e))?;
                 if let Some(path) = path {
-                    files.remove(path.value()).map_err(|e| self.err(e))?;
+                    t.files.remove(path.value()).map_err(|e| self.err(e))?;
                 }
-                pending.remove(*id).map_err(|e| self.err(e))?;
+                t.pending.remove(*id).map_err(|e| self.err(e))?;
             }
-        }
-        txn.commit().map_err(|e| self.err(e))
+            Ok(())
+        })
     }
 
     /// Reserved ids that no record owns: left by an interrupted ingest.

@@ -34,12 +34,8 @@ pub struct EvalArgs {
     /// Project every embedding with this head file first (made by `imgsearch train`)
     #[arg(long, value_name = "FILE")]
     pub head: Option<PathBuf>,
-    /// Embedding cache file [default: DATA_DIR/embeddings.cache]
-    #[arg(long, value_name = "FILE")]
-    pub cache: Option<PathBuf>,
-    /// Print the results as JSON on stdout
-    #[arg(long)]
-    pub json: bool,
+    #[command(flatten)]
+    pub common: super::LearnArgs,
     /// Seed for picking the near-duplicate originals
     #[arg(long, default_value_t = 0)]
     pub seed: u64,
@@ -55,7 +51,7 @@ struct Results {
 }
 
 pub fn run(g: &GlobalArgs, args: &EvalArgs) -> anyhow::Result<()> {
-    let mut wb = super::workbench(g, args.cache.as_deref())?;
+    let mut wb = super::workbench(g, &args.common)?;
     let corpus = list_corpus(&args.data, &args.classes)?;
     let head = match &args.head {
         Some(p) => {
@@ -100,7 +96,7 @@ pub fn run(g: &GlobalArgs, args: &EvalArgs) -> anyhow::Result<()> {
         retrieval,
         edits,
     };
-    if args.json {
+    if args.common.json {
         println!("{}", serde_json::to_string_pretty(&to_json(&results))?);
     } else {
         print_table(&results);

@@ -11,20 +11,27 @@ pub mod serve;
 pub mod status;
 pub mod train;
 
-use std::path::Path;
+use std::path::PathBuf;
 
 use anyhow::Context;
 
-/// The model and embedding cache of `eval` and `train`, from the usual configuration layers;
-/// the cache defaults to `DATA_DIR/embeddings.cache`.
-fn workbench(
-    g: &crate::GlobalArgs,
-    cache: Option<&Path>,
-) -> anyhow::Result<engine::learn::Workbench> {
+/// The flags `eval` and `train` share.
+#[derive(clap::Args, Debug)]
+pub struct LearnArgs {
+    /// Embedding cache file [default: DATA_DIR/embeddings.cache]
+    #[arg(long, value_name = "FILE")]
+    pub cache: Option<PathBuf>,
+    /// Print the results as JSON on stdout
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// The model and embedding cache of `eval` and `train`, from the usual configuration layers.
+fn workbench(g: &crate::GlobalArgs, args: &LearnArgs) -> anyhow::Result<engine::learn::Workbench> {
     let settings = g.settings(crate::config::RawConfig::default())?;
     let cfg = &settings.engine;
-    let cache_path = match cache {
-        Some(p) => p.to_path_buf(),
+    let cache_path = match &args.cache {
+        Some(p) => p.clone(),
         None => cfg.data_dir.join("embeddings.cache"),
     };
     engine::learn::Workbench::open(&cfg.model, &cfg.runtime, cfg.limits, cache_path)

@@ -95,12 +95,8 @@ pub struct TrainArgs {
     /// PCA-whitening: shrinkage added to the eigenvalues, as a share of their mean
     #[arg(long, default_value_t = 0.1)]
     pub shrinkage: f64,
-    /// Embedding cache file [default: DATA_DIR/embeddings.cache]
-    #[arg(long, value_name = "FILE")]
-    pub cache: Option<PathBuf>,
-    /// Print the training report as JSON on stdout
-    #[arg(long)]
-    pub json: bool,
+    #[command(flatten)]
+    pub common: super::LearnArgs,
     /// Seed for initialisation, batches, hold-out split and augmentations
     #[arg(long, default_value_t = 0)]
     pub seed: u64,
@@ -161,7 +157,7 @@ pub fn run(g: &GlobalArgs, args: &TrainArgs) -> anyhow::Result<()> {
     if args.loss == LossArg::Pca && args.self_supervised {
         bail!("--loss pca needs no views; drop --self-supervised");
     }
-    let mut wb = super::workbench(g, args.cache.as_deref())?;
+    let mut wb = super::workbench(g, &args.common)?;
     let method = if args.loss == LossArg::Pca {
         Method::Pca(PcaConfig {
             out_dim: args.dim,
@@ -194,7 +190,7 @@ pub fn run(g: &GlobalArgs, args: &TrainArgs) -> anyhow::Result<()> {
          the model and head it was made with)",
         p = t.manifest.path.display()
     );
-    match (&t.report, args.json) {
+    match (&t.report, args.common.json) {
         (None, true) => println!(
             "{}",
             serde_json::json!({"loss": "pca", "out": args.out, "val_map_at_r": t.val_map_at_r})

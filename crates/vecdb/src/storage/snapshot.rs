@@ -32,9 +32,9 @@
 //! the directory is fsynced, so a crash leaves either the old or the new snapshot (or a stray
 //! temporary file, which is ignored and overwritten).
 
-use std::fs;
-use std::io::Write;
-use std::path::{Path, PathBuf};
+use std::path::Path;
+
+use common::le::Reader;
 
 use crate::error::VecDbError;
 
@@ -130,10 +130,7 @@ impl Snapshot {
         if crc32fast::hash(body) != u32_at(40) {
             return Err("body checksum mismatch".into());
         }
-        let mut r = Reader {
-            bytes: body,
-            pos: 0,
-        };
+        let mut r = Reader::new(body);
         let uid = if version == 1 { 0 } else { r.u64()? };
         let spec_len = r.u32()? as usize;
         let spec_json = String::from_utf8(r.take(spec_len)?.to_vec())
@@ -164,7 +161,7 @@ impl Snapshot {
         };
         let index_len = r.u64()? as usize;
         let index = r.take(index_len)?.to_vec();
-        if r.pos != body.len() {
+        if r.remaining() != 0 {
             return Err("trailing bytes after the index body".into());
         }
         Ok(Snapshot {
@@ -181,51 +178,14 @@ impl Snapshot {
     }
 }
 
-/// A bounds-checked cursor over the body.
-struct Reader<'a> {
-    bytes: &'a [u8],
-    pos: usize,
-}
-
-impl<'a> Reader<'a> {
-    fn take(&mut self, n: usize) -> Result<&'a [u8], String> {
-        let end = self.pos.checked_add(n).ok_or("length overflows")?;
-        let slice = self.bytes.get(self.pos..end).ok_or("body ends early")?;
-        self.pos = end;
-        Ok(slice)
-    }
-    fn u32(&mut self) -> Result<u32, String> {
-        Ok(u32::from_le_bytes(self.take(4)?.try_into().expect("4")))
-    }
-    fn u64(&mut self) -> Result<u64, String> {
-        Ok(u64::from_le_bytes(self.take(8)?.try_into().expect("8")))
-    }
-}
-
-/// Writes `bytes` to `path` atomically (temporary file, fsync, rename, directory fsync).
+/// Writes `bytes` to `path` atomically (see `common::fsio::write_atomic`).
 pub(crate) fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), VecDbError> {
-    let tmp = tmp_path(path);
-    let mut file = fs::File::create(&tmp).map_err(|e| VecDbError::io(&tmp, e))?;
-    file.write_all(bytes).map_err(|e| VecDbError::io(&tmp, e))?;
-    file.sync_all().map_err(|e| VecDbError::io(&tmp, e))?;
-    drop(file);
-    fs::rename(&tmp, path).map_err(|e| VecDbError::io(path, e))?;
-    if let Some(dir) = path.parent() {
-        sync_dir(dir)?;
-    }
-    Ok(())
+    common::fsio::write_atomic(path, bytes).map_err(|(p, e)| VecDbError::io(p, e))
 }
 
 /// Fsyncs a directory so that renames and creations inside it are durable.
 pub(crate) fn sync_dir(dir: &Path) -> Result<(), VecDbError> {
-    let d = fs::File::open(dir).map_err(|e| VecDbError::io(dir, e))?;
-    d.sync_all().map_err(|e| VecDbError::io(dir, e))
-}
-
-fn tmp_path(path: &Path) -> PathBuf {
-    let mut name = path.file_name().unwrap_or_default().to_os_string();
-    name.push(".tmp");
-    path.with_file_name(name)
+    common::fsio::sync_dir(dir).map_err(|e| VecDbError::io(dir, e))
 }
 
 #[cfg(test)]
@@ -269,15 +229,5 @@ mod tests {
         let mut longer = bytes.clone();
         longer.push(0);
         assert!(Snapshot::decode(&longer).is_err());
-    }
-
-    #[test]
-    fn atomic_write_replaces_file() {
-        let dir = tempfile::tempdir().unwrap();
-        let p = dir.path().join("index.snap");
-        write_atomic(&p, b"one").unwrap();
-        write_atomic(&p, b"two").unwrap();
-        assert_eq!(fs::read(&p).unwrap(), b"two");
-        assert!(!tmp_path(&p).exists());
     }
 }
