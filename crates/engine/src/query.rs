@@ -22,15 +22,8 @@ use crate::{point_metadata, Engine, EngineError, Query, SearchHit, MAX_K};
 impl Engine {
     fn check_query(&self, q: &Query) -> Result<(), EngineError> {
         self.ready()?;
-        if q.k == 0 || q.k > MAX_K {
-            return Err(EngineError::invalid(format!(
-                "k must be between 1 and {MAX_K}, got {}",
-                q.k
-            )));
-        }
-        if q.threshold.is_some_and(|t| !t.is_finite()) {
-            return Err(EngineError::invalid("threshold must be a finite number"));
-        }
+        vecdb::search::check_k("k", q.k, MAX_K).map_err(StoreError::from)?;
+        vecdb::search::check_threshold(q.threshold).map_err(StoreError::from)?;
         Ok(())
     }
 

@@ -3,6 +3,7 @@
 
 use std::path::{Path, PathBuf};
 
+use common::Classified;
 use engine::catalog::Catalog;
 use engine::{Engine, EngineConfig, EngineError, NoProgress, Query};
 use vecdb::{IndexSpec, Point};
@@ -94,16 +95,14 @@ fn ingest_query_dedup_thumbnail_upload_remove() {
         eng.search_text(" ", &Query::default()),
         Err(EngineError::InvalidInput { .. })
     ));
-    assert!(matches!(
-        eng.search_path(
-            &coffee,
-            &Query {
-                k: 0,
-                ..Query::default()
-            }
-        ),
-        Err(EngineError::InvalidInput { .. })
-    ));
+    let k0 = eng.search_path(
+        &coffee,
+        &Query {
+            k: 0,
+            ..Query::default()
+        },
+    );
+    assert_eq!(k0.unwrap_err().kind(), common::ErrorKind::InvalidInput);
 
     // Dedup: an exact copy forms a group, the other photos do not.
     std::fs::copy(&coffee, dir.join("coffee-copy.jpg")).unwrap();

@@ -75,7 +75,7 @@ impl Default for ServerConfig {
         ServerConfig {
             max_upload_bytes: 32 * 1024 * 1024,
             thumbnail_size: 256,
-            max_k: 1000,
+            max_k: engine::MAX_K,
             max_ids: 1000,
             max_queries: 1024,
             max_results: 10_000,

@@ -44,6 +44,26 @@ pub struct SearchRequest {
     pub probes: Option<usize>,
 }
 
+/// Checks a requested number of hits (`name` is the parameter's name in the caller's API):
+/// at least 1 and at most `max`. Out-of-range values are refused, never silently capped.
+pub fn check_k(name: &str, k: usize, max: usize) -> Result<usize, VecDbError> {
+    if k == 0 || k > max {
+        return Err(VecDbError::param(
+            name,
+            format!("must be between 1 and {max}, got {k}"),
+        ));
+    }
+    Ok(k)
+}
+
+/// Checks that a score threshold, when given, is a finite number.
+pub fn check_threshold(threshold: Option<f32>) -> Result<Option<f32>, VecDbError> {
+    match threshold {
+        Some(t) if !t.is_finite() => Err(VecDbError::param("threshold", "must be a finite number")),
+        other => Ok(other),
+    }
+}
+
 impl SearchRequest {
     /// A request for the `k` best hits with default parameters.
     pub fn new(k: usize) -> Self {
@@ -81,14 +101,8 @@ impl Collection {
             VecDbError::WrongDimension { .. } => e,
             other => VecDbError::param("query", query_reason(&other)),
         })?;
-        if req.k == 0 {
-            return Err(VecDbError::param("k", "must be at least 1"));
-        }
-        if let Some(t) = req.threshold {
-            if !t.is_finite() {
-                return Err(VecDbError::param("threshold", "must be a finite number"));
-            }
-        }
+        check_k("k", req.k, usize::MAX)?;
+        check_threshold(req.threshold)?;
         if let (Some(ef), IndexSpec::Hnsw { .. }) = (req.ef, &config.index) {
             if ef < req.k {
                 return Err(VecDbError::param(

@@ -41,24 +41,14 @@ impl ImageUrls {
     }
 }
 
-/// Checks a requested result count against the configured maximum; out-of-range values are
-/// refused rather than silently capped.
+/// The one check of k and of the threshold, the database's; the server passes its configured
+/// maximum.
 pub fn check_k(name: &str, k: usize, max: usize) -> Result<usize, AppError> {
-    if k == 0 || k > max {
-        return Err(AppError::param(
-            name,
-            format!("must be between 1 and {max}, got {k}"),
-        ));
-    }
-    Ok(k)
+    Ok(vecdb::search::check_k(name, k, max)?)
 }
 
-/// Checks that a score threshold is a finite number.
 pub fn check_threshold(threshold: Option<f32>) -> Result<Option<f32>, AppError> {
-    match threshold {
-        Some(t) if !t.is_finite() => Err(AppError::param("threshold", "must be a finite number")),
-        other => Ok(other),
-    }
+    Ok(vecdb::search::check_threshold(threshold)?)
 }
 
 /// Parses a filter given as a JSON string (query strings and multipart fields carry it so),

@@ -185,9 +185,8 @@ pub(crate) fn search_params(
         }
         .into()
     };
-    if req.k == 0 {
-        return Err(param("k", "must be at least 1".into()));
-    }
+    vecdb::search::check_k("k", req.k, usize::MAX)?;
+    vecdb::search::check_threshold(req.threshold)?;
     if req.k > MAX_TOPK {
         return Err(StoreError::Rejected {
             reason: format!(
@@ -195,9 +194,6 @@ pub(crate) fn search_params(
                 req.k
             ),
         });
-    }
-    if req.threshold.is_some_and(|t| !t.is_finite()) {
-        return Err(param("threshold", "must be a finite number".into()));
     }
     let mut out = HashMap::new();
     match config.index {
