@@ -46,6 +46,7 @@ pub struct RawConfig {
     pub token: Option<String>,
     pub allow_host: Option<Vec<String>>,
     pub cors_origin: Option<Vec<String>>,
+    pub index_roots: Option<Vec<PathBuf>>,
     pub max_upload_bytes: Option<u64>,
     pub max_k: Option<u64>,
     pub max_ids: Option<u64>,
@@ -204,6 +205,10 @@ pub const KEYS: &[(&str, &str)] = &[
         "cors_origin",
         "serve: origins whose pages may call the API (CORS) [none]",
     ),
+    (
+        "index_roots",
+        "serve: folders indexing jobs may read; empty = any the server can read [none]",
+    ),
 ];
 
 /// Every key: the general ones, then the `serve` limits.
@@ -240,6 +245,7 @@ impl RawConfig {
             token,
             allow_host,
             cors_origin,
+            index_roots,
             max_upload_bytes,
             max_k,
             max_ids,
@@ -328,6 +334,7 @@ impl RawConfig {
             token: var("token"),
             allow_host: list("allow_host"),
             cors_origin: list("cors_origin"),
+            index_roots: list("index_roots").map(|v| v.into_iter().map(PathBuf::from).collect()),
             max_upload_bytes: num("max_upload_bytes")?,
             max_k: num("max_k")?,
             max_ids: num("max_ids")?,
@@ -378,6 +385,15 @@ impl RawConfig {
             }
         }
         server.cors_origins = self.cors_origin.clone().unwrap_or_default();
+        for root in self.index_roots.iter().flatten() {
+            if !root.is_absolute() {
+                return Err(ConfigError(format!(
+                    "index_roots {} is not an absolute path",
+                    root.display()
+                )));
+            }
+        }
+        server.index_roots = self.index_roots.clone().unwrap_or_default();
         // The index keys are read by reference before the fields below are moved out.
         let mut engine = engine::EngineConfig {
             index: index_spec(&self)?,

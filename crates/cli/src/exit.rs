@@ -49,6 +49,9 @@ pub fn code_for(err: &anyhow::Error) -> u8 {
         if cause.is::<UsageError>() {
             return USAGE;
         }
+        if let Some(e) = cause.downcast_ref::<crate::client::ApiError>() {
+            return e.exit_code();
+        }
         if let Some(e) = cause.downcast_ref::<EngineError>() {
             return engine_code(e);
         }

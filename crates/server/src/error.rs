@@ -59,6 +59,15 @@ pub enum AppError {
     /// The index was built with another model than the one loaded now.
     #[error("conflict: {reason}")]
     Conflict { reason: String },
+    /// An indexing job is running on this collection already.
+    #[error("job {id} is running; follow it at /api/jobs/{id} or cancel it first")]
+    JobRunning { id: u64 },
+    /// A job path outside the folders `index_roots` allows.
+    #[error("{path} is outside the folders this server may index (index_roots)")]
+    PathNotAllowed { path: String },
+    /// The server is shutting down and starts no new work.
+    #[error("the server is shutting down")]
+    ShuttingDown,
     /// No route matches the path.
     #[error("no route for {path}")]
     RouteNotFound { path: String },
@@ -110,6 +119,9 @@ impl AppError {
             CollectionExists { .. } => (StatusCode::CONFLICT, "collection_exists"),
             ReadOnlyCollection { .. } => (StatusCode::FORBIDDEN, "read_only_collection"),
             Conflict { .. } => (StatusCode::CONFLICT, "conflict"),
+            JobRunning { .. } => (StatusCode::CONFLICT, "job_running"),
+            PathNotAllowed { .. } => (StatusCode::FORBIDDEN, "path_not_allowed"),
+            ShuttingDown => (StatusCode::SERVICE_UNAVAILABLE, "shutting_down"),
             RouteNotFound { .. } => (StatusCode::NOT_FOUND, "route_not_found"),
             MethodNotAllowed => (StatusCode::METHOD_NOT_ALLOWED, "method_not_allowed"),
             Unavailable { .. } => (StatusCode::SERVICE_UNAVAILABLE, "store_unavailable"),
@@ -144,7 +156,7 @@ impl IntoResponse for AppError {
         let (status, code) = self.status_and_code();
         // Server faults are logged in full but shown to the client in general terms, so that
         // paths and store internals do not leak through the API.
-        let message = if matches!(self, AppError::Busy { .. }) {
+        let message = if matches!(self, AppError::Busy { .. } | AppError::ShuttingDown) {
             tracing::debug!(error = %self, code, "request deferred");
             self.to_string()
         } else if status.is_server_error() {

@@ -4,6 +4,8 @@
 #[path = "http/collections.rs"]
 mod collections;
 mod common;
+#[path = "http/jobs.rs"]
+mod jobs;
 
 use axum::body::Body;
 use axum::http::{header, Method, Request};

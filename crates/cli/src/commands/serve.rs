@@ -51,6 +51,16 @@ pub fn run(g: &GlobalArgs, args: &ServeArgs) -> anyhow::Result<()> {
     // Checked before the engine opens (which loads the model), so a refused start is quick.
     let settings = g.settings(extra.clone())?;
     check_exposure(&settings, args.insecure_no_auth)?;
+    if let Some(running) = crate::client::live_server(&settings.engine.data_dir) {
+        let f = running.file();
+        return Err(ConfigError(format!(
+            "imgsearch serve (pid {}, http://{}/) already owns {}; stop it first",
+            f.pid,
+            f.address,
+            settings.engine.data_dir.display()
+        ))
+        .into());
+    }
     let (engine, settings) = g.open(extra)?;
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()

@@ -21,7 +21,7 @@ use engine::ImageRecord;
 /// modification time; the browser may keep them an hour and revalidate with the ETag after.
 const IMAGE_CACHE: &str = "private, max-age=3600";
 
-fn image_json(record: &ImageRecord) -> Result<serde_json::Value, AppError> {
+pub(crate) fn image_json(record: &ImageRecord) -> Result<serde_json::Value, AppError> {
     let mut value = serde_json::to_value(record).map_err(|err| AppError::Internal {
         reason: format!("cannot serialise record: {err}"),
     })?;
