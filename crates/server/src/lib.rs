@@ -12,6 +12,7 @@ mod guard;
 mod metrics;
 pub mod owner;
 mod sniff;
+pub mod watch;
 
 use axum::extract::DefaultBodyLimit;
 use axum::http::Method;
@@ -77,6 +78,11 @@ pub struct ServerConfig {
     /// Folders indexing jobs may read; empty allows any path the server can read (the job
     /// routes then rest on the token alone; see SECURITY.md).
     pub index_roots: Vec<PathBuf>,
+    /// Folders kept in sync by `serve_with_config`: watched, and rescanned at start and every
+    /// `rescan_secs` (see [`watch`]).
+    pub libraries: Vec<PathBuf>,
+    /// Seconds between two full rescans of the libraries.
+    pub rescan_secs: u64,
 }
 
 impl Default for ServerConfig {
@@ -101,6 +107,8 @@ impl Default for ServerConfig {
             cors_origins: Vec::new(),
             local_token: None,
             index_roots: Vec::new(),
+            libraries: Vec::new(),
+            rescan_secs: 3600,
         }
     }
 }
@@ -286,9 +294,18 @@ pub async fn serve_with_config(
         &local_token,
         &engine.collection().name,
     )?;
+    let watch = watch::WatchConfig {
+        libraries: config.libraries.clone(),
+        debounce: std::time::Duration::from_secs(2),
+        rescan: std::time::Duration::from_secs(config.rescan_secs.max(1)),
+        ignore: vec![engine.config().data_dir.clone()],
+    };
     let state = AppState::with_config(engine.clone(), config);
     let jobs = state.jobs.clone();
+    let watch = watch::start(jobs.clone(), watch)?;
     serve_on(listener, state, shutdown_signal()).await?;
+    // The jobs are closed: the watch submits nothing more.
+    drop(watch);
     let saved = tokio::task::spawn_blocking(move || {
         jobs.wait();
         engine.save()

@@ -6,6 +6,8 @@ mod collections;
 mod common;
 #[path = "http/jobs.rs"]
 mod jobs;
+#[path = "http/watch.rs"]
+mod watch;
 
 use axum::body::Body;
 use axum::http::{header, Method, Request};

@@ -30,6 +30,11 @@ pub struct ServeArgs {
     /// Repeatable
     #[arg(long = "cors-origin", value_name = "ORIGIN")]
     pub cors_origin: Vec<String>,
+    /// Keep this folder in sync: watch it, rescan it at start and every `rescan_secs`, and
+    /// index what is added, changed, renamed or removed (besides `libraries` in the
+    /// configuration). Repeatable
+    #[arg(long = "watch", value_name = "DIR")]
+    pub watch: Vec<PathBuf>,
     /// Serve beyond loopback without a token: anyone who can reach the address can read,
     /// add and delete images
     #[arg(long)]
@@ -48,6 +53,14 @@ pub fn run(g: &GlobalArgs, args: &ServeArgs) -> anyhow::Result<()> {
         cors_origin: (!args.cors_origin.is_empty()).then(|| args.cors_origin.clone()),
         ..RawConfig::default()
     };
+    let watch = args
+        .watch
+        .iter()
+        .map(|dir| {
+            std::path::absolute(dir)
+                .map_err(|e| ConfigError(format!("--watch {}: {e}", dir.display())))
+        })
+        .collect::<Result<Vec<_>, _>>()?;
     // Checked before the engine opens (which loads the model), so a refused start is quick.
     let settings = g.settings(extra.clone())?;
     check_exposure(&settings, args.insecure_no_auth)?;
@@ -61,7 +74,8 @@ pub fn run(g: &GlobalArgs, args: &ServeArgs) -> anyhow::Result<()> {
         ))
         .into());
     }
-    let (engine, settings) = g.open(extra)?;
+    let (engine, mut settings) = g.open(extra)?;
+    settings.server.libraries.extend(watch);
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
