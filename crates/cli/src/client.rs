@@ -96,13 +96,18 @@ pub fn live_server(data_dir: &Path) -> Option<Client> {
         agent,
         file,
     };
-    match client
+    let answer = client
         .agent
         .get(&client.url("/healthz"))
         .timeout(HEALTH_TIMEOUT)
-        .call()
-    {
-        Ok(_) => Some(client),
+        .call();
+    match answer.map(read_json) {
+        Ok(Ok(v)) if v["status"] == "ok" => Some(client),
+        // Another program may have taken the port of a server that is gone.
+        Ok(_) => {
+            tracing::info!(address = %client.file.address, "ignoring the server file: its address is not an imgsearch server");
+            None
+        }
         Err(err) => {
             tracing::info!(%err, address = %client.file.address, "ignoring the server file of a server that does not answer");
             None
