@@ -323,6 +323,7 @@ impl Client {
                 Err(e) => return Err(e.into()),
             }
         };
+        self.cancel_on_ctrl_c(job.id);
         let end = self.follow(job.id, progress)?;
         match end.state {
             JobState::Done => Ok(end.report.unwrap_or_default()),
@@ -345,6 +346,43 @@ impl Client {
                 ),
             }
             .into()),
+        }
+    }
+
+    /// Ctrl-C stops the indexing as it does when `index` runs the engine itself: the job is
+    /// cancelled (it stops after its current batch, which is kept) and followed to its end; a
+    /// second Ctrl-C leaves at once. Without this, Ctrl-C would only stop following.
+    fn cancel_on_ctrl_c(&self, id: u64) {
+        let url = self.url(&format!("/api/jobs/{id}"));
+        let auth = format!("Bearer {}", self.token);
+        let agent = self.agent.clone();
+        let watcher = std::thread::Builder::new()
+            .name("ctrl-c".into())
+            .spawn(move || {
+                let Ok(runtime) = tokio::runtime::Builder::new_current_thread()
+                    .enable_io()
+                    .build()
+                else {
+                    return;
+                };
+                runtime.block_on(async {
+                    if tokio::signal::ctrl_c().await.is_err() {
+                        return;
+                    }
+                    eprintln!(
+                        "\ncancelling job {id} on the server (it stops after its current batch; \
+                         Ctrl-C again to leave now)"
+                    );
+                    if let Err(err) = agent.delete(&url).set("Authorization", &auth).call() {
+                        eprintln!("could not cancel job {id}: {err}");
+                    }
+                    if tokio::signal::ctrl_c().await.is_ok() {
+                        std::process::exit(130);
+                    }
+                });
+            });
+        if let Err(err) = watcher {
+            tracing::warn!(%err, "Ctrl-C will not cancel the job");
         }
     }
 

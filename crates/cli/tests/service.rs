@@ -81,8 +81,12 @@ fn serve(data: &Path) -> Child {
 }
 
 fn signal(child: &Child, sig: &str) {
+    signal_pid(child.id(), sig);
+}
+
+fn signal_pid(pid: u32, sig: &str) {
     let sent = Command::new("kill")
-        .args([sig, &child.id().to_string()])
+        .args([sig, &pid.to_string()])
         .status()
         .unwrap();
     assert!(sent.success());
@@ -245,4 +249,71 @@ fn sigterm_saves_the_index_and_the_next_start_does_not_rebuild_it() {
     assert!(log.contains("index snapshot saved"), "{log}");
     let status = json_of(&run(&data, &["status", "--json"]));
     assert_eq!(status["points"], 1);
+}
+
+/// `GET path` on the server named in `server.json`, answered as JSON.
+fn get_json(data: &Path, path: &str) -> Value {
+    use std::io::{Read, Write};
+    let file: Value =
+        serde_json::from_slice(&std::fs::read(data.join("server.json")).unwrap()).unwrap();
+    let address = file["address"].as_str().unwrap();
+    let mut stream = std::net::TcpStream::connect(address).unwrap();
+    write!(
+        stream,
+        "GET {path} HTTP/1.1\r\nHost: {address}\r\nConnection: close\r\n\r\n"
+    )
+    .unwrap();
+    let mut answer = String::new();
+    stream.read_to_string(&mut answer).unwrap();
+    let body = answer.split_once("\r\n\r\n").unwrap().1;
+    serde_json::from_str(body).unwrap()
+}
+
+/// Ctrl-C on `index` going through a server cancels the job, as it stops a direct `index`.
+#[test]
+fn ctrl_c_on_index_cancels_the_servers_job() {
+    let tmp = tempfile::tempdir().unwrap();
+    let photos = tmp.path().join("photos");
+    std::fs::create_dir(&photos).unwrap();
+    // 180 files: six batches of the ingest, so that the job is still running at the signal.
+    for i in 0..60 {
+        for f in ["coffee.jpg", "astronaut.jpg", "rocket.jpg"] {
+            std::fs::copy(fixture(f), photos.join(format!("{i}-{f}"))).unwrap();
+        }
+    }
+    let data = tmp.path().join("data");
+    let server = serve(&data);
+    let mut index = imgsearch(&data)
+        .args(["index", photos.to_str().unwrap()])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while get_json(&data, "/api/jobs")["jobs"][0]["state"] != "running" {
+        if Instant::now() >= deadline {
+            let _ = index.kill();
+            let _ = index.wait();
+            panic!("the job did not start");
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    // The client installs its handler as soon as the job is accepted.
+    std::thread::sleep(Duration::from_millis(150));
+    signal_pid(index.id(), "-INT");
+    let out = index.wait_with_output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(stderr.contains("cancelling job 1"), "{stderr}");
+    assert!(stderr.contains("was cancelled"), "{stderr}");
+    let job = get_json(&data, "/api/jobs/1");
+    assert_eq!(job["state"], "cancelled", "{job}");
+    let added = job["report"]["added"].as_u64().unwrap();
+    assert!(added < 180, "{job}");
+    // What the job stored before it stopped is kept and catalogued.
+    let status = json_of(&run(&data, &["status", "--json"]));
+    assert_eq!(status["points"].as_u64(), Some(added));
+    signal(&server, "-TERM");
+    let (status, log) = stop(server);
+    assert!(status.success(), "{log}");
 }
