@@ -4,6 +4,7 @@
 //! The engine is synchronous and CPU-bound (decoding, embedding, index search), so every engine
 //! call runs on tokio's blocking pool; the async side only parses requests and writes responses.
 //! Nothing on disk is reachable by path: images are served only by the id the index gave them.
+//! Only indexing jobs take paths, and only from token holders (`api/jobs.rs`).
 
 mod api;
 mod assets;

@@ -1,7 +1,8 @@
 //! Indexed images: their records, thumbnails and original files; uploads and removal.
 //!
 //! Files are reached only through the index: a request names an id, the engine's catalog maps it
-//! to a path, and only that file is read. No route takes a path, so nothing else on disk is
+//! to a path, and only that file is read. No route here reads a file by a path it was given
+//! (`GET /api/images?path=` only looks the path up in the catalog), so nothing else on disk is
 //! reachable.
 
 use super::extract::PathParam;
