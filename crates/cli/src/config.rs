@@ -46,6 +46,9 @@ pub struct RawConfig {
     pub token: Option<String>,
     pub allow_host: Option<Vec<String>>,
     pub cors_origin: Option<Vec<String>>,
+    pub index_roots: Option<Vec<PathBuf>>,
+    pub libraries: Option<Vec<PathBuf>>,
+    pub rescan_secs: Option<u64>,
     pub max_upload_bytes: Option<u64>,
     pub max_k: Option<u64>,
     pub max_ids: Option<u64>,
@@ -204,6 +207,18 @@ pub const KEYS: &[(&str, &str)] = &[
         "cors_origin",
         "serve: origins whose pages may call the API (CORS) [none]",
     ),
+    (
+        "index_roots",
+        "serve: folders indexing jobs may read; empty = any the server can read [none]",
+    ),
+    (
+        "libraries",
+        "serve: folders kept in sync: watched and rescanned (also serve --watch DIR) [none]",
+    ),
+    (
+        "rescan_secs",
+        "serve: seconds between two full rescans of the libraries [3600]",
+    ),
 ];
 
 /// Every key: the general ones, then the `serve` limits.
@@ -240,6 +255,9 @@ impl RawConfig {
             token,
             allow_host,
             cors_origin,
+            index_roots,
+            libraries,
+            rescan_secs,
             max_upload_bytes,
             max_k,
             max_ids,
@@ -328,6 +346,9 @@ impl RawConfig {
             token: var("token"),
             allow_host: list("allow_host"),
             cors_origin: list("cors_origin"),
+            index_roots: list("index_roots").map(|v| v.into_iter().map(PathBuf::from).collect()),
+            libraries: list("libraries").map(|v| v.into_iter().map(PathBuf::from).collect()),
+            rescan_secs: num("rescan_secs")?,
             max_upload_bytes: num("max_upload_bytes")?,
             max_k: num("max_k")?,
             max_ids: num("max_ids")?,
@@ -378,6 +399,25 @@ impl RawConfig {
             }
         }
         server.cors_origins = self.cors_origin.clone().unwrap_or_default();
+        for (key, list) in [
+            ("index_roots", &self.index_roots),
+            ("libraries", &self.libraries),
+        ] {
+            for path in list.iter().flatten() {
+                if !path.is_absolute() {
+                    return Err(ConfigError(format!(
+                        "{key} {} is not an absolute path",
+                        path.display()
+                    )));
+                }
+            }
+        }
+        server.index_roots = self.index_roots.clone().unwrap_or_default();
+        server.libraries = self.libraries.clone().unwrap_or_default();
+        if let Some(secs) = self.rescan_secs {
+            positive("rescan_secs", secs)?;
+            server.rescan_secs = secs;
+        }
         // The index keys are read by reference before the fields below are moved out.
         let mut engine = engine::EngineConfig {
             index: index_spec(&self)?,

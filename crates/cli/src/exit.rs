@@ -50,6 +50,9 @@ pub fn code_for(err: &anyhow::Error) -> u8 {
         if cause.is::<UsageError>() {
             return USAGE;
         }
+        if let Some(e) = cause.downcast_ref::<crate::client::ApiError>() {
+            return e.exit_code();
+        }
         if let Some(class) = class_of(cause) {
             return exit_of(class);
         }
@@ -79,7 +82,7 @@ fn class_of(cause: &(dyn std::error::Error + 'static)) -> Option<Class> {
 
 /// The exit code of a classification, the rows tried in order: configuration problems first,
 /// then what is missing, then the model's, the caller's, the store's and the file system's.
-fn exit_of(class: Class) -> u8 {
+pub(crate) fn exit_of(class: Class) -> u8 {
     match (class.kind, class.origin) {
         (_, Origin::Config) => CONFIG,
         (ErrorKind::NotFound, _) => NOT_FOUND,

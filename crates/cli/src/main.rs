@@ -3,6 +3,7 @@
 
 #[cfg(feature = "bundled-model")]
 mod bundled;
+mod client;
 mod commands;
 mod config;
 mod exit;

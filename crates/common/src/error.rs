@@ -33,6 +33,19 @@ impl ErrorKind {
             ErrorKind::Internal => "internal",
         }
     }
+
+    /// The kind [`ErrorKind::as_str`] names.
+    pub fn parse(s: &str) -> Option<ErrorKind> {
+        [
+            ErrorKind::InvalidInput,
+            ErrorKind::NotFound,
+            ErrorKind::Conflict,
+            ErrorKind::Unavailable,
+            ErrorKind::Internal,
+        ]
+        .into_iter()
+        .find(|k| k.as_str() == s)
+    }
 }
 
 /// Which part of the system an error concerns: the request itself, the model, the vector store
@@ -50,6 +63,32 @@ pub enum Origin {
     File,
     /// The configuration (a store URL, a config key).
     Config,
+}
+
+impl Origin {
+    /// A lower-case name for logs and JSON.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Origin::Request => "request",
+            Origin::Model => "model",
+            Origin::Store => "store",
+            Origin::File => "file",
+            Origin::Config => "config",
+        }
+    }
+
+    /// The origin [`Origin::as_str`] names.
+    pub fn parse(s: &str) -> Option<Origin> {
+        [
+            Origin::Request,
+            Origin::Model,
+            Origin::Store,
+            Origin::File,
+            Origin::Config,
+        ]
+        .into_iter()
+        .find(|o| o.as_str() == s)
+    }
 }
 
 /// The classification of one error.
@@ -97,6 +136,29 @@ pub trait Classified: std::error::Error {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn names_round_trip() {
+        for k in [
+            ErrorKind::InvalidInput,
+            ErrorKind::NotFound,
+            ErrorKind::Conflict,
+            ErrorKind::Unavailable,
+            ErrorKind::Internal,
+        ] {
+            assert_eq!(ErrorKind::parse(k.as_str()), Some(k));
+        }
+        for o in [
+            Origin::Request,
+            Origin::Model,
+            Origin::Store,
+            Origin::File,
+            Origin::Config,
+        ] {
+            assert_eq!(Origin::parse(o.as_str()), Some(o));
+        }
+        assert_eq!(ErrorKind::parse("nope"), None);
+    }
 
     #[test]
     fn internal_errors_never_show_a_specific_code() {

@@ -200,16 +200,25 @@ impl Embedder {
     pub fn embed_batch(&self, imgs: &[DecodedImage]) -> Result<Vec<Embedding>, EmbedError> {
         let len = self.pre.input_len();
         let mut input = vec![0f32; len * imgs.len()];
-        self.pool.install(|| {
-            input
-                .par_chunks_mut(len)
-                .zip(imgs.par_iter())
-                .try_for_each(|(out, img)| {
-                    self.pre
-                        .run(&img.rgb, out)
-                        .map_err(|e| with_source(e, &img.source))
-                })
-        })?;
+        if let [img] = imgs {
+            // One image (a search) is prepared on the caller's thread, as the model then runs
+            // on it too: the pool may be busy with an ingest's round of decodes, and a search
+            // must not queue behind it.
+            self.pre
+                .run(&img.rgb, &mut input)
+                .map_err(|e| with_source(e, &img.source))?;
+        } else {
+            self.pool.install(|| {
+                input
+                    .par_chunks_mut(len)
+                    .zip(imgs.par_iter())
+                    .try_for_each(|(out, img)| {
+                        self.pre
+                            .run(&img.rgb, out)
+                            .map_err(|e| with_source(e, &img.source))
+                    })
+            })?;
+        }
         self.run_model(&input, imgs.len())
     }
 

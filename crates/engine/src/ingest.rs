@@ -351,6 +351,11 @@ impl Engine {
         progress.start(work.len() as u64);
         let mut rest = work;
         while !rest.is_empty() {
+            // A cancelled job stops here, between batches: what is stored is catalogued too.
+            if progress.cancelled() {
+                info!(left = rest.len(), "ingest cancelled");
+                break;
+            }
             let tail = rest.split_off(rest.len().min(BATCH));
             let batch = std::mem::replace(&mut rest, tail);
             self.embed_batch(batch, progress, report)?;

@@ -12,6 +12,7 @@ mod encoder;
 mod error;
 mod files;
 mod ingest;
+pub mod jobs;
 pub mod learn;
 pub mod migrate;
 mod query;
@@ -22,7 +23,7 @@ mod words;
 use std::path::{Path, PathBuf};
 
 use parking_lot::Mutex;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 use vecdb::{CollectionConfig, IndexSpec, Metric};
 
@@ -114,7 +115,7 @@ pub struct Tag {
 }
 
 /// One search result. `metadata` is the point's stored metadata (see [`point_metadata`]).
-#[derive(Clone, Debug, Serialize)]
+#[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct SearchHit {
     pub id: u64,
     pub path: PathBuf,
@@ -129,6 +130,10 @@ pub trait ProgressSink: Sync {
     /// `n` more files are done; `msg` names the last one.
     fn advance(&self, n: u64, msg: &str);
     fn finish(&self);
+    /// Whether the ingest should stop after the batch it is in (a cancelled job).
+    fn cancelled(&self) -> bool {
+        false
+    }
 }
 
 /// A [`ProgressSink`] that shows nothing.
@@ -141,7 +146,7 @@ impl ProgressSink for NoProgress {
 }
 
 /// What an ingest run did.
-#[derive(Clone, Debug, Default, Serialize)]
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
 pub struct IndexReport {
     /// New files embedded and stored.
     pub added: u64,
@@ -269,6 +274,12 @@ impl Engine {
         let canonical = path.canonicalize().map_err(|e| EngineError::io(path, e))?;
         let key = canonical.to_string_lossy();
         Ok(self.catalog.by_path(&key)?.map(|r| image_record(&r)))
+    }
+
+    /// One indexed image by the path it was indexed under, as stored (no file-system access:
+    /// the caller has made it absolute and canonical, as the server's clients do).
+    pub fn image_by_indexed_path(&self, path: &str) -> Result<Option<ImageRecord>, EngineError> {
+        Ok(self.catalog.by_path(path)?.map(|r| image_record(&r)))
     }
 
     /// Saves what the store holds in memory (the index snapshot), so that the next open

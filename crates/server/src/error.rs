@@ -51,6 +51,15 @@ pub enum AppError {
     /// No collection has this name.
     #[error("collection {name} does not exist")]
     UnknownCollection { name: String },
+    /// An indexing job is running on this collection already.
+    #[error("job {id} is running; follow it at /api/jobs/{id} or cancel it first")]
+    JobRunning { id: u64 },
+    /// A job path outside the folders `index_roots` allows.
+    #[error("{path} is outside the folders this server may index (index_roots)")]
+    PathNotAllowed { path: String },
+    /// The server is shutting down and starts no new work.
+    #[error("the server is shutting down")]
+    ShuttingDown,
     /// No route matches the path.
     #[error("no route for {path}")]
     RouteNotFound { path: String },
@@ -100,6 +109,9 @@ impl AppError {
             ImageNotFound { .. } => (StatusCode::NOT_FOUND, "image_not_found"),
             NotFound { .. } => (StatusCode::NOT_FOUND, "not_found"),
             UnknownCollection { .. } => (StatusCode::NOT_FOUND, "unknown_collection"),
+            JobRunning { .. } => (StatusCode::CONFLICT, "job_running"),
+            PathNotAllowed { .. } => (StatusCode::FORBIDDEN, "path_not_allowed"),
+            ShuttingDown => (StatusCode::SERVICE_UNAVAILABLE, "shutting_down"),
             RouteNotFound { .. } => (StatusCode::NOT_FOUND, "route_not_found"),
             MethodNotAllowed => (StatusCode::METHOD_NOT_ALLOWED, "method_not_allowed"),
             Classified { class, .. } => (status_of(class), class.code),
@@ -134,7 +146,7 @@ impl IntoResponse for AppError {
         let (status, code) = self.status_and_code();
         // Server faults are logged in full but shown to the client in general terms, so that
         // paths and store internals do not leak through the API.
-        let message = if matches!(self, AppError::Busy { .. }) {
+        let message = if matches!(self, AppError::Busy { .. } | AppError::ShuttingDown) {
             tracing::debug!(error = %self, code, "request deferred");
             self.to_string()
         } else if status.is_server_error() {
@@ -149,7 +161,13 @@ impl IntoResponse for AppError {
             tracing::debug!(error = %self, code, "request rejected");
             bounded(self.to_string())
         };
-        let body = serde_json::json!({ "error": { "code": code, "message": message } });
+        let mut body = serde_json::json!({ "error": { "code": code, "message": message } });
+        // Errors of the engine and below also say their kind and origin, so that a client (the
+        // CLI in client mode) classifies them exactly as it would the error itself.
+        if let AppError::Classified { class, .. } = &self {
+            body["error"]["kind"] = class.kind.as_str().into();
+            body["error"]["origin"] = class.origin.as_str().into();
+        }
         let mut res = (status, Json(body)).into_response();
         let h = res.headers_mut();
         match self {

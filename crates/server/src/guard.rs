@@ -59,8 +59,15 @@ pub async fn guard(State(state): State<AppState>, request: Request, next: Next) 
             return err.into_response();
         }
     }
-    if let Some(token) = &config.token {
-        if needs_token(request.uri().path()) && !authorised(headers, token) {
+    let path = request.uri().path();
+    let required = config.token.is_some()
+        || (config.local_token.is_some() && privileged(request.method(), path));
+    if required && needs_token(path) {
+        let holder = [&config.token, &config.local_token]
+            .into_iter()
+            .flatten()
+            .any(|token| authorised(headers, token));
+        if !holder {
             return AppError::Unauthorized.into_response();
         }
     }
@@ -152,6 +159,12 @@ fn same_origin(headers: &HeaderMap, origin: Option<&str>) -> Result<(), AppError
 /// it (the page then asks for it), and so do `/healthz` (for probes) and the OpenAPI document.
 fn needs_token(path: &str) -> bool {
     path == "/api" || path.starts_with("/api/") || path == "/metrics"
+}
+
+/// Requests that need a token whenever the server has one, the local one included: starting and
+/// cancelling jobs, which read folders on the server by path (see SECURITY.md).
+fn privileged(method: &Method, path: &str) -> bool {
+    is_write(method) && (path == "/api/jobs" || path.starts_with("/api/jobs/"))
 }
 
 fn authorised(headers: &HeaderMap, token: &str) -> bool {

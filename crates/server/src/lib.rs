@@ -4,13 +4,16 @@
 //! The engine is synchronous and CPU-bound (decoding, embedding, index search), so every engine
 //! call runs on tokio's blocking pool; the async side only parses requests and writes responses.
 //! Nothing on disk is reachable by path: images are served only by the id the index gave them.
+//! Only indexing jobs take paths, and only from token holders (`api/jobs.rs`).
 
 mod api;
 mod assets;
 mod error;
 mod guard;
 mod metrics;
+pub mod owner;
 mod sniff;
+pub mod watch;
 
 use axum::extract::DefaultBodyLimit;
 use axum::http::Method;
@@ -18,6 +21,7 @@ use axum::routing::MethodRouter;
 use axum::Router;
 use engine::Engine;
 use std::net::SocketAddr;
+use std::path::PathBuf;
 use std::sync::Arc;
 use tower_http::trace::TraceLayer;
 
@@ -68,6 +72,18 @@ pub struct ServerConfig {
     /// Origins (`https://app.example`) allowed to call the API from another site's pages (CORS);
     /// empty means none, the default.
     pub cors_origins: Vec<String>,
+    /// A token of this run of the server, accepted besides `token` and written to
+    /// `DATA_DIR/server.json` for the other commands (see [`owner`]). Indexing jobs need one of
+    /// the two whenever either is set.
+    pub local_token: Option<String>,
+    /// Folders indexing jobs may read; empty allows any path the server can read (the job
+    /// routes then rest on the token alone; see SECURITY.md).
+    pub index_roots: Vec<PathBuf>,
+    /// Folders kept in sync by `serve_with_config`: watched, and rescanned at start and every
+    /// `rescan_secs` (see [`watch`]).
+    pub libraries: Vec<PathBuf>,
+    /// Seconds between two full rescans of the libraries.
+    pub rescan_secs: u64,
 }
 
 impl Default for ServerConfig {
@@ -90,6 +106,10 @@ impl Default for ServerConfig {
             token: None,
             allow_hosts: Vec::new(),
             cors_origins: Vec::new(),
+            local_token: None,
+            index_roots: Vec::new(),
+            libraries: Vec::new(),
+            rescan_secs: 3600,
         }
     }
 }
@@ -125,6 +145,8 @@ pub struct AppState {
     pub metrics: Arc<Metrics>,
     /// One permit per decode or embedding allowed at once.
     pub decode_slots: Arc<tokio::sync::Semaphore>,
+    /// The background indexing jobs of the engine (one at a time).
+    pub jobs: Arc<engine::jobs::Jobs>,
 }
 
 impl AppState {
@@ -140,6 +162,7 @@ impl AppState {
         }
         AppState {
             decode_slots: Arc::new(tokio::sync::Semaphore::new(config.decode_slots)),
+            jobs: Arc::new(engine::jobs::Jobs::new(engine.clone())),
             engine,
             config: Arc::new(config),
             metrics: Arc::new(Metrics::default()),
@@ -150,7 +173,7 @@ impl AppState {
 /// Every route of the router: path template, method and handler. The router is built from this
 /// table and the OpenAPI test reads the same table, so no route can go undocumented.
 fn routes() -> Vec<(&'static str, Method, MethodRouter<AppState>)> {
-    use api::{collections as col, images as img, search, system as sys};
+    use api::{collections as col, images as img, jobs, library, search, system as sys};
     use axum::routing::{delete, get, post};
     let mut table: Vec<(&'static str, Method, MethodRouter<AppState>)> = vec![
         ("/", Method::GET, get(assets::index)),
@@ -161,6 +184,13 @@ fn routes() -> Vec<(&'static str, Method, MethodRouter<AppState>)> {
         ("/api/search", Method::GET, get(search::search_get)),
         ("/api/search", Method::POST, post(search::search_post)),
         ("/api/images", Method::POST, post(img::upload)),
+        ("/api/images", Method::GET, get(library::by_path)),
+        ("/api/dedup", Method::GET, get(library::dedup)),
+        ("/api/jobs", Method::GET, get(jobs::list)),
+        ("/api/jobs/index", Method::POST, post(jobs::submit_index)),
+        ("/api/jobs/{id}", Method::GET, get(jobs::get)),
+        ("/api/jobs/{id}", Method::DELETE, delete(jobs::cancel)),
+        ("/api/jobs/{id}/events", Method::GET, get(jobs::events)),
         ("/api/images/{id}", Method::GET, get(img::record)),
         ("/api/images/{id}", Method::DELETE, delete(img::remove)),
         (
@@ -246,17 +276,42 @@ pub async fn serve(engine: Arc<Engine>, addr: SocketAddr) -> std::io::Result<()>
     serve_with_config(engine, addr, ServerConfig::default()).await
 }
 
-/// [`serve`] with explicit HTTP settings. After the requests in flight finish, the index
-/// snapshot is saved, so the next start does not rebuild the index.
+/// [`serve`] with explicit HTTP settings, as the owner of the engine's data directory: once
+/// listening it writes `DATA_DIR/server.json` with a fresh local token (see [`owner`]), so that
+/// the other commands go through this server. When told to stop, it finishes the requests in
+/// flight and the running job's current batch, saves the index snapshot (so the next start does
+/// not rebuild the index), and removes `server.json`.
 pub async fn serve_with_config(
     engine: Arc<Engine>,
     addr: SocketAddr,
-    config: ServerConfig,
+    mut config: ServerConfig,
 ) -> std::io::Result<()> {
     let listener = tokio::net::TcpListener::bind(addr).await?;
+    let local_token = owner::random_token()?;
+    config.local_token = Some(local_token.clone());
+    let _owner = owner::write(
+        &engine.config().data_dir,
+        listener.local_addr()?,
+        &local_token,
+        &engine.collection().name,
+    )?;
+    let watch = watch::WatchConfig {
+        libraries: config.libraries.clone(),
+        debounce: std::time::Duration::from_secs(2),
+        rescan: std::time::Duration::from_secs(config.rescan_secs.max(1)),
+        ignore: vec![engine.config().data_dir.clone()],
+    };
     let state = AppState::with_config(engine.clone(), config);
+    let jobs = state.jobs.clone();
+    let watch = watch::start(jobs.clone(), watch)?;
     serve_on(listener, state, shutdown_signal()).await?;
-    let saved = tokio::task::spawn_blocking(move || engine.save()).await;
+    // The jobs are closed: the watch submits nothing more.
+    drop(watch);
+    let saved = tokio::task::spawn_blocking(move || {
+        jobs.wait();
+        engine.save()
+    })
+    .await;
     match saved {
         Ok(Ok(())) => tracing::info!("index snapshot saved"),
         Ok(Err(err)) => tracing::warn!(%err, "could not save the index snapshot"),
@@ -287,6 +342,7 @@ pub async fn serve_on(
         tracing::warn!(%local, "listening beyond loopback without a token: anyone who can reach this address can drive the API");
     }
     let config = state.config.clone();
+    let jobs = state.jobs.clone();
     let router = app(state).layer(axum::Extension(guard::Listening(local)));
     let slots = Arc::new(tokio::sync::Semaphore::new(config.max_connections.max(1)));
     let graceful = hyper_util::server::graceful::GracefulShutdown::new();
@@ -330,6 +386,8 @@ pub async fn serve_on(
     }
     drop(listener);
     tracing::info!("shutting down: finishing the requests in flight");
+    // A running job stops after its current batch, which ends the event streams following it.
+    jobs.close();
     let drain = Duration::from_secs(config.request_timeout_secs.max(1) + 5);
     if tokio::time::timeout(drain, graceful.shutdown())
         .await

@@ -4,6 +4,10 @@
 #[path = "http/collections.rs"]
 mod collections;
 mod common;
+#[path = "http/jobs.rs"]
+mod jobs;
+#[path = "http/watch.rs"]
+mod watch;
 
 use axum::body::Body;
 use axum::http::{header, Method, Request};

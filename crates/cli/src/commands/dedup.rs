@@ -2,6 +2,7 @@
 
 use clap::Args;
 
+use crate::client;
 use crate::config::RawConfig;
 use crate::GlobalArgs;
 
@@ -17,8 +18,11 @@ pub struct DedupArgs {
 }
 
 pub fn run(g: &GlobalArgs, args: &DedupArgs) -> anyhow::Result<()> {
-    let (engine, _) = g.open(RawConfig::default())?;
-    let groups = engine.dedup(args.threshold)?;
+    let settings = g.settings(RawConfig::default())?;
+    let groups = match client::for_settings(&settings)? {
+        Some(server) => server.dedup(args.threshold)?,
+        None => engine::Engine::open(settings.engine)?.dedup(args.threshold)?,
+    };
     if args.json {
         println!("{}", serde_json::to_string_pretty(&groups)?);
         return Ok(());

@@ -5,6 +5,7 @@ use std::path::PathBuf;
 use clap::Args;
 use serde_json::json;
 
+use crate::client;
 use crate::config::RawConfig;
 use crate::progress::Bar;
 use crate::GlobalArgs;
@@ -26,9 +27,17 @@ pub struct IndexArgs {
 }
 
 pub fn run(g: &GlobalArgs, args: &IndexArgs) -> anyhow::Result<()> {
-    let (engine, _) = g.open(RawConfig::default())?;
+    let settings = g.settings(RawConfig::default())?;
     let bar = Bar::new(g.quiet || args.json);
-    let report = engine.index_paths(&args.paths, &bar)?;
+    // With a server running on the data directory, the indexing is its job, followed here.
+    let report = match client::for_settings(&settings)? {
+        Some(server) => server.index(&args.paths, &bar)?,
+        None => engine::Engine::open(settings.engine)?.index_paths(&args.paths, &bar)?,
+    };
+    print_report(&report, args)
+}
+
+fn print_report(report: &engine::IndexReport, args: &IndexArgs) -> anyhow::Result<()> {
     if args.json {
         let list = |v: &[(PathBuf, String)]| -> Vec<serde_json::Value> {
             v.iter()

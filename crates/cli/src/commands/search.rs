@@ -6,6 +6,7 @@ use clap::{ArgGroup, Args};
 use engine::{Query, SearchHit};
 use vecdb::Filter;
 
+use crate::client;
 use crate::config::RawConfig;
 use crate::exit::UsageError;
 use crate::GlobalArgs;
@@ -115,25 +116,10 @@ pub fn run(g: &GlobalArgs, args: &SearchArgs) -> anyhow::Result<()> {
         threshold: args.threshold,
         filter: args.filter()?,
     };
-    let (engine, _) = g.open(RawConfig::default())?;
-    let hits = if let Some(p) = &args.image {
-        engine.search_path(p, &query)?
-    } else if let Some(p) = &args.similar_to {
-        let rec = engine
-            .image_by_path(p)?
-            .ok_or_else(|| engine::EngineError::NotFound {
-                what: format!(
-                    "{} is not indexed (search with it as IMAGE instead of --similar-to)",
-                    p.display()
-                ),
-            })?;
-        engine.search_id(rec.id, &query)?
-    } else if let Some(id) = args.id {
-        engine.search_id(id, &query)?
-    } else if let Some(t) = &args.text {
-        engine.search_text(t, &query)?
-    } else {
-        return Err(UsageError("give IMAGE, --similar-to, --id or --text".into()).into());
+    let settings = g.settings(RawConfig::default())?;
+    let hits = match client::for_settings(&settings)? {
+        Some(server) => search_through(&server, args, &query)?,
+        None => search_direct(&engine::Engine::open(settings.engine)?, args, &query)?,
     };
     if args.json {
         println!("{}", serde_json::to_string_pretty(&hits)?);
@@ -141,6 +127,57 @@ pub fn run(g: &GlobalArgs, args: &SearchArgs) -> anyhow::Result<()> {
         print_table(&hits);
     }
     Ok(())
+}
+
+/// The message of an image given with --similar-to that is not indexed.
+fn not_indexed(p: &std::path::Path) -> engine::EngineError {
+    engine::EngineError::NotFound {
+        what: format!(
+            "{} is not indexed (search with it as IMAGE instead of --similar-to)",
+            p.display()
+        ),
+    }
+}
+
+/// The search through a running server's API.
+fn search_through(
+    server: &client::Client,
+    args: &SearchArgs,
+    query: &Query,
+) -> anyhow::Result<Vec<SearchHit>> {
+    Ok(if let Some(p) = &args.image {
+        server.search_path(p, query)?
+    } else if let Some(p) = &args.similar_to {
+        let id = server.indexed_id(p)?.ok_or_else(|| not_indexed(p))?;
+        server.search_id(id, query)?
+    } else if let Some(id) = args.id {
+        server.search_id(id, query)?
+    } else if let Some(t) = &args.text {
+        server.search_text(t, query)?
+    } else {
+        return Err(UsageError("give IMAGE, --similar-to, --id or --text".into()).into());
+    })
+}
+
+/// The search on the engine, opened here.
+fn search_direct(
+    engine: &engine::Engine,
+    args: &SearchArgs,
+    query: &Query,
+) -> anyhow::Result<Vec<SearchHit>> {
+    let hits = if let Some(p) = &args.image {
+        engine.search_path(p, query)?
+    } else if let Some(p) = &args.similar_to {
+        let rec = engine.image_by_path(p)?.ok_or_else(|| not_indexed(p))?;
+        engine.search_id(rec.id, query)?
+    } else if let Some(id) = args.id {
+        engine.search_id(id, query)?
+    } else if let Some(t) = &args.text {
+        engine.search_text(t, query)?
+    } else {
+        return Err(UsageError("give IMAGE, --similar-to, --id or --text".into()).into());
+    };
+    Ok(hits)
 }
 
 /// Top tags of a hit as "name (score)".

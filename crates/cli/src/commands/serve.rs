@@ -30,6 +30,11 @@ pub struct ServeArgs {
     /// Repeatable
     #[arg(long = "cors-origin", value_name = "ORIGIN")]
     pub cors_origin: Vec<String>,
+    /// Keep this folder in sync: watch it, rescan it at start and every `rescan_secs`, and
+    /// index what is added, changed, renamed or removed (besides `libraries` in the
+    /// configuration). Repeatable
+    #[arg(long = "watch", value_name = "DIR")]
+    pub watch: Vec<PathBuf>,
     /// Serve beyond loopback without a token: anyone who can reach the address can read,
     /// add and delete images
     #[arg(long)]
@@ -48,10 +53,29 @@ pub fn run(g: &GlobalArgs, args: &ServeArgs) -> anyhow::Result<()> {
         cors_origin: (!args.cors_origin.is_empty()).then(|| args.cors_origin.clone()),
         ..RawConfig::default()
     };
+    let watch = args
+        .watch
+        .iter()
+        .map(|dir| {
+            std::path::absolute(dir)
+                .map_err(|e| ConfigError(format!("--watch {}: {e}", dir.display())))
+        })
+        .collect::<Result<Vec<_>, _>>()?;
     // Checked before the engine opens (which loads the model), so a refused start is quick.
     let settings = g.settings(extra.clone())?;
     check_exposure(&settings, args.insecure_no_auth)?;
-    let (engine, settings) = g.open(extra)?;
+    if let Some(running) = crate::client::live_server(&settings.engine.data_dir) {
+        let f = running.file();
+        return Err(ConfigError(format!(
+            "imgsearch serve (pid {}, http://{}/) already owns {}; stop it first",
+            f.pid,
+            f.address,
+            settings.engine.data_dir.display()
+        ))
+        .into());
+    }
+    let (engine, mut settings) = g.open(extra)?;
+    settings.server.libraries.extend(watch);
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()

@@ -3,6 +3,7 @@
 use clap::Args;
 use serde_json::json;
 
+use crate::client;
 use crate::config::{all_keys, RawConfig};
 use crate::GlobalArgs;
 
@@ -14,12 +15,17 @@ pub struct StatusArgs {
 }
 
 pub fn run(g: &GlobalArgs, args: &StatusArgs) -> anyhow::Result<()> {
-    let (engine, settings) = g.open(RawConfig::default())?;
-    let s = engine.status()?;
+    let settings = g.settings(RawConfig::default())?;
+    // The engine's status as JSON, from a running server's API or from the engine opened here,
+    // so that both print through the code below.
+    let mut v = match client::for_settings(&settings)? {
+        Some(server) => server.status()?,
+        None => serde_json::to_value(engine::Engine::open(settings.engine.clone())?.status()?)?,
+    };
     let places = &settings.places;
-    let data_dir = std::path::absolute(&s.data_dir).unwrap_or_else(|_| s.data_dir.clone());
+    let data_dir = std::path::absolute(&settings.engine.data_dir)
+        .unwrap_or_else(|_| settings.engine.data_dir.clone());
     if args.json {
-        let mut v = serde_json::to_value(&s)?;
         if let Some(o) = v.as_object_mut() {
             o.insert("data_dir".into(), json!(data_dir));
             o.insert("data_dir_from".into(), json!(places.data_dir_from));
@@ -39,6 +45,10 @@ pub fn run(g: &GlobalArgs, args: &StatusArgs) -> anyhow::Result<()> {
         println!("{}", serde_json::to_string_pretty(&v)?);
         return Ok(());
     }
+    let text = |key: &str| match &v[key] {
+        serde_json::Value::String(s) => s.clone(),
+        other => other.to_string(),
+    };
     println!(
         "data dir:    {} (from {})",
         data_dir.display(),
@@ -49,39 +59,44 @@ pub fn run(g: &GlobalArgs, args: &StatusArgs) -> anyhow::Result<()> {
         println!("config file: {} ({state})", path.display());
     }
     println!("model from:  {}", settings.engine.model);
-    println!("store:       {}", s.store);
-    println!("collection:  {}", s.collection);
+    println!("store:       {}", text("store"));
+    println!("collection:  {}", text("collection"));
     println!(
         "images:      {} points, {} catalogued files",
-        s.points, s.files
+        text("points"),
+        text("files")
     );
-    println!("model:       {}", s.model);
-    if let Some(m) = &s.collection_model {
+    println!("model:       {}", text("model"));
+    if let Some(m) = v["collection_model"].as_str() {
         println!(
             "WARNING:     the collection was made by model {m}; searches and indexing are refused"
         );
     }
-    println!("dimension:   {}", s.dim);
-    println!(
-        "metric:      {}",
-        serde_json::to_value(s.metric)?.as_str().unwrap_or("?")
+    println!("dimension:   {}", text("dim"));
+    println!("metric:      {}", v["metric"].as_str().unwrap_or("?"));
+    // Through the typed spec, so that its fields print in their declared order.
+    let index = serde_json::from_value::<vecdb::IndexSpec>(v["index"].clone()).map_or_else(
+        |_| v["index"].to_string(),
+        |spec| serde_json::to_string(&spec).unwrap_or_default(),
     );
-    println!("index:       {}", serde_json::to_string(&s.index)?);
-    println!("text search: {}", s.text_search);
-    if let Some(st) = &s.storage {
-        let mib = |b: u64| b as f64 / (1024.0 * 1024.0);
+    println!("index:       {index}");
+    println!("text search: {}", text("text_search"));
+    if let Some(st) = v["storage"].as_object() {
+        let mib = |key: &str| {
+            st.get(key).and_then(|b| b.as_u64()).unwrap_or(0) as f64 / (1024.0 * 1024.0)
+        };
         println!(
             "memory:      {:.1} MiB vectors mapped (page cache), {:.1} MiB index, {:.1} MiB slot tables{}",
-            mib(st.vectors_mapped_bytes),
-            mib(st.index_bytes),
-            mib(st.slot_table_bytes),
-            if st.metadata_cache_loaded {
+            mib("vectors_mapped_bytes"),
+            mib("index_bytes"),
+            mib("slot_table_bytes"),
+            if st.get("metadata_cache_loaded").and_then(|b| b.as_bool()) == Some(true) {
                 ", metadata cache loaded (filters)"
             } else {
                 ""
             }
         );
-        println!("disk:        {:.1} MiB", mib(st.disk_bytes));
+        println!("disk:        {:.1} MiB", mib("disk_bytes"));
     }
     Ok(())
 }

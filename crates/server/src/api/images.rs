@@ -1,7 +1,8 @@
 //! Indexed images: their records, thumbnails and original files; uploads and removal.
 //!
 //! Files are reached only through the index: a request names an id, the engine's catalog maps it
-//! to a path, and only that file is read. No route takes a path, so nothing else on disk is
+//! to a path, and only that file is read. No route here reads a file by a path it was given
+//! (`GET /api/images?path=` only looks the path up in the catalog), so nothing else on disk is
 //! reachable.
 
 use super::extract::PathParam;
@@ -21,7 +22,7 @@ use engine::ImageRecord;
 /// modification time; the browser may keep them an hour and revalidate with the ETag after.
 const IMAGE_CACHE: &str = "private, max-age=3600";
 
-fn image_json(record: &ImageRecord) -> Result<serde_json::Value, AppError> {
+pub(crate) fn image_json(record: &ImageRecord) -> Result<serde_json::Value, AppError> {
     let mut value = serde_json::to_value(record).map_err(|err| AppError::Internal {
         reason: format!("cannot serialise record: {err}"),
     })?;

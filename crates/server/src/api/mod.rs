@@ -3,6 +3,8 @@
 pub mod collections;
 pub mod extract;
 pub mod images;
+pub mod jobs;
+pub mod library;
 pub mod search;
 pub mod system;
 

@@ -1,0 +1,50 @@
+#!/usr/bin/env bash
+# Search latency while an indexing job runs, against idle (issue 15's "within 3x" target).
+#
+# Makes a corpus of N images (copies of samples/, each copy its own file to embed), starts
+# `imgsearch serve` on an empty data directory with one image indexed, then measures searches
+# (bench/jobs/measure.py) idle and during a job over the corpus, for searches by id and by image.
+#
+# Usage: bench/jobs/run.sh [--images 10000] [--bin PATH]   (default: a release build)
+# Results: bench/results/jobs.jsonl, one line per search kind.
+set -euo pipefail
+root="$(cd "$(dirname "$0")/../.." && pwd)"
+cd "$root"
+images=10000
+bin=
+while [[ $# -gt 0 ]]; do
+    case "$1" in
+        --images) images=$2; shift 2 ;;
+        --bin) bin=$2; shift 2 ;;
+        *) echo "unknown argument $1" >&2; exit 2 ;;
+    esac
+done
+if [[ -z "$bin" ]]; then
+    export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$root/target}"
+    cargo build --release --locked -p imgsearch
+    bin="$CARGO_TARGET_DIR/release/imgsearch"
+fi
+work=$(mktemp -d)
+pid=
+cleanup() { [[ -n "$pid" ]] && kill "$pid" 2>/dev/null; wait 2>/dev/null || true; rm -rf "$work"; }
+trap cleanup EXIT
+mkdir -p "$work/seed" bench/results
+cp samples/coffee.jpg "$work/seed/"
+srcs=(samples/*.jpg samples/*.png)
+for kind in id image; do
+    corpus="$work/corpus-$kind"
+    mkdir -p "$corpus"
+    for ((i = 0; i < images; i++)); do
+        src=${srcs[$((i % ${#srcs[@]}))]}
+        cp "$src" "$corpus/$i-$(basename "$src")"
+    done
+    data="$work/data-$kind"
+    "$bin" --data-dir "$data" --quiet index "$work/seed" >/dev/null
+    port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
+    "$bin" --data-dir "$data" serve --bind "127.0.0.1:$port" >/dev/null 2>&1 &
+    pid=$!
+    for _ in $(seq 600); do [[ -f "$data/server.json" ]] && break; sleep 0.1; done
+    python3 bench/jobs/measure.py "$data" "$corpus" samples/coffee.jpg --kind "$kind" \
+        --json bench/results/jobs.jsonl
+    kill "$pid"; wait "$pid" || true; pid=
+done
