@@ -84,6 +84,7 @@ pub struct QueryParamsIn {
     ef: Option<usize>,
     nprobe: Option<usize>,
     probes: Option<usize>,
+    refine_k: Option<f32>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -317,6 +318,7 @@ pub async fn search(
         ef: body.param.params.ef,
         nprobe: body.param.params.nprobe,
         probes: body.param.params.probes,
+        refine_k: body.param.params.refine_k,
     };
     let asked_metric = body
         .param

@@ -31,6 +31,11 @@ impl Writer {
             self.u32(*x);
         }
     }
+    /// A length-prefixed byte array.
+    pub(crate) fn bytes(&mut self, v: &[u8]) {
+        self.u64(v.len() as u64);
+        self.buf.extend_from_slice(v);
+    }
     /// A length-prefixed `f32` array.
     pub(crate) fn f32s(&mut self, v: &[f32]) {
         self.u64(v.len() as u64);
@@ -93,6 +98,11 @@ impl<'a> Reader<'a> {
             .chunks_exact(4)
             .map(|c| u32::from_le_bytes(c.try_into().expect("4 bytes")))
             .collect())
+    }
+    /// A length-prefixed byte array, borrowed from the input.
+    pub(crate) fn bytes(&mut self) -> Result<&'a [u8], String> {
+        let n = self.len(1)?;
+        self.take(n)
     }
     pub(crate) fn f32s(&mut self) -> Result<Vec<f32>, String> {
         let n = self.len(4)?;
