@@ -97,7 +97,7 @@ pair_of() {
         faiss:flat:1) echo flat ;;
         faiss:ivf) echo ivf ;;
         faiss:hnsw_sq) echo hnsw_sq ;;
-        faiss:ivf_sq8) echo ivf_sq8 ;;
+        faiss:ivf_sq8|faiss:ivf_sq8:1) echo ivf_sq8 ;;
     esac
 }
 run_peer() {
