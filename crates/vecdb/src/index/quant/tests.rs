@@ -150,26 +150,37 @@ fn rerank_equals_exact_search_over_the_candidates() {
     }
 }
 
+/// Without re-ranking, every kind returns the codes' distances: the flat scan, the HNSW walk and
+/// the IVF scans really run on the codes.
 #[test]
 fn without_refine_results_are_code_distances() {
     let kind = DistanceKind::L2Squared;
     let pts = data(1_000, 8, kind);
     let arena = arena_of(&pts);
-    let idx = built(
-        &IndexSpec::FlatSq8 {
-            refine: false,
-            refine_k: DEFAULT_REFINE_K,
-        },
-        &arena,
-        kind,
-    );
-    let q = quantized(&idx);
-    let query = &data(1, 9, kind)[0];
-    let pq = q.codes().prepare(kernels(), query);
-    let hits = idx.search(&arena, query, 10, &QueryParams::default(), &|_| true);
-    assert_eq!(hits.len(), 10);
-    for (s, d) in hits {
-        assert_eq!(d, q.codes().dist(kernels(), &pq, s));
+    for spec in specs() {
+        let (base, _, refine_k) = spec.quantized_parts().unwrap();
+        let mut idx = AnyIndex::Quantized(QuantizedIndex::new(
+            AnyIndex::new(&base, DIM, kind, 42),
+            DIM,
+            kind,
+            false,
+            refine_k,
+        ));
+        idx.build(&arena, &(0..1_000).collect::<Vec<_>>());
+        let q = quantized(&idx);
+        let query = &data(1, 9, kind)[0];
+        let pq = q.codes().prepare(kernels(), query);
+        let hits = idx.search(&arena, query, 10, &QueryParams::default(), &|_| true);
+        assert_eq!(hits.len(), 10, "{}", spec.kind_name());
+        for (s, d) in hits {
+            assert_eq!(d, q.codes().dist(kernels(), &pq, s), "{}", spec.kind_name());
+            assert_ne!(
+                d,
+                kind.eval(kernels(), query, arena.get(s)),
+                "{}",
+                spec.kind_name()
+            );
+        }
     }
 }
 
