@@ -1,6 +1,7 @@
 //! The raw vector API, shaped after Milvus: collections with a dimension, a `metric_type`
-//! (`L2`, `IP`, `COSINE`), an `index_type` (`FLAT`, `HNSW`, `IVF_FLAT`, `LSH`) and `params`;
-//! searches with `data`, `limit`, `filter` and `param: {metric_type, params: {ef, nprobe}}`.
+//! (`L2`, `IP`, `COSINE`), an `index_type` (`FLAT`, `HNSW`, `IVF_FLAT`, `LSH`, and the SQ8 kinds
+//! `FLAT_SQ8`, `HNSW_SQ`, `IVF_SQ8`) and `params`; searches with `data`, `limit`, `filter` and
+//! `param: {metric_type, params: {ef, nprobe, probes, refine_k}}`.
 //!
 //! Everything goes through `engine.store()`, so it works the same on the embedded store and on
 //! Milvus. The collection that holds the image index may be read here but not written: points
