@@ -5,7 +5,8 @@
 # summary table with the ratios.
 #
 # Usage: bench/run-ann.sh [--threads N] [--queries N|all] [--repeats N] [--data DIR]
-#                         [--ours "hnsw flat flatbatch ivf lsh"] [--peers "hnswlib:hnsw faiss:hnsw ..."]
+#                         [--ours "hnsw flat flatbatch ivf lsh hnsw_sq ivf_sq8 flat_sq8"]
+#                         [--peers "hnswlib:hnsw faiss:hnsw faiss:hnsw_sq faiss:ivf_sq8 ..."]
 #                         [--with-collection]   (also imgsearch HNSW through the Collection API)
 # Environment: CARGO_TARGET_DIR (default: <repo>/target).
 set -euo pipefail
@@ -16,8 +17,11 @@ threads=1
 queries=2000
 repeats=3
 data="$here/data/fashion-mnist-784-euclidean"
-ours="hnsw flat flatbatch ivf lsh"   # flatbatch: flat through AnyIndex::search_batch
-peers="hnswlib:hnsw faiss:hnsw faiss:flat faiss:flat:1 faiss:ivf faiss:ivf:1"
+# flatbatch: flat through AnyIndex::search_batch; *_sq*: SQ8 codes with exact re-ranking of
+# refine_k x k candidates (imgsearch) and faiss' IndexHNSWSQ / IndexIVFScalarQuantizer (no
+# re-ranking).
+ours="hnsw flat flatbatch ivf lsh hnsw_sq ivf_sq8"
+peers="hnswlib:hnsw faiss:hnsw faiss:flat faiss:flat:1 faiss:ivf faiss:ivf:1 faiss:hnsw_sq faiss:ivf_sq8"
 m=16
 efc=200
 ef="10,16,24,32,48,64,96,128"
@@ -77,8 +81,8 @@ repeats_for() { [[ "$1" == flat* || "$1" == lsh ]] && echo 1 || echo "$repeats";
 run_ours() {
     local extra=() index="$1"
     case "$1" in
-        hnsw) extra=(--m "$m" --ef-construction "$efc" --ef "$ef") ;;
-        ivf) extra=(--nlist "$nlist" --nprobe "$nprobe") ;;
+        hnsw|hnsw_sq) extra=(--m "$m" --ef-construction "$efc" --ef "$ef") ;;
+        ivf|ivf_sq8) extra=(--nlist "$nlist" --nprobe "$nprobe") ;;
         lsh) extra=("${lsh_args[@]}") ;;
         flatbatch) index=flat; extra=(--query-batch 0) ;;
     esac
@@ -92,6 +96,8 @@ pair_of() {
         faiss:flat) echo flatbatch ;;
         faiss:flat:1) echo flat ;;
         faiss:ivf) echo ivf ;;
+        faiss:hnsw_sq) echo hnsw_sq ;;
+        faiss:ivf_sq8|faiss:ivf_sq8:1) echo ivf_sq8 ;;
     esac
 }
 run_peer() {

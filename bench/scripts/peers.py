@@ -1,5 +1,6 @@
 #!/usr/bin/env python3
-"""The peer side of the ANN benchmark: hnswlib (HNSW) and faiss-cpu (HNSW, IVF-Flat, flat).
+"""The peer side of the ANN benchmark: hnswlib (HNSW) and faiss-cpu (HNSW, IVF-Flat, flat, and the
+8-bit scalar-quantised IndexHNSWSQ and IndexIVFScalarQuantizer as `hnsw_sq` and `ivf_sq8`).
 
 Measures what `ann` measures for imgsearch, on the same TEXMEX files, with the same k, the same
 query count and the same thread count, and prints the same JSON lines (one per measured point):
@@ -121,10 +122,20 @@ def build_faiss(cfg, base):
     if cfg["index"] == "hnsw":
         index = faiss.IndexHNSWFlat(d, cfg["m"], metric)
         index.hnsw.efConstruction = cfg["ef_construction"]
-    elif cfg["index"] == "ivf":
+    elif cfg["index"] == "hnsw_sq":
+        # 8-bit scalar codes with a per-dimension range, like imgsearch's hnsw_sq; faiss builds
+        # the graph on the codes and does not re-rank.
+        index = faiss.IndexHNSWSQ(d, faiss.ScalarQuantizer.QT_8bit, cfg["m"], metric)
+        index.hnsw.efConstruction = cfg["ef_construction"]
+        index.train(base)
+    elif cfg["index"] in ("ivf", "ivf_sq8"):
         quantizer = faiss.IndexFlat(d, metric)
         # faiss keeps a reference to the quantizer inside the index (add_ref_in_constructor).
-        index = faiss.IndexIVFFlat(quantizer, d, cfg["nlist"], metric)
+        if cfg["index"] == "ivf":
+            index = faiss.IndexIVFFlat(quantizer, d, cfg["nlist"], metric)
+        else:
+            index = faiss.IndexIVFScalarQuantizer(quantizer, d, cfg["nlist"],
+                                                  faiss.ScalarQuantizer.QT_8bit, metric)
         index.cp.seed = cfg["seed"]
         index.train(base)
     else:
@@ -147,11 +158,11 @@ def sweep_faiss(cfg, index):
     def search(q):
         _, labels = index.search(q, cfg["k"])
         return labels
-    if cfg["index"] == "hnsw":
+    if cfg["index"] in ("hnsw", "hnsw_sq"):
         for ef in cfg["ef"]:
             index.hnsw.efSearch = ef
             yield {"m": cfg["m"], "ef_construction": cfg["ef_construction"], "ef": ef}, search
-    elif cfg["index"] == "ivf":
+    elif cfg["index"] in ("ivf", "ivf_sq8"):
         for nprobe in cfg["nprobe"]:
             index.nprobe = nprobe
             yield {"nlist": cfg["nlist"], "nprobe": nprobe}, search
@@ -226,7 +237,8 @@ def main():
     for run in args.runs.split(","):
         library, index, *batch = run.split(":")
         if (library, index) not in {("hnswlib", "hnsw"), ("faiss", "hnsw"), ("faiss", "ivf"),
-                                    ("faiss", "flat")}:
+                                    ("faiss", "flat"), ("faiss", "hnsw_sq"),
+                                    ("faiss", "ivf_sq8")}:
             ap.error(f"unknown run {run}")
         cfg = {
             "library": library, "index": index, "data": args.data, "metric": args.metric,

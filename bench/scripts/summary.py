@@ -5,7 +5,8 @@ For each library/index: build time, peak RSS, and the highest QPS among the meas
 recall@10 is at or above each target (0.95 and 0.99). No interpolation: a point counts only if it
 was measured at or above the target, which is conservative for every library alike.
 Ratios: imgsearch HNSW QPS / hnswlib QPS at each target, imgsearch HNSW build time / hnswlib
-build time, imgsearch flat QPS / faiss flat QPS.
+build time, imgsearch flat QPS / faiss flat QPS, and the SQ8 kinds against our unquantised index
+and faiss' SQ8 index of the same structure.
 """
 
 import argparse
@@ -115,6 +116,18 @@ def main():
         if ivf and groups.get(("faiss", peer_key)):
             print(f"imgsearch IVF QPS / faiss IVF QPS at recall@10 >= 0.95 ({how}): "
                   f"{ratio(*cpu_pair(ivf, groups[('faiss', peer_key)], 0.95))} (per CPU second)")
+    # Quantised kinds: against our unquantised index and against faiss' SQ8 index of the same
+    # structure (which does not re-rank).
+    for quant, plain in (("hnsw_sq", "hnsw"), ("ivf_sq8", "ivf")):
+        q = groups.get(("imgsearch", quant))
+        if not q:
+            continue
+        for other, label in ((groups.get(("imgsearch", plain)), f"imgsearch {plain}"),
+                             (groups.get(("faiss", quant)), f"faiss {quant}")):
+            if other:
+                cells = "; ".join(f"{ratio(*cpu_pair(q, other, t))} at recall@10 >= {t}"
+                                  for t in TARGETS)
+                print(f"imgsearch {quant} QPS / {label} QPS (per CPU second): {cells}")
 
 
 if __name__ == "__main__":

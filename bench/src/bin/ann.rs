@@ -38,6 +38,15 @@ enum IndexKind {
     Hnsw,
     Ivf,
     Lsh,
+    /// Flat scan of SQ8 codes, exact re-ranking.
+    #[value(name = "flat_sq8")]
+    FlatSq8,
+    /// HNSW walked on SQ8 codes, exact re-ranking (Milvus' HNSW_SQ).
+    #[value(name = "hnsw_sq")]
+    HnswSq,
+    /// IVF lists scanned on SQ8 codes, exact re-ranking (Milvus' IVF_SQ8).
+    #[value(name = "ivf_sq8")]
+    IvfSq8,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, ValueEnum)]
@@ -120,6 +129,10 @@ struct Args {
     /// Append the JSON lines to this file too (they always go to stdout).
     #[arg(long)]
     out: Option<PathBuf>,
+    /// Quantised kinds: candidates re-ranked exactly, as a multiple of k (0: no re-ranking,
+    /// the codes' approximate distances are returned).
+    #[arg(long, default_value_t = vecdb::index::quant::DEFAULT_REFINE_K)]
+    refine_k: f32,
 }
 
 impl Args {
@@ -150,14 +163,75 @@ impl Args {
                 probes: self.lsh_probes[0],
                 bucket_width: self.lsh_bucket_width,
             },
+            IndexKind::FlatSq8 => IndexSpec::FlatSq8 {
+                refine: self.refine(),
+                refine_k: self.spec_refine_k(),
+            },
+            IndexKind::HnswSq => IndexSpec::HnswSq {
+                m: self.m,
+                ef_construction: self.ef_construction,
+                ef: self.ef[0],
+                refine: self.refine(),
+                refine_k: self.spec_refine_k(),
+            },
+            IndexKind::IvfSq8 => IndexSpec::IvfSq8 {
+                nlist: self.nlist,
+                nprobe: self.nprobe[0],
+                refine: self.refine(),
+                refine_k: self.spec_refine_k(),
+            },
         }
+    }
+
+    /// `--refine-k 0` turns re-ranking off.
+    fn refine(&self) -> bool {
+        self.refine_k != 0.0
+    }
+
+    fn spec_refine_k(&self) -> f32 {
+        if self.refine() {
+            self.refine_k
+        } else {
+            vecdb::index::quant::DEFAULT_REFINE_K
+        }
+    }
+
+    /// The `refine_k` recorded in the JSON params of quantised runs (0 when off).
+    fn refine_json(&self, mut p: Value) -> Value {
+        if let Value::Object(map) = &mut p {
+            map.insert("quantization".to_owned(), json!("sq8"));
+            map.insert("refine_k".to_owned(), json!(self.refine_k));
+        }
+        p
     }
 
     /// The sweep: one entry per measured point, its JSON params and its query parameters.
     fn sweep(&self) -> Vec<(Value, QueryParams)> {
-        let params = |ef, nprobe, probes| QueryParams { ef, nprobe, probes };
+        let params = |ef, nprobe, probes| QueryParams {
+            ef,
+            nprobe,
+            probes,
+            refine_k: None,
+        };
         match self.index {
             IndexKind::Flat => vec![(json!({}), params(None, None, None))],
+            IndexKind::FlatSq8 => vec![(self.refine_json(json!({})), params(None, None, None))],
+            IndexKind::HnswSq => self
+                .ef
+                .iter()
+                .map(|&ef| {
+                    let p = json!({"m": self.m, "ef_construction": self.ef_construction, "ef": ef});
+                    (self.refine_json(p), params(Some(ef), None, None))
+                })
+                .collect(),
+            IndexKind::IvfSq8 => self
+                .nprobe
+                .iter()
+                .map(|&n| {
+                    let p = json!({"nlist": self.nlist, "nprobe": n});
+                    (self.refine_json(p), params(None, Some(n), None))
+                })
+                .collect(),
             IndexKind::Hnsw => self
                 .ef
                 .iter()
@@ -409,6 +483,9 @@ fn index_name(kind: IndexKind) -> &'static str {
         IndexKind::Hnsw => "hnsw",
         IndexKind::Ivf => "ivf",
         IndexKind::Lsh => "lsh",
+        IndexKind::FlatSq8 => "flat_sq8",
+        IndexKind::HnswSq => "hnsw_sq",
+        IndexKind::IvfSq8 => "ivf_sq8",
     }
 }
 

@@ -110,11 +110,17 @@ fn main() -> Result<()> {
     }
 }
 
-fn spec_of(index: IndexKind) -> IndexSpec {
-    match index {
-        IndexKind::Flat => IndexSpec::Flat,
-        IndexKind::Hnsw => IndexSpec::default_hnsw(),
-        IndexKind::Ivf => IndexSpec::default_ivf(),
+fn spec_of(index: IndexKind, quantization: Quantization) -> IndexSpec {
+    match (index, quantization) {
+        (IndexKind::Flat, Quantization::Sq8) => IndexSpec::FlatSq8 {
+            refine: true,
+            refine_k: vecdb::index::quant::DEFAULT_REFINE_K,
+        },
+        (IndexKind::Hnsw, Quantization::Sq8) => IndexSpec::default_hnsw_sq(),
+        (IndexKind::Ivf, Quantization::Sq8) => IndexSpec::default_ivf_sq8(),
+        (IndexKind::Flat, _) => IndexSpec::Flat,
+        (IndexKind::Hnsw, _) => IndexSpec::default_hnsw(),
+        (IndexKind::Ivf, _) => IndexSpec::default_ivf(),
     }
 }
 
@@ -127,8 +133,10 @@ fn build(
     seed: u64,
     no_engine: bool,
 ) -> Result<()> {
-    if quantization != Quantization::None {
-        bail!("quantization {quantization:?} is not implemented by vecdb yet; use --quantization none");
+    if quantization == Quantization::Rabitq {
+        bail!(
+            "quantization rabitq is not implemented by vecdb yet; use --quantization none or sq8"
+        );
     }
     ensure!(n > 0, "--points must be positive");
     ensure!(
@@ -137,7 +145,7 @@ fn build(
         data_dir.display()
     );
     let start = Instant::now();
-    let spec = spec_of(index);
+    let spec = spec_of(index, quantization);
     let catalog_model = if no_engine {
         let db = Database::open(&data_dir.join("db"))?;
         db.create_collection(vecdb::CollectionConfig {

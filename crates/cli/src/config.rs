@@ -40,6 +40,7 @@ pub struct RawConfig {
     pub hnsw_ef: Option<usize>,
     pub ivf_nlist: Option<usize>,
     pub ivf_nprobe: Option<usize>,
+    pub refine_k: Option<f32>,
     pub max_pixels: Option<u64>,
     pub max_file_bytes: Option<u64>,
     pub bind: Option<String>,
@@ -185,13 +186,17 @@ pub const KEYS: &[(&str, &str)] = &[
     ("metric", "cosine | ip | l2, for a new collection [cosine]"),
     (
         "index",
-        "hnsw | flat | ivf | lsh, for a new collection [hnsw]",
+        "hnsw | flat | ivf | lsh | hnsw_sq | ivf_sq8 | flat_sq8, for a new collection [hnsw]",
     ),
     ("hnsw_m", "HNSW links per node [16]"),
     ("hnsw_ef_construction", "HNSW build beam [200]"),
     ("hnsw_ef", "HNSW search beam [64]"),
     ("ivf_nlist", "IVF lists [256]"),
     ("ivf_nprobe", "IVF lists searched [16]"),
+    (
+        "refine_k",
+        "hnsw_sq | ivf_sq8 | flat_sq8: candidates re-ranked exactly, as a multiple of k [4]",
+    ),
     ("max_pixels", "largest image decoded, in pixels [100000000]"),
     ("max_file_bytes", "largest file read, in bytes [67108864]"),
     ("bind", "address `serve` listens on [127.0.0.1:8080]"),
@@ -249,6 +254,7 @@ impl RawConfig {
             hnsw_ef,
             ivf_nlist,
             ivf_nprobe,
+            refine_k,
             max_pixels,
             max_file_bytes,
             bind,
@@ -340,6 +346,15 @@ impl RawConfig {
             hnsw_ef: size("hnsw_ef")?,
             ivf_nlist: size("ivf_nlist")?,
             ivf_nprobe: size("ivf_nprobe")?,
+            refine_k: var("refine_k")
+                .map(|v| {
+                    v.trim().parse::<f32>().map_err(|_| {
+                        ConfigError(format!(
+                            "IMGSEARCH_REFINE_K = {v:?} is not a number; set it to one or unset it"
+                        ))
+                    })
+                })
+                .transpose()?,
             max_pixels: num("max_pixels")?,
             max_file_bytes: num("max_file_bytes")?,
             bind: var("bind"),
@@ -607,16 +622,59 @@ fn index_spec(c: &RawConfig) -> Result<IndexSpec, ConfigError> {
             other => other,
         },
         Some("lsh") => IndexSpec::default_lsh(),
+        Some("hnsw_sq") => match IndexSpec::default_hnsw_sq() {
+            IndexSpec::HnswSq {
+                m,
+                ef_construction,
+                ef,
+                refine,
+                refine_k,
+            } => IndexSpec::HnswSq {
+                m: c.hnsw_m.unwrap_or(m),
+                ef_construction: c.hnsw_ef_construction.unwrap_or(ef_construction),
+                ef: c.hnsw_ef.unwrap_or(ef),
+                refine,
+                refine_k: c.refine_k.unwrap_or(refine_k),
+            },
+            other => other,
+        },
+        Some("ivf_sq8") => match IndexSpec::default_ivf_sq8() {
+            IndexSpec::IvfSq8 {
+                nlist,
+                nprobe,
+                refine,
+                refine_k,
+            } => IndexSpec::IvfSq8 {
+                nlist: c.ivf_nlist.unwrap_or(nlist),
+                nprobe: c.ivf_nprobe.unwrap_or(nprobe),
+                refine,
+                refine_k: c.refine_k.unwrap_or(refine_k),
+            },
+            other => other,
+        },
+        Some("flat_sq8") => IndexSpec::FlatSq8 {
+            refine: true,
+            refine_k: c.refine_k.unwrap_or(vecdb::index::quant::DEFAULT_REFINE_K),
+        },
         Some(other) => {
             return Err(ConfigError(format!(
-                "index {other:?} is not one of hnsw, flat, ivf, lsh"
+                "index {other:?} is not one of hnsw, flat, ivf, lsh, hnsw_sq, ivf_sq8, flat_sq8"
             )))
         }
     };
-    if let IndexSpec::Ivf { nlist, nprobe } = spec {
+    if let IndexSpec::Ivf { nlist, nprobe } | IndexSpec::IvfSq8 { nlist, nprobe, .. } = spec {
         if nprobe > nlist {
             return Err(ConfigError(format!(
                 "ivf_nprobe ({nprobe}) must not exceed ivf_nlist ({nlist})"
+            )));
+        }
+    }
+    if let Some((_, _, refine_k)) = spec.quantized_parts() {
+        if !(refine_k.is_finite() && (1.0..=vecdb::index::quant::MAX_REFINE_K).contains(&refine_k))
+        {
+            return Err(ConfigError(format!(
+                "refine_k must be a number in 1..={}, got {refine_k}",
+                vecdb::index::quant::MAX_REFINE_K
             )));
         }
     }
@@ -688,6 +746,24 @@ mod tests {
             ..Default::default()
         };
         assert!(bad(ivf).contains("ivf_nprobe"));
+        let sq = RawConfig {
+            index: Some("IVF_SQ8".into()),
+            refine_k: Some(0.5),
+            ..Default::default()
+        };
+        assert!(bad(sq).contains("refine_k"));
+        let s = RawConfig {
+            index: Some("hnsw_sq".into()),
+            hnsw_ef: Some(40),
+            refine_k: Some(2.0),
+            ..Default::default()
+        }
+        .validate()
+        .unwrap();
+        assert!(matches!(
+            s.engine.index,
+            IndexSpec::HnswSq { ef: 40, refine: true, refine_k, .. } if refine_k == 2.0
+        ));
         let e = RawConfig::from_env(&env(&[("IMGSEARCH_THREADS", "many")]))
             .unwrap_err()
             .0;

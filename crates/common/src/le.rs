@@ -57,6 +57,11 @@ impl Writer {
     pub fn bytes(&mut self, v: &[u8]) {
         self.buf.extend_from_slice(v);
     }
+    /// A `u64` byte length, then the bytes.
+    pub fn blob(&mut self, v: &[u8]) {
+        self.u64(v.len() as u64);
+        self.bytes(v);
+    }
     /// A `u32` byte length, then the UTF-8 bytes.
     pub fn str(&mut self, s: &str) {
         self.u32(s.len() as u32);
@@ -157,6 +162,12 @@ impl<'a> Reader<'a> {
         })
     }
 
+    /// Bytes written by [`Writer::blob`], borrowed from the input.
+    pub fn blob(&mut self) -> Result<&'a [u8], DecodeError> {
+        let n = self.len(1)?;
+        self.take(n)
+    }
+
     /// A `u64` element count, rejected unless that many elements of `elem_bytes` bytes each fit
     /// in the remaining bytes (so a corrupt count cannot cause a huge allocation).
     pub fn len(&mut self, elem_bytes: usize) -> Result<usize, DecodeError> {
@@ -231,6 +242,7 @@ mod tests {
         w.f32s(&[0.25, 4.0]);
         w.f32s_exact(&[9.0]);
         w.u64s_exact(&[11, 12]);
+        w.blob(b"xyz");
         let read = |b: &[u8]| -> Result<(), DecodeError> {
             let mut r = Reader::new(b);
             assert_eq!(r.u8()?, 7);
@@ -242,6 +254,7 @@ mod tests {
             assert_eq!(r.f32s()?, vec![0.25, 4.0]);
             assert_eq!(r.f32s_exact(1)?, vec![9.0]);
             assert_eq!(r.u64s_exact(2)?, vec![11, 12]);
+            assert_eq!(r.blob()?, b"xyz");
             r.finish()
         };
         read(&w.buf).unwrap();

@@ -536,8 +536,10 @@ impl Collection {
                 let _ = std::fs::remove_file(inner.dir.join(SNAPSHOT_FILE));
             }
             return;
-        } else if matches!(inner.config.index, IndexSpec::Ivf { .. })
-            && live >= IVF_RETRAIN_MIN
+        } else if matches!(
+            inner.config.index,
+            IndexSpec::Ivf { .. } | IndexSpec::IvfSq8 { .. }
+        ) && live >= IVF_RETRAIN_MIN
             && live >= 2 * built
         {
             tracing::info!(live, trained_on = built, "retraining IVF index");

@@ -19,6 +19,7 @@ use serde_json::Value;
 use crate::collection::{check_vector, prepare_vector, Collection};
 use crate::error::VecDbError;
 use crate::filter::{CompiledFilter, Filter};
+use crate::index::quant::{check_refine_k, refine_candidates, MAX_REFINE_CANDIDATES};
 use crate::index::{AnyIndex, DistanceKind, IndexSpec, QueryParams, VectorArena};
 use crate::state::{distance_kind, State};
 
@@ -28,7 +29,8 @@ pub const EXACT_FACTOR: usize = 50;
 pub const EXACT_DIVISOR: usize = 20;
 
 /// A search request. `k` must be at least 1; the optional overrides apply to the index kind that
-/// knows them (`ef` HNSW, `nprobe` IVF, `probes` LSH) and are validated, never capped.
+/// knows them (`ef` HNSW, `nprobe` IVF, `probes` LSH, `refine_k` the quantised kinds) and are
+/// validated, never capped.
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 pub struct SearchRequest {
     pub k: usize,
@@ -42,6 +44,9 @@ pub struct SearchRequest {
     pub nprobe: Option<usize>,
     #[serde(default)]
     pub probes: Option<usize>,
+    /// Quantised indexes: re-rank the best `ceil(k * refine_k)` candidates exactly.
+    #[serde(default)]
+    pub refine_k: Option<f32>,
 }
 
 /// Checks a requested number of hits (`name` is the parameter's name in the caller's API):
@@ -103,11 +108,25 @@ impl Collection {
         })?;
         check_k("k", req.k, usize::MAX)?;
         check_threshold(req.threshold)?;
-        if let (Some(ef), IndexSpec::Hnsw { .. }) = (req.ef, &config.index) {
+        if let (Some(ef), IndexSpec::Hnsw { .. } | IndexSpec::HnswSq { .. }) =
+            (req.ef, &config.index)
+        {
             if ef < req.k {
                 return Err(VecDbError::param(
                     "ef",
                     format!("must be at least k ({}), got {ef}", req.k),
+                ));
+            }
+        }
+        if let (Some(r), Some(_)) = (req.refine_k, config.index.quantized_parts()) {
+            check_refine_k(r).map_err(|reason| VecDbError::param("refine_k", reason))?;
+            if refine_candidates(req.k, r) > MAX_REFINE_CANDIDATES {
+                return Err(VecDbError::param(
+                    "refine_k",
+                    format!(
+                        "k x refine_k must be at most {MAX_REFINE_CANDIDATES}, got {} x {r}",
+                        req.k
+                    ),
                 ));
             }
         }
@@ -116,6 +135,7 @@ impl Collection {
             ef: req.ef,
             nprobe: req.nprobe,
             probes: req.probes,
+            refine_k: req.refine_k,
         };
         let q = prepare_vector(config, query);
         let kind = distance_kind(config);
@@ -186,29 +206,33 @@ fn validate_params(index: &AnyIndex, params: &QueryParams) -> Result<(), VecDbEr
             "ef",
             QueryParams {
                 ef: params.ef,
-                nprobe: None,
-                probes: None,
+                ..QueryParams::default()
             },
         ),
         (
             "nprobe",
             QueryParams {
-                ef: None,
                 nprobe: params.nprobe,
-                probes: None,
+                ..QueryParams::default()
             },
         ),
         (
             "probes",
             QueryParams {
-                ef: None,
-                nprobe: None,
                 probes: params.probes,
+                ..QueryParams::default()
+            },
+        ),
+        (
+            "refine_k",
+            QueryParams {
+                refine_k: params.refine_k,
+                ..QueryParams::default()
             },
         ),
     ];
     for (name, p) in single {
-        if p.ef.is_some() || p.nprobe.is_some() || p.probes.is_some() {
+        if p != QueryParams::default() {
             index
                 .validate_params(&p)
                 .map_err(|reason| VecDbError::param(name, reason))?;

@@ -1,6 +1,7 @@
 //! The raw vector API, shaped after Milvus: collections with a dimension, a `metric_type`
-//! (`L2`, `IP`, `COSINE`), an `index_type` (`FLAT`, `HNSW`, `IVF_FLAT`, `LSH`) and `params`;
-//! searches with `data`, `limit`, `filter` and `param: {metric_type, params: {ef, nprobe}}`.
+//! (`L2`, `IP`, `COSINE`), an `index_type` (`FLAT`, `HNSW`, `IVF_FLAT`, `LSH`, and the SQ8 kinds
+//! `FLAT_SQ8`, `HNSW_SQ`, `IVF_SQ8`) and `params`; searches with `data`, `limit`, `filter` and
+//! `param: {metric_type, params: {ef, nprobe, probes, refine_k}}`.
 //!
 //! The use cases are the engine's (`Engine::collections`): names, dimensions, the read-only
 //! image collection and existence are checked there. This file parses, applies the server's
@@ -85,6 +86,7 @@ pub struct QueryParamsIn {
     ef: Option<usize>,
     nprobe: Option<usize>,
     probes: Option<usize>,
+    refine_k: Option<f32>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -256,6 +258,7 @@ pub async fn search(
         ef: body.param.params.ef,
         nprobe: body.param.params.nprobe,
         probes: body.param.params.probes,
+        refine_k: body.param.params.refine_k,
     };
     let asked_metric = body
         .param

@@ -139,6 +139,9 @@ async fn collection_requests_are_validated() {
         json!({"name": "ok_name", "dimension": 3, "index_type": "HNSW", "params": {"efconstruction": 8}}),
         json!({"name": "ok_name", "dimension": 3, "index_type": "HNSW", "params": {"M": 0}}),
         json!({"name": "ok_name", "dimension": 3, "index_type": "IVF_FLAT", "params": {"nlist": 0}}),
+        json!({"name": "ok_name", "dimension": 3, "index_type": "IVF_SQ8", "params": {"refine_k": 0.5}}),
+        json!({"name": "ok_name", "dimension": 3, "index_type": "HNSW_SQ", "params": {"refine": "yes"}}),
+        json!({"name": "ok_name", "dimension": 3, "index_type": "HNSW_SQ", "params": {"sq_type": "SQ6"}}),
     ];
     for body in bad {
         expect_error(&r, create(body), 400, "invalid_parameter").await;
@@ -322,4 +325,39 @@ async fn the_image_collection_is_read_only() {
         "read_only_collection",
     )
     .await;
+}
+
+/// The SQ8 kinds under their Milvus names: created with `refine` / `refine_k`, searched with a
+/// per-request `refine_k`, which is validated.
+#[tokio::test]
+async fn quantised_collection_with_milvus_names() {
+    let r = router();
+    let create = json!({"name": "http_sq", "dimension": 3, "metric_type": "L2",
+                        "index_type": "HNSW_SQ", "params": {"M": 8, "refine_k": 2.0}});
+    let (status, body) = json(&r, post_json("/api/collections", create)).await;
+    assert_eq!(status, 201, "{body}");
+    assert_eq!(body["index_type"], "HNSW_SQ", "{body}");
+    assert_eq!(body["params"]["refine_k"], 2.0, "{body}");
+    let data = json!({"data": [
+        {"id": 1, "vector": [0.0, 0.0, 0.0]},
+        {"id": 2, "vector": [1.0, 0.0, 0.0]},
+        {"id": 3, "vector": [5.0, 5.0, 5.0]}
+    ]});
+    let (status, _) = json(&r, post_json("/api/collections/http_sq/insert", data)).await;
+    assert_eq!(status, 200);
+    let search = |refine_k: f64| {
+        post_json(
+            "/api/collections/http_sq/search",
+            json!({"data": [[0.9, 0.0, 0.0]], "limit": 2, "param": {"params": {"refine_k": refine_k}}}),
+        )
+    };
+    let (status, body) = json(&r, search(3.0)).await;
+    assert_eq!(status, 200, "{body}");
+    // Re-ranked hits carry exact distances.
+    assert_eq!(body["results"][0][0]["id"], 2, "{body}");
+    assert!(
+        (body["results"][0][0]["score"].as_f64().unwrap() - 0.1).abs() < 1e-4,
+        "{body}"
+    );
+    expect_error(&r, search(0.5), 400, "invalid_parameter").await;
 }

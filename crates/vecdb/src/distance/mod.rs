@@ -27,6 +27,8 @@ use std::sync::OnceLock;
 type KernelFn = unsafe fn(&[f32], &[f32]) -> f32;
 /// A native bounded L2 kernel (see [`Kernels::l2_squared_bounded`]).
 type BoundedFn = unsafe fn(&[f32], &[f32], f32) -> f32;
+/// A native inner product of floats with bytes (see [`Kernels::dot_u8`]).
+type DotU8Fn = unsafe fn(&[f32], &[u8]) -> f32;
 /// A native 4 x 4 block of inner products (see [`Kernels::dot_4x4`]).
 type Dot4x4Fn = unsafe fn([&[f32]; 4], [&[f32]; 4]) -> [[f32; 4]; 4];
 
@@ -44,6 +46,8 @@ pub struct Kernels {
     l2_bounded: Option<BoundedFn>,
     /// Native 4 x 4 inner-product block, where the set has one; otherwise 16 calls of `dot`.
     dot_4x4: Option<Dot4x4Fn>,
+    /// Native float-by-byte inner product, where the set has one; otherwise the scalar loop.
+    dot_u8: Option<DotU8Fn>,
 }
 
 impl std::fmt::Debug for Kernels {
@@ -60,6 +64,7 @@ impl Kernels {
         dot: scalar::dot,
         l2_bounded: None,
         dot_4x4: None,
+        dot_u8: None,
     };
 
     /// Name of this set: "avx512", "avx2-fma", "neon" or "scalar".
@@ -119,6 +124,19 @@ impl Kernels {
         unsafe { (self.dot)(a, b) }
     }
 
+    /// Inner product of floats with bytes read as the integers 0..=255 (scalar-quantised
+    /// codes: the quantised indexes fold the per-dimension scale into `a`). Panics if the
+    /// lengths differ.
+    #[inline]
+    pub fn dot_u8(&self, a: &[f32], b: &[u8]) -> f32 {
+        assert_eq!(a.len(), b.len(), "dot_u8 on slices of different lengths");
+        match self.dot_u8 {
+            // SAFETY: as in `l2_squared`: the CPU feature was detected and the lengths are equal.
+            Some(f) => unsafe { f(a, b) },
+            None => scalar::dot_u8(a, b),
+        }
+    }
+
     /// `out[i][j] = dot(q[i], x[j])` for four queries and four vectors, computed together so
     /// that each loaded chunk is reused from registers (batch exact search). Panics unless all
     /// eight slices have the same length.
@@ -148,6 +166,7 @@ impl Kernels {
                     dot: x86::dot_avx512,
                     l2_bounded: Some(x86::l2_squared_bounded_avx512),
                     dot_4x4: Some(x86::dot_4x4_avx512),
+                    dot_u8: Some(x86::dot_u8_avx512),
                 });
             }
             if std::arch::is_x86_feature_detected!("avx2")
@@ -159,6 +178,7 @@ impl Kernels {
                     dot: x86::dot_avx2,
                     l2_bounded: None,
                     dot_4x4: None,
+                    dot_u8: Some(x86::dot_u8_avx2),
                 });
             }
         }
@@ -171,6 +191,7 @@ impl Kernels {
                     dot: neon::dot_neon,
                     l2_bounded: None,
                     dot_4x4: None,
+                    dot_u8: None,
                 });
             }
         }

@@ -26,6 +26,13 @@ pub fn dot(a: &[f32], b: &[f32]) -> f32 {
     a.iter().zip(b).map(|(x, y)| x * y).sum()
 }
 
+/// Inner product of floats with bytes read as the integers 0..=255. Panics if the lengths
+/// differ.
+pub fn dot_u8(a: &[f32], b: &[u8]) -> f32 {
+    assert_eq!(a.len(), b.len(), "dot_u8 on slices of different lengths");
+    a.iter().zip(b).map(|(x, &y)| x * f32::from(y)).sum()
+}
+
 /// Euclidean norm.
 pub fn norm(a: &[f32]) -> f32 {
     dot(a, a).sqrt()

@@ -86,6 +86,19 @@ proptest! {
             prop_assert!(close(got, want, scale), "{}: {} vs {}", k.name(), got, want);
         }
     }
+
+    #[test]
+    fn simd_dot_u8_matches_scalar((a, _, oa, _) in arb_case(), seed in 0u64..1000) {
+        let x = &a[oa..];
+        // Every byte value appears, the extremes included, at offsets that vary with the case.
+        let y: Vec<u8> = (0..x.len()).map(|i| (i as u64 * 37 + seed) as u8).collect();
+        let want = scalar::dot_u8(x, &y);
+        let scale: f32 = x.iter().zip(&y).map(|(p, &q)| (p * f32::from(q)).abs()).sum();
+        for k in Kernels::available() {
+            let got = k.dot_u8(x, &y);
+            prop_assert!(close(got, want, scale), "{}: {} vs {}", k.name(), got, want);
+        }
+    }
 }
 
 #[test]

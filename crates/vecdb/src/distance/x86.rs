@@ -61,6 +61,54 @@ pub unsafe fn l2_squared_avx2(a: &[f32], b: &[f32]) -> f32 {
     total
 }
 
+/// Inner product of floats with bytes (read as 0..=255) with AVX2 and FMA: eight bytes are
+/// widened to eight `i32` and converted to floats per step, four independent accumulators.
+///
+/// # Safety
+/// The CPU must support AVX2 and FMA, and `b.len() >= a.len()`.
+#[target_feature(enable = "avx2,fma")]
+pub unsafe fn dot_u8_avx2(a: &[f32], b: &[u8]) -> f32 {
+    let n = a.len();
+    let pa = a.as_ptr();
+    let pb = b.as_ptr();
+    let mut acc = [_mm256_setzero_ps(); 4];
+    let mut i = 0;
+    while i + 32 <= n {
+        for (j, accj) in acc.iter_mut().enumerate() {
+            // SAFETY: i + 8j + 8 <= i + 32 <= n and both slices hold at least n elements; the
+            // 64-bit load reads exactly the eight bytes i + 8j .. i + 8j + 8.
+            let (x, y) = unsafe {
+                (
+                    _mm256_loadu_ps(pa.add(i + 8 * j)),
+                    _mm_loadl_epi64(pb.add(i + 8 * j) as *const __m128i),
+                )
+            };
+            let y = _mm256_cvtepi32_ps(_mm256_cvtepu8_epi32(y));
+            *accj = _mm256_fmadd_ps(x, y, *accj);
+        }
+        i += 32;
+    }
+    while i + 8 <= n {
+        // SAFETY: i + 8 <= n and both slices hold at least n elements.
+        let (x, y) = unsafe {
+            (
+                _mm256_loadu_ps(pa.add(i)),
+                _mm_loadl_epi64(pb.add(i) as *const __m128i),
+            )
+        };
+        let y = _mm256_cvtepi32_ps(_mm256_cvtepu8_epi32(y));
+        acc[0] = _mm256_fmadd_ps(x, y, acc[0]);
+        i += 8;
+    }
+    let sum = _mm256_add_ps(_mm256_add_ps(acc[0], acc[1]), _mm256_add_ps(acc[2], acc[3]));
+    let mut total = hsum256(sum);
+    while i < n {
+        total += a[i] * f32::from(b[i]);
+        i += 1;
+    }
+    total
+}
+
 /// Inner product with AVX2 and FMA.
 ///
 /// # Safety
@@ -234,6 +282,54 @@ pub unsafe fn dot_avx512(a: &[f32], b: &[f32]) -> f32 {
     }
     let sum = _mm512_add_ps(_mm512_add_ps(acc[0], acc[1]), _mm512_add_ps(acc[2], acc[3]));
     _mm512_reduce_add_ps(sum)
+}
+
+/// Inner product of floats with bytes (read as 0..=255) with AVX-512F: sixteen bytes are
+/// widened to sixteen `i32` and converted to floats per step; the tail is done in scalar code.
+///
+/// # Safety
+/// The CPU must support AVX-512F, and `b.len() >= a.len()`.
+#[target_feature(enable = "avx512f")]
+pub unsafe fn dot_u8_avx512(a: &[f32], b: &[u8]) -> f32 {
+    let n = a.len();
+    let pa = a.as_ptr();
+    let pb = b.as_ptr();
+    let mut acc = [_mm512_setzero_ps(); 4];
+    let mut i = 0;
+    while i + 64 <= n {
+        for (j, accj) in acc.iter_mut().enumerate() {
+            // SAFETY: i + 16j + 16 <= i + 64 <= n and both slices hold at least n elements; the
+            // 128-bit load reads exactly the sixteen bytes i + 16j .. i + 16j + 16.
+            let (x, y) = unsafe {
+                (
+                    _mm512_loadu_ps(pa.add(i + 16 * j)),
+                    _mm_loadu_si128(pb.add(i + 16 * j) as *const __m128i),
+                )
+            };
+            let y = _mm512_cvtepi32_ps(_mm512_cvtepu8_epi32(y));
+            *accj = _mm512_fmadd_ps(x, y, *accj);
+        }
+        i += 64;
+    }
+    while i + 16 <= n {
+        // SAFETY: i + 16 <= n and both slices hold at least n elements.
+        let (x, y) = unsafe {
+            (
+                _mm512_loadu_ps(pa.add(i)),
+                _mm_loadu_si128(pb.add(i) as *const __m128i),
+            )
+        };
+        let y = _mm512_cvtepi32_ps(_mm512_cvtepu8_epi32(y));
+        acc[1] = _mm512_fmadd_ps(x, y, acc[1]);
+        i += 16;
+    }
+    let sum = _mm512_add_ps(_mm512_add_ps(acc[0], acc[1]), _mm512_add_ps(acc[2], acc[3]));
+    let mut total = _mm512_reduce_add_ps(sum);
+    while i < n {
+        total += a[i] * f32::from(b[i]);
+        i += 1;
+    }
+    total
 }
 
 /// The 16 inner products between four queries and four vectors, with AVX-512F: each loaded

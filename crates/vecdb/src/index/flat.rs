@@ -43,6 +43,11 @@ impl FlatIndex {
         self.slots.is_empty()
     }
 
+    /// The indexed slots, in insertion order.
+    pub fn slots(&self) -> &[u32] {
+        &self.slots
+    }
+
     /// The exact `k` nearest accepted slots, ascending.
     pub fn search(
         &self,

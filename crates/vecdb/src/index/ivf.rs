@@ -122,6 +122,33 @@ impl IvfIndex {
             return exact_search(arena, self.kind, query, k, &self.untrained, accept);
         }
         let kern = kernels();
+        self.search_with(query, k, nprobe, accept, |s, bound| {
+            bounded_distance(self.kind, kern, query, arena.get(s), bound)
+        })
+    }
+
+    /// `search` with the distance to each listed slot given by `dist(slot, bound)` (which may
+    /// return any value above `bound` once it knows the distance exceeds it); the quantised
+    /// index passes code distances. Centres are always ranked with exact distances. Untrained,
+    /// the one untrained list is scanned whole.
+    pub(crate) fn search_with(
+        &self,
+        query: &[f32],
+        k: usize,
+        nprobe: Option<usize>,
+        accept: &dyn Fn(u32) -> bool,
+        dist: impl Fn(u32, f32) -> f32,
+    ) -> Vec<(u32, f32)> {
+        if !self.is_trained() {
+            let mut top = TopK::new(k);
+            for &s in &self.untrained {
+                if accept(s) {
+                    top.push(dist(s, top.bound()), s);
+                }
+            }
+            return top.into_sorted();
+        }
+        let kern = kernels();
         let nprobe = nprobe.unwrap_or(self.nprobe).clamp(1, self.nlist);
         // Both the centre ranking and the list scans keep only the best few, so L2 distances
         // can stop summing once they exceed the current worst kept (exact, and most of the work).
@@ -136,10 +163,7 @@ impl IvfIndex {
         for (list, _) in probe.into_sorted() {
             for &s in &self.lists[list as usize] {
                 if accept(s) {
-                    top.push(
-                        bounded_distance(self.kind, kern, query, arena.get(s), top.bound()),
-                        s,
-                    );
+                    top.push(dist(s, top.bound()), s);
                 }
             }
         }

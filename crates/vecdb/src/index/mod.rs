@@ -1,6 +1,7 @@
 //! Index structures over slot-addressed vectors: exact [`FlatIndex`] (the recall oracle),
 //! [`HnswIndex`] (graph), [`IvfIndex`] (IVF-Flat with k-means) and [`LshIndex`] (random
-//! projections with multi-probe), dispatched through the [`AnyIndex`] enum.
+//! projections with multi-probe), and [`QuantizedIndex`], which searches a flat, HNSW or IVF
+//! index on SQ8 codes and re-ranks exactly, dispatched through the [`AnyIndex`] enum.
 //!
 //! The index code does no IO and knows nothing about ids or metadata: it sees `u32` slots of a
 //! [`VectorArena`] owned by the caller, and an `accept` predicate that hides deleted or
@@ -15,6 +16,7 @@ pub mod hnsw;
 pub mod ivf;
 mod kmeans;
 pub mod lsh;
+pub mod quant;
 mod topk;
 
 #[cfg(test)]
@@ -24,6 +26,7 @@ pub use flat::FlatIndex;
 pub use hnsw::HnswIndex;
 pub use ivf::IvfIndex;
 pub use lsh::LshIndex;
+pub use quant::QuantizedIndex;
 
 use crate::distance::{AlignedF32Vec, Kernels};
 use crate::storage::vectors::VectorMap;
@@ -75,6 +78,55 @@ pub enum IndexSpec {
         /// L2 only: bucket width, in units of the data's typical nearest-neighbour distance.
         bucket_width: f32,
     },
+    /// Exact scan of SQ8 codes, re-ranked with the stored vectors.
+    #[serde(rename = "flat_sq8")]
+    FlatSq8 {
+        /// Re-rank the best `ceil(k * refine_k)` candidates with exact distances.
+        #[serde(default = "default_refine")]
+        refine: bool,
+        /// Default oversampling factor (at least 1).
+        #[serde(default = "default_refine_k")]
+        refine_k: f32,
+    },
+    /// HNSW walked on SQ8 codes, re-ranked with the stored vectors (Milvus' `HNSW_SQ`).
+    #[serde(rename = "hnsw_sq")]
+    HnswSq {
+        /// As for `Hnsw`.
+        m: usize,
+        /// As for `Hnsw`.
+        ef_construction: usize,
+        /// As for `Hnsw`; raised to the number of candidates re-ranked when smaller.
+        ef: usize,
+        /// As for `FlatSq8`.
+        #[serde(default = "default_refine")]
+        refine: bool,
+        /// As for `FlatSq8`.
+        #[serde(default = "default_refine_k")]
+        refine_k: f32,
+    },
+    /// IVF whose lists are scanned on SQ8 codes, re-ranked with the stored vectors (Milvus'
+    /// `IVF_SQ8`).
+    #[serde(rename = "ivf_sq8")]
+    IvfSq8 {
+        /// As for `Ivf`.
+        nlist: usize,
+        /// As for `Ivf`.
+        nprobe: usize,
+        /// As for `FlatSq8`.
+        #[serde(default = "default_refine")]
+        refine: bool,
+        /// As for `FlatSq8`.
+        #[serde(default = "default_refine_k")]
+        refine_k: f32,
+    },
+}
+
+fn default_refine() -> bool {
+    true
+}
+
+fn default_refine_k() -> f32 {
+    quant::DEFAULT_REFINE_K
 }
 
 /// Default HNSW parameters: M = 16, ef_construction = 200, ef = 64.
@@ -120,13 +172,70 @@ impl IndexSpec {
         }
     }
 
-    /// The index kind's name as used in the serde form: "flat", "hnsw", "ivf" or "lsh".
+    /// HNSW on SQ8 codes with the default parameters.
+    pub fn default_hnsw_sq() -> Self {
+        let (m, ef_construction, ef) = HNSW_DEFAULT;
+        IndexSpec::HnswSq {
+            m,
+            ef_construction,
+            ef,
+            refine: true,
+            refine_k: quant::DEFAULT_REFINE_K,
+        }
+    }
+
+    /// IVF on SQ8 codes with the default parameters.
+    pub fn default_ivf_sq8() -> Self {
+        let (nlist, nprobe) = IVF_DEFAULT;
+        IndexSpec::IvfSq8 {
+            nlist,
+            nprobe,
+            refine: true,
+            refine_k: quant::DEFAULT_REFINE_K,
+        }
+    }
+
+    /// The index kind's name as used in the serde form: "flat", "hnsw", "ivf", "lsh",
+    /// "flat_sq8", "hnsw_sq" or "ivf_sq8".
     pub fn kind_name(&self) -> &'static str {
         match self {
             IndexSpec::Flat => "flat",
             IndexSpec::Hnsw { .. } => "hnsw",
             IndexSpec::Ivf { .. } => "ivf",
             IndexSpec::Lsh { .. } => "lsh",
+            IndexSpec::FlatSq8 { .. } => "flat_sq8",
+            IndexSpec::HnswSq { .. } => "hnsw_sq",
+            IndexSpec::IvfSq8 { .. } => "ivf_sq8",
+        }
+    }
+
+    /// For the quantised kinds: the unquantised spec whose structure they search on codes,
+    /// with `refine` and `refine_k`. `None` for the others.
+    pub fn quantized_parts(&self) -> Option<(IndexSpec, bool, f32)> {
+        match *self {
+            IndexSpec::FlatSq8 { refine, refine_k } => Some((IndexSpec::Flat, refine, refine_k)),
+            IndexSpec::HnswSq {
+                m,
+                ef_construction,
+                ef,
+                refine,
+                refine_k,
+            } => Some((
+                IndexSpec::Hnsw {
+                    m,
+                    ef_construction,
+                    ef,
+                },
+                refine,
+                refine_k,
+            )),
+            IndexSpec::IvfSq8 {
+                nlist,
+                nprobe,
+                refine,
+                refine_k,
+            } => Some((IndexSpec::Ivf { nlist, nprobe }, refine, refine_k)),
+            _ => None,
         }
     }
 
@@ -174,6 +283,13 @@ impl IndexSpec {
                     ));
                 }
                 Ok(())
+            }
+            IndexSpec::FlatSq8 { .. } | IndexSpec::HnswSq { .. } | IndexSpec::IvfSq8 { .. } => {
+                let (base, _, refine_k) = self
+                    .quantized_parts()
+                    .expect("the quantised kinds have parts");
+                base.validate(dim)?;
+                quant::check_refine_k(refine_k)
             }
         }
     }
@@ -391,7 +507,7 @@ impl VectorArena {
 }
 
 /// Per-query overrides of the index's default search parameters.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, Default, PartialEq)]
 pub struct QueryParams {
     /// HNSW candidate list size.
     pub ef: Option<usize>,
@@ -399,6 +515,8 @@ pub struct QueryParams {
     pub nprobe: Option<usize>,
     /// LSH extra buckets probed per table.
     pub probes: Option<usize>,
+    /// Quantised indexes: oversampling factor of the exact re-ranking.
+    pub refine_k: Option<f32>,
 }
 
 /// Any index kind, dispatched by `match` (no trait objects on the hot path).
@@ -414,6 +532,8 @@ pub enum AnyIndex {
     Ivf(IvfIndex),
     /// LSH.
     Lsh(LshIndex),
+    /// A flat, HNSW or IVF index searched on SQ8 codes.
+    Quantized(QuantizedIndex),
 }
 
 impl AnyIndex {
@@ -431,6 +551,12 @@ impl AnyIndex {
         seed: u64,
     ) -> Result<Self, String> {
         spec.validate(dim)?;
+        if let Some((base, refine, refine_k)) = spec.quantized_parts() {
+            let inner = AnyIndex::try_new(&base, dim, kind, seed)?;
+            return Ok(AnyIndex::Quantized(QuantizedIndex::new(
+                inner, dim, kind, refine, refine_k,
+            )));
+        }
         Ok(match *spec {
             IndexSpec::Flat => AnyIndex::Flat(FlatIndex::new(dim, kind)),
             IndexSpec::Hnsw {
@@ -457,6 +583,9 @@ impl AnyIndex {
                 },
                 seed,
             )),
+            IndexSpec::FlatSq8 { .. } | IndexSpec::HnswSq { .. } | IndexSpec::IvfSq8 { .. } => {
+                unreachable!("quantised specs returned above")
+            }
         })
     }
 
@@ -468,6 +597,7 @@ impl AnyIndex {
             AnyIndex::Hnsw(i) => i.build(arena, slots),
             AnyIndex::Ivf(i) => i.build(arena, slots),
             AnyIndex::Lsh(i) => i.build(arena, slots),
+            AnyIndex::Quantized(i) => i.build(arena, slots),
         }
     }
 
@@ -478,6 +608,7 @@ impl AnyIndex {
             AnyIndex::Hnsw(i) => i.add(arena, slot),
             AnyIndex::Ivf(i) => i.add(arena, slot),
             AnyIndex::Lsh(i) => i.add(arena, slot),
+            AnyIndex::Quantized(i) => i.add(arena, slot),
         }
     }
 
@@ -496,6 +627,7 @@ impl AnyIndex {
             AnyIndex::Hnsw(i) => i.search(arena, query, k, params.ef, accept),
             AnyIndex::Ivf(i) => i.search(arena, query, k, params.nprobe, accept),
             AnyIndex::Lsh(i) => i.search(arena, query, k, params.probes, accept),
+            AnyIndex::Quantized(i) => i.search(arena, query, k, params, accept),
         }
     }
 
@@ -536,6 +668,7 @@ impl AnyIndex {
                 Some(p) => check_range("probes", p, 0, MAX_PROBES),
                 None => Ok(()),
             },
+            AnyIndex::Quantized(i) => i.validate_params(params),
         }
     }
 
@@ -546,6 +679,7 @@ impl AnyIndex {
             AnyIndex::Hnsw(i) => i.len(),
             AnyIndex::Ivf(i) => i.len(),
             AnyIndex::Lsh(i) => i.len(),
+            AnyIndex::Quantized(i) => i.len(),
         }
     }
 
@@ -561,6 +695,7 @@ impl AnyIndex {
             AnyIndex::Hnsw(i) => i.to_bytes(),
             AnyIndex::Ivf(i) => i.to_bytes(),
             AnyIndex::Lsh(i) => i.to_bytes(),
+            AnyIndex::Quantized(i) => i.to_bytes(),
         }
     }
 
@@ -573,6 +708,16 @@ impl AnyIndex {
         bytes: &[u8],
     ) -> Result<Self, String> {
         spec.validate(dim)?;
+        if let Some((base, refine, refine_k)) = spec.quantized_parts() {
+            return Ok(AnyIndex::Quantized(QuantizedIndex::from_bytes(
+                dim,
+                kind,
+                refine,
+                refine_k,
+                bytes,
+                |inner| AnyIndex::from_bytes(&base, dim, kind, inner),
+            )?));
+        }
         Ok(match *spec {
             IndexSpec::Flat => AnyIndex::Flat(FlatIndex::from_bytes(dim, kind, bytes)?),
             IndexSpec::Hnsw {
@@ -606,6 +751,9 @@ impl AnyIndex {
                 },
                 bytes,
             )?),
+            IndexSpec::FlatSq8 { .. } | IndexSpec::HnswSq { .. } | IndexSpec::IvfSq8 { .. } => {
+                unreachable!("quantised specs returned above")
+            }
         })
     }
 
@@ -616,6 +764,7 @@ impl AnyIndex {
             AnyIndex::Hnsw(i) => i.memory_bytes(),
             AnyIndex::Ivf(i) => i.memory_bytes(),
             AnyIndex::Lsh(i) => i.memory_bytes(),
+            AnyIndex::Quantized(i) => i.memory_bytes(),
         }
     }
 }

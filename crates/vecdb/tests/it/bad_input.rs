@@ -164,6 +164,23 @@ fn bad_searches_are_rejected() {
             .unwrap_err(),
         "probes",
     );
+    let (_d4, _db4, sq) = open(IndexSpec::default_hnsw_sq(), Metric::L2);
+    for bad in [0.5, f32::NAN, 1e6] {
+        let mut r = SearchRequest::new(10);
+        r.refine_k = Some(bad);
+        param(sq.search(&q, &r).unwrap_err(), "refine_k");
+    }
+    // k x refine_k is bounded like ef.
+    let mut wide = SearchRequest::new(1_000);
+    wide.refine_k = Some(500.0);
+    param(sq.search(&q, &wide).unwrap_err(), "refine_k");
+    param(sq.search(&q, &req(|r| r.ef = Some(5))).unwrap_err(), "ef");
+    assert_eq!(
+        sq.search(&q, &req(|r| r.refine_k = Some(1.0)))
+            .unwrap()
+            .len(),
+        10
+    );
 }
 
 #[test]
@@ -228,6 +245,26 @@ fn bad_collection_calls() {
             IndexSpec::Ivf {
                 nlist: 4,
                 nprobe: 5,
+            },
+        ),
+        config(
+            "a",
+            DIM,
+            Metric::L2,
+            IndexSpec::FlatSq8 {
+                refine: true,
+                refine_k: 0.0,
+            },
+        ),
+        config(
+            "a",
+            DIM,
+            Metric::L2,
+            IndexSpec::IvfSq8 {
+                nlist: 4,
+                nprobe: 5,
+                refine: true,
+                refine_k: 2.0,
             },
         ),
     ];

@@ -15,6 +15,17 @@ pub fn spec(kind: &str) -> IndexSpec {
             nprobe: 8,
         },
         "lsh" => IndexSpec::default_lsh(),
+        "flat_sq8" => IndexSpec::FlatSq8 {
+            refine: true,
+            refine_k: 4.0,
+        },
+        "hnsw_sq" => IndexSpec::default_hnsw_sq(),
+        "ivf_sq8" => IndexSpec::IvfSq8 {
+            nlist: 16,
+            nprobe: 8,
+            refine: true,
+            refine_k: 4.0,
+        },
         other => panic!("unknown kind {other}"),
     }
 }

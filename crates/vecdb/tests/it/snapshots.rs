@@ -13,9 +13,14 @@ const DIM: usize = 12;
 /// Creates a HNSW collection with 400 points, saves its snapshot and returns the queries'
 /// exact answers.
 fn prepare(dir: &Path) -> Vec<(Vec<f32>, Vec<u64>)> {
+    prepare_kind(dir, "hnsw")
+}
+
+/// `prepare` with another index kind.
+fn prepare_kind(dir: &Path, kind: &str) -> Vec<(Vec<f32>, Vec<u64>)> {
     let db = Database::open(dir).unwrap();
     let c = db
-        .create_collection(config("s", DIM, Metric::L2, spec("hnsw")))
+        .create_collection(config("s", DIM, Metric::L2, spec(kind)))
         .unwrap();
     let vectors = clustered(400, DIM, 8, 3);
     c.insert(&points(&vectors, 0)).unwrap();
@@ -55,8 +60,12 @@ fn check(dir: &Path, expected: &[(Vec<f32>, Vec<u64>)], count: usize) {
 }
 
 fn damaged(damage: impl Fn(&Path)) {
+    damaged_kind("hnsw", damage);
+}
+
+fn damaged_kind(kind: &str, damage: impl Fn(&Path)) {
     let dir = tempfile::tempdir().unwrap();
-    let expected = prepare(dir.path());
+    let expected = prepare_kind(dir.path(), kind);
     let snap = dir.path().join("s/index.snap");
     damage(&snap);
     check(dir.path(), &expected, 397);
@@ -78,6 +87,23 @@ fn bit_flip_in_body() {
         b[n / 2] ^= 0x01;
         fs::write(p, b).unwrap();
     });
+}
+
+/// The quantised kinds keep their codes in the snapshot: a valid one restores them, a damaged
+/// or missing one is rebuilt (codes retrained from the vectors).
+#[test]
+fn quantized_codes_round_trip_or_are_rebuilt() {
+    for kind in ["flat_sq8", "hnsw_sq", "ivf_sq8"] {
+        damaged_kind(kind, |_| {});
+        damaged_kind(kind, |p| {
+            let mut b = fs::read(p).unwrap();
+            // The codes are the last part of the body.
+            let n = b.len();
+            b[n - 10] ^= 0x01;
+            fs::write(p, b).unwrap();
+        });
+        damaged_kind(kind, |p| fs::remove_file(p).unwrap());
+    }
 }
 
 #[test]

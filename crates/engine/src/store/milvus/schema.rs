@@ -132,17 +132,23 @@ fn metric_type(metric: Metric) -> sdk::MetricType {
     }
 }
 
-/// The vector index for a config; LSH and oversized IVF are refused.
+/// The vector index for a config; LSH, HNSW_SQ, FLAT_SQ8 and oversized IVF are refused.
+/// IVF_SQ8 maps to Milvus' IVF_SQ8, which searches on its codes without re-ranking: the
+/// spec's `refine` and `refine_k` have no effect there.
 pub(crate) fn index_param(config: &CollectionConfig) -> Result<sdk::IndexParam, StoreError> {
     let (kind, params): (sdk::IndexType, Vec<(&str, usize)>) = match config.index {
         IndexSpec::Flat => (sdk::IndexType::Flat, vec![]),
-        IndexSpec::Ivf { nlist, .. } => {
+        IndexSpec::Ivf { nlist, .. } | IndexSpec::IvfSq8 { nlist, .. } => {
             if nlist > MAX_NLIST {
                 return Err(StoreError::Rejected {
                     reason: format!("Milvus accepts IVF nlist up to {MAX_NLIST}, got {nlist}"),
                 });
             }
-            (sdk::IndexType::IvfFlat, vec![("nlist", nlist)])
+            let kind = match config.index {
+                IndexSpec::IvfSq8 { .. } => sdk::IndexType::IvfSq8,
+                _ => sdk::IndexType::IvfFlat,
+            };
+            (kind, vec![("nlist", nlist)])
         }
         IndexSpec::Hnsw {
             m, ef_construction, ..
@@ -153,6 +159,19 @@ pub(crate) fn index_param(config: &CollectionConfig) -> Result<sdk::IndexParam, 
         IndexSpec::Lsh { .. } => {
             return Err(StoreError::Rejected {
                 reason: "Milvus has no LSH index; use flat, ivf or hnsw with the Milvus store"
+                    .into(),
+            })
+        }
+        IndexSpec::HnswSq { .. } => {
+            return Err(StoreError::Rejected {
+                reason: "Milvus 2.3 has no HNSW_SQ index (it came with Milvus 2.6); use HNSW or \
+                         IVF_SQ8 with the Milvus store"
+                    .into(),
+            })
+        }
+        IndexSpec::FlatSq8 { .. } => {
+            return Err(StoreError::Rejected {
+                reason: "Milvus has no FLAT_SQ8 index; use FLAT or IVF_SQ8 with the Milvus store"
                     .into(),
             })
         }
@@ -195,6 +214,13 @@ pub(crate) fn search_params(
             ),
         });
     }
+    if req.refine_k.is_some() && config.index.quantized_parts().is_some() {
+        return Err(StoreError::Rejected {
+            reason: "Milvus' IVF_SQ8 does not re-rank with the original vectors, so refine_k \
+                     has no meaning on the Milvus store"
+                .into(),
+        });
+    }
     let mut out = HashMap::new();
     match config.index {
         IndexSpec::Hnsw { ef, .. } => {
@@ -216,7 +242,7 @@ pub(crate) fn search_params(
             }
             out.insert("ef".into(), ef.to_string());
         }
-        IndexSpec::Ivf { nlist, nprobe } => {
+        IndexSpec::Ivf { nlist, nprobe } | IndexSpec::IvfSq8 { nlist, nprobe, .. } => {
             let nprobe = req.nprobe.unwrap_or(nprobe);
             if nprobe == 0 || nprobe > nlist {
                 return Err(param(
@@ -226,7 +252,11 @@ pub(crate) fn search_params(
             }
             out.insert("nprobe".into(), nprobe.to_string());
         }
-        IndexSpec::Flat | IndexSpec::Lsh { .. } => {}
+        // HNSW_SQ and FLAT_SQ8 collections are refused when created.
+        IndexSpec::Flat
+        | IndexSpec::Lsh { .. }
+        | IndexSpec::HnswSq { .. }
+        | IndexSpec::FlatSq8 { .. } => {}
     }
     Ok(out)
 }

@@ -100,6 +100,40 @@ fn index_params_carry_milvus_names() {
 }
 
 #[test]
+fn ivf_sq8_maps_to_milvus_and_the_other_quantised_kinds_are_refused() {
+    let p = index_param(&cfg("a", Metric::L2, IndexSpec::default_ivf_sq8())).unwrap();
+    assert_eq!(p.get_index_type(), sdk::IndexType::IvfSq8);
+    assert_eq!(p.get_extra_params()["nlist"], "256");
+    let sq8 = cfg("a", Metric::L2, IndexSpec::default_ivf_sq8());
+    let q = [1.0, 0.0, 0.0, 0.0];
+    assert_eq!(
+        search_params(&sq8, &q, &SearchRequest::new(1)).unwrap()["nprobe"],
+        "16"
+    );
+    let refine = SearchRequest {
+        refine_k: Some(2.0),
+        ..SearchRequest::new(1)
+    };
+    assert!(matches!(
+        search_params(&sq8, &q, &refine),
+        Err(StoreError::Rejected { .. })
+    ));
+    let flat_sq8 = IndexSpec::FlatSq8 {
+        refine: true,
+        refine_k: 4.0,
+    };
+    for (spec, name) in [
+        (IndexSpec::default_hnsw_sq(), "HNSW_SQ"),
+        (flat_sq8, "FLAT_SQ8"),
+    ] {
+        match validate_config(&cfg("a", Metric::L2, spec)) {
+            Err(StoreError::Rejected { reason }) => assert!(reason.contains(name), "{reason}"),
+            other => panic!("expected Rejected, got {other:?}"),
+        }
+    }
+}
+
+#[test]
 fn search_params_follow_vecdb_rules() {
     let hnsw = cfg(
         "a",

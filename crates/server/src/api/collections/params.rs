@@ -37,7 +37,27 @@ pub fn index_name(index: &IndexSpec) -> &'static str {
         IndexSpec::Hnsw { .. } => "HNSW",
         IndexSpec::Ivf { .. } => "IVF_FLAT",
         IndexSpec::Lsh { .. } => "LSH",
+        IndexSpec::FlatSq8 { .. } => "FLAT_SQ8",
+        IndexSpec::HnswSq { .. } => "HNSW_SQ",
+        IndexSpec::IvfSq8 { .. } => "IVF_SQ8",
     }
+}
+
+fn bool_param(params: &Map<String, Value>, key: &str, default: bool) -> Result<bool, AppError> {
+    match params.get(key) {
+        None => Ok(default),
+        Some(v) => v
+            .as_bool()
+            .ok_or_else(|| AppError::param(key, format!("must be true or false, got {v}"))),
+    }
+}
+
+/// Reads `refine` and `refine_k` (Milvus' names) of a quantised index.
+fn refine_params(params: &Map<String, Value>) -> Result<(bool, f32), AppError> {
+    Ok((
+        bool_param(params, "refine", true)?,
+        f32_param(params, "refine_k", vecdb::index::quant::DEFAULT_REFINE_K)?,
+    ))
 }
 
 /// Reads an optional non-negative integer parameter.
@@ -115,6 +135,42 @@ pub fn index_from_params(
                 nprobe: usize_param(params, "nprobe", nprobe)?,
             })
         }
+        "FLAT_SQ8" => {
+            only(params, "FLAT_SQ8", &["refine", "refine_k"])?;
+            let (refine, refine_k) = refine_params(params)?;
+            Ok(IndexSpec::FlatSq8 { refine, refine_k })
+        }
+        "HNSW_SQ" => {
+            only(
+                params,
+                "HNSW_SQ",
+                &["M", "efConstruction", "ef", "refine", "refine_k"],
+            )?;
+            let (m, ef_construction, ef) = vecdb::index::HNSW_DEFAULT;
+            let (refine, refine_k) = refine_params(params)?;
+            Ok(IndexSpec::HnswSq {
+                m: usize_param(params, "M", m)?,
+                ef_construction: usize_param(params, "efConstruction", ef_construction)?,
+                ef: usize_param(params, "ef", ef)?,
+                refine,
+                refine_k,
+            })
+        }
+        "IVF_SQ8" => {
+            only(
+                params,
+                "IVF_SQ8",
+                &["nlist", "nprobe", "refine", "refine_k"],
+            )?;
+            let (nlist, nprobe) = vecdb::index::IVF_DEFAULT;
+            let (refine, refine_k) = refine_params(params)?;
+            Ok(IndexSpec::IvfSq8 {
+                nlist: usize_param(params, "nlist", nlist)?,
+                nprobe: usize_param(params, "nprobe", nprobe)?,
+                refine,
+                refine_k,
+            })
+        }
         "LSH" => {
             only(params, "LSH", &["tables", "bits", "probes", "bucket_width"])?;
             let IndexSpec::Lsh {
@@ -135,7 +191,9 @@ pub fn index_from_params(
         }
         _ => Err(AppError::param(
             "index_type",
-            format!("{index_type:?} is not one of FLAT, HNSW, IVF_FLAT, LSH"),
+            format!(
+                "{index_type:?} is not one of FLAT, HNSW, IVF_FLAT, LSH, FLAT_SQ8, HNSW_SQ, IVF_SQ8"
+            ),
         )),
     }
 }
@@ -159,6 +217,27 @@ pub fn index_to_params(index: &IndexSpec) -> Map<String, Value> {
             bucket_width,
         } => serde_json::json!({
             "tables": tables, "bits": bits, "probes": probes, "bucket_width": bucket_width
+        }),
+        IndexSpec::FlatSq8 { refine, refine_k } => {
+            serde_json::json!({ "refine": refine, "refine_k": refine_k })
+        }
+        IndexSpec::HnswSq {
+            m,
+            ef_construction,
+            ef,
+            refine,
+            refine_k,
+        } => serde_json::json!({
+            "M": m, "efConstruction": ef_construction, "ef": ef,
+            "refine": refine, "refine_k": refine_k
+        }),
+        IndexSpec::IvfSq8 {
+            nlist,
+            nprobe,
+            refine,
+            refine_k,
+        } => serde_json::json!({
+            "nlist": nlist, "nprobe": nprobe, "refine": refine, "refine_k": refine_k
         }),
     };
     match value {
@@ -199,5 +278,42 @@ mod tests {
         let any: Map<String, Value> = serde_json::from_str(r#"{"nlist": 4}"#).unwrap();
         assert!(index_from_params("FLAT", &any).is_err());
         assert!(index_from_params("DISKANN", &Map::new()).is_err());
+    }
+
+    #[test]
+    fn quantised_kinds_use_milvus_names() {
+        let params: Map<String, Value> =
+            serde_json::from_str(r#"{"M": 8, "refine_k": 2.5}"#).unwrap();
+        let spec = index_from_params("hnsw_sq", &params).unwrap();
+        assert!(matches!(
+            spec,
+            IndexSpec::HnswSq {
+                m: 8,
+                refine: true,
+                refine_k,
+                ..
+            } if refine_k == 2.5
+        ));
+        assert_eq!(index_name(&spec), "HNSW_SQ");
+        assert_eq!(
+            index_from_params("HNSW_SQ", &index_to_params(&spec)).unwrap(),
+            spec
+        );
+        let ivf = index_from_params("IVF_SQ8", &Map::new()).unwrap();
+        assert_eq!(ivf, IndexSpec::default_ivf_sq8());
+        assert_eq!(index_name(&ivf), "IVF_SQ8");
+        let flat: Map<String, Value> = serde_json::from_str(r#"{"refine": false}"#).unwrap();
+        assert!(matches!(
+            index_from_params("FLAT_SQ8", &flat).unwrap(),
+            IndexSpec::FlatSq8 { refine: false, .. }
+        ));
+        for bad in [
+            r#"{"refine": 1}"#,
+            r#"{"refine_k": "x"}"#,
+            r#"{"sq_type": "SQ6"}"#,
+        ] {
+            let p: Map<String, Value> = serde_json::from_str(bad).unwrap();
+            assert!(index_from_params("IVF_SQ8", &p).is_err(), "{bad}");
+        }
     }
 }

@@ -18,6 +18,7 @@ mod graph;
 mod search;
 
 use super::codec::{Reader, Writer};
+use super::quant::{Sq8Codes, Sq8Query};
 use super::topk::Cand;
 use super::{read_header, write_header, DistanceKind, VectorArena};
 use crate::distance::kernels;
@@ -168,6 +169,7 @@ impl HnswIndex {
             kern: kernels(),
             kind: self.kind,
             locked,
+            codes: None,
         }
     }
 
@@ -300,13 +302,41 @@ impl HnswIndex {
         ef: Option<usize>,
         accept: &dyn Fn(u32) -> bool,
     ) -> Vec<(u32, f32)> {
+        self.search_inner(arena, query, k, ef, accept, None)
+    }
+
+    /// `search` with every distance to the query taken from SQ8 codes (approximate distances).
+    pub(crate) fn search_codes(
+        &self,
+        arena: &VectorArena,
+        query: &[f32],
+        k: usize,
+        ef: Option<usize>,
+        accept: &dyn Fn(u32) -> bool,
+        codes: (&Sq8Codes, &Sq8Query),
+    ) -> Vec<(u32, f32)> {
+        self.search_inner(arena, query, k, ef, accept, Some(codes))
+    }
+
+    fn search_inner(
+        &self,
+        arena: &VectorArena,
+        query: &[f32],
+        k: usize,
+        ef: Option<usize>,
+        accept: &dyn Fn(u32) -> bool,
+        codes: Option<(&Sq8Codes, &Sq8Query)>,
+    ) -> Vec<(u32, f32)> {
         let packed = self.entry.load(Ordering::Acquire);
         if k == 0 || packed == NO_ENTRY {
             return Vec::new();
         }
         let ef = ef.unwrap_or(self.ef).max(k);
         let mut scratch = self.pool.lock().pop().unwrap_or_default();
-        let ctx = self.ctx(arena, false);
+        let ctx = Ctx {
+            codes,
+            ..self.ctx(arena, false)
+        };
         let (entry, top) = (packed as u32, (packed >> 32) as usize);
         let mut cur = Cand {
             dist: ctx.dist(query, entry),

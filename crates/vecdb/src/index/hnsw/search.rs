@@ -2,6 +2,7 @@
 
 use super::graph::Graph;
 use crate::distance::{prefetch, Kernels};
+use crate::index::quant::{Sq8Codes, Sq8Query};
 use crate::index::topk::Cand;
 use crate::index::{DistanceKind, VectorArena};
 use std::cmp::Reverse;
@@ -81,17 +82,26 @@ pub(super) struct Ctx<'a> {
     pub(super) kind: DistanceKind,
     /// Read lists under their locks (during a parallel build).
     pub(super) locked: bool,
+    /// Quantised searches: the codes and the prepared query. Distances to the query then come
+    /// from the codes, not the arena (building always uses the arena).
+    pub(super) codes: Option<(&'a Sq8Codes, &'a Sq8Query)>,
 }
 
 impl Ctx<'_> {
     #[inline(always)]
     pub(super) fn dist(&self, q: &[f32], slot: u32) -> f32 {
+        if let Some((codes, cq)) = self.codes {
+            return codes.dist(self.kern, cq, slot);
+        }
         self.kind.eval(self.kern, q, self.arena.get(slot))
     }
 
     /// The distance, or (L2 only) any value above `bound` once it is known to exceed it.
     #[inline(always)]
     pub(super) fn dist_bounded(&self, q: &[f32], slot: u32, bound: f32) -> f32 {
+        if let Some((codes, cq)) = self.codes {
+            return codes.dist(self.kern, cq, slot);
+        }
         let v = self.arena.get(slot);
         match self.kind {
             DistanceKind::L2Squared => self.kern.l2_squared_bounded(q, v, bound),
@@ -111,6 +121,10 @@ impl Ctx<'_> {
     /// Prefetches the first lines of `slot`'s vector so the distance loop finds them in cache.
     #[inline(always)]
     fn prefetch_vector(&self, slot: u32) {
+        if let Some((codes, _)) = self.codes {
+            codes.prefetch(slot);
+            return;
+        }
         let v = self.arena.get(slot);
         prefetch(v.as_ptr());
         if v.len() > 16 {
@@ -123,6 +137,10 @@ impl Ctx<'_> {
     /// rejected within that chunk, so fetching further would waste memory bandwidth.
     #[inline(always)]
     fn prefetch_rest_of_first_chunk(&self, slot: u32) {
+        if let Some((codes, _)) = self.codes {
+            codes.prefetch_rest(slot);
+            return;
+        }
         let v = self.arena.get(slot);
         for off in (32..v.len().min(192)).step_by(16) {
             prefetch(v[off..].as_ptr());

@@ -1,0 +1,319 @@
+//! SQ8 codes and the quantised index: distance accuracy, recall floors on clustered data,
+//! re-rank exactness, round trips and parameter checks.
+
+use super::*;
+use crate::index::testutil::*;
+use crate::index::IndexSpec;
+
+const DIM: usize = 32;
+
+fn specs() -> Vec<IndexSpec> {
+    vec![
+        IndexSpec::FlatSq8 {
+            refine: true,
+            refine_k: DEFAULT_REFINE_K,
+        },
+        IndexSpec::HnswSq {
+            m: 12,
+            ef_construction: 100,
+            ef: 48,
+            refine: true,
+            refine_k: DEFAULT_REFINE_K,
+        },
+        IndexSpec::IvfSq8 {
+            nlist: 16,
+            nprobe: 4,
+            refine: true,
+            refine_k: DEFAULT_REFINE_K,
+        },
+    ]
+}
+
+/// The data for `kind`: clustered points, unit length for the inner-product kind (as cosine
+/// collections store them).
+fn data(n: usize, seed: u64, kind: DistanceKind) -> Vec<Vec<f32>> {
+    let pts = clustered(n, DIM, 20, 0.25, seed);
+    match kind {
+        DistanceKind::L2Squared => pts,
+        DistanceKind::NegDot => normalised(pts),
+    }
+}
+
+fn quantized(idx: &AnyIndex) -> &QuantizedIndex {
+    match idx {
+        AnyIndex::Quantized(q) => q,
+        other => panic!("not quantised: {other:?}"),
+    }
+}
+
+#[test]
+fn code_distances_track_exact_distances() {
+    for kind in [DistanceKind::L2Squared, DistanceKind::NegDot] {
+        let pts = data(500, 1, kind);
+        let arena = arena_of(&pts);
+        let mut codes = Sq8Codes::new(DIM, kind);
+        codes.build(&arena, &(0..500).collect::<Vec<_>>());
+        let kern = kernels();
+        for q in data(20, 2, kind) {
+            let pq = codes.prepare(kern, &q);
+            for s in (0..500).step_by(7) {
+                let exact = kind.eval(kern, &q, arena.get(s));
+                let approx = codes.dist(kern, &pq, s);
+                // Each component is off by at most half a step (range / 510); summed over 32
+                // dimensions of data spanning a few units this stays well under 0.1.
+                assert!(
+                    (exact - approx).abs() < 0.1 * exact.abs().max(1.0),
+                    "{kind:?} slot {s}: exact {exact}, codes {approx}"
+                );
+            }
+        }
+    }
+}
+
+#[test]
+fn recall_floors_on_clustered_data() {
+    for kind in [DistanceKind::L2Squared, DistanceKind::NegDot] {
+        let pts = data(3_000, 3, kind);
+        let arena = arena_of(&pts);
+        let queries = data(100, 4, kind);
+        for spec in specs() {
+            let idx = built(&spec, &arena, kind);
+            let r = recall(
+                &idx,
+                &arena,
+                kind,
+                &queries,
+                10,
+                &QueryParams::default(),
+                &|_| true,
+            );
+            eprintln!("{} {kind:?}: recall@10 {r}", spec.kind_name());
+            assert!(r >= 0.9, "{} {kind:?}: recall@10 {r}", spec.kind_name());
+            // Filters apply to the code search as well.
+            let odd = |s: u32| s % 2 == 1;
+            let r = recall(
+                &idx,
+                &arena,
+                kind,
+                &queries,
+                10,
+                &QueryParams::default(),
+                &odd,
+            );
+            assert!(r >= 0.85, "{} {kind:?} filtered: {r}", spec.kind_name());
+        }
+    }
+}
+
+#[test]
+fn rerank_equals_exact_search_over_the_candidates() {
+    let kind = DistanceKind::L2Squared;
+    let pts = data(2_000, 5, kind);
+    let arena = arena_of(&pts);
+    let kern = kernels();
+    for spec in specs() {
+        let idx = built(&spec, &arena, kind);
+        let q = quantized(&idx);
+        for (i, query) in data(20, 6, kind).iter().enumerate() {
+            let params = QueryParams {
+                refine_k: Some(1.0 + i as f32 / 4.0),
+                ..QueryParams::default()
+            };
+            let want = refine_candidates(10, params.refine_k.unwrap());
+            let cands = q.candidates(&arena, query, want, &params, &|_| true);
+            assert_eq!(cands.len(), want);
+            let mut exact: Vec<(u32, f32)> = cands
+                .iter()
+                .map(|&(s, _)| (s, kind.eval(kern, query, arena.get(s))))
+                .collect();
+            exact.sort_by(|a, b| a.1.total_cmp(&b.1).then(a.0.cmp(&b.0)));
+            exact.truncate(10);
+            assert_eq!(idx.search(&arena, query, 10, &params, &|_| true), exact);
+        }
+    }
+    // A flat scan whose candidates cover every point is exact search.
+    let flat_sq8 = built(
+        &IndexSpec::FlatSq8 {
+            refine: true,
+            refine_k: 200.0,
+        },
+        &arena,
+        kind,
+    );
+    let flat = built(&IndexSpec::Flat, &arena, kind);
+    for query in data(10, 7, kind) {
+        let p = QueryParams::default();
+        assert_eq!(
+            flat_sq8.search(&arena, &query, 10, &p, &|_| true),
+            flat.search(&arena, &query, 10, &p, &|_| true)
+        );
+    }
+}
+
+/// Without re-ranking, every kind returns the codes' distances: the flat scan, the HNSW walk and
+/// the IVF scans really run on the codes.
+#[test]
+fn without_refine_results_are_code_distances() {
+    let kind = DistanceKind::L2Squared;
+    let pts = data(1_000, 8, kind);
+    let arena = arena_of(&pts);
+    for spec in specs() {
+        let (base, _, refine_k) = spec.quantized_parts().unwrap();
+        let mut idx = AnyIndex::Quantized(QuantizedIndex::new(
+            AnyIndex::new(&base, DIM, kind, 42),
+            DIM,
+            kind,
+            false,
+            refine_k,
+        ));
+        idx.build(&arena, &(0..1_000).collect::<Vec<_>>());
+        let q = quantized(&idx);
+        let query = &data(1, 9, kind)[0];
+        let pq = q.codes().prepare(kernels(), query);
+        let hits = idx.search(&arena, query, 10, &QueryParams::default(), &|_| true);
+        assert_eq!(hits.len(), 10, "{}", spec.kind_name());
+        for (s, d) in hits {
+            assert_eq!(d, q.codes().dist(kernels(), &pq, s), "{}", spec.kind_name());
+            assert_ne!(
+                d,
+                kind.eval(kernels(), query, arena.get(s)),
+                "{}",
+                spec.kind_name()
+            );
+        }
+    }
+}
+
+#[test]
+fn incremental_adds_retrain_and_keep_recall() {
+    let kind = DistanceKind::L2Squared;
+    let pts = data(2_000, 10, kind);
+    let arena = arena_of(&pts);
+    let queries = data(50, 11, kind);
+    for spec in specs() {
+        let mut idx = AnyIndex::new(&spec, DIM, kind, 1);
+        for s in 0..2_000 {
+            idx.add(&arena, s);
+        }
+        let q = quantized(&idx);
+        assert_eq!(q.codes().len(), 2_000);
+        // Retrained at 1, 2, 4, ... 1024 codes: the last range covers more than half the data.
+        assert_eq!(q.codes().trained_on, 1_024);
+        let r = recall(
+            &idx,
+            &arena,
+            kind,
+            &queries,
+            10,
+            &QueryParams::default(),
+            &|_| true,
+        );
+        assert!(r >= 0.9, "{} built by adds: recall {r}", spec.kind_name());
+    }
+}
+
+#[test]
+fn codes_round_trip_and_corruption_is_refused() {
+    let kind = DistanceKind::NegDot;
+    let pts = data(1_500, 12, kind);
+    let arena = arena_of(&pts);
+    let queries = data(10, 13, kind);
+    for spec in specs() {
+        let mut idx = built(&spec, &arena, kind);
+        // A slot added after the build is encoded with the trained range.
+        let mut arena2 = arena_of(&pts);
+        let extra = arena2.push(&queries[0]);
+        idx.add(&arena2, extra);
+        let bytes = idx.to_bytes();
+        let back = AnyIndex::from_bytes(&spec, DIM, kind, &bytes).unwrap();
+        assert_eq!(back.to_bytes(), bytes);
+        assert_eq!(back.len(), 1_501);
+        for q in &queries {
+            let p = QueryParams::default();
+            assert_eq!(
+                back.search(&arena2, q, 10, &p, &|_| true),
+                idx.search(&arena2, q, 10, &p, &|_| true)
+            );
+        }
+        // Truncated bodies, a body for another shape and codes that disagree with the inner
+        // index are refused (the collection then rebuilds).
+        for cut in [0, 8, bytes.len() / 2, bytes.len() - 1] {
+            assert!(AnyIndex::from_bytes(&spec, DIM, kind, &bytes[..cut]).is_err());
+        }
+        assert!(AnyIndex::from_bytes(&spec, DIM + 1, kind, &bytes).is_err());
+        let other = built(&spec, &arena_of(&pts[..100]), kind);
+        let mut w = Writer::default();
+        w.blob(&idx.to_bytes()[8..8 + inner_len(&bytes)]);
+        quantized(&other).codes.write(&mut w);
+        assert!(AnyIndex::from_bytes(&spec, DIM, kind, &w.buf).is_err());
+    }
+}
+
+/// Length of the inner body at the start of a quantised body.
+fn inner_len(bytes: &[u8]) -> usize {
+    u64::from_le_bytes(bytes[..8].try_into().unwrap()) as usize
+}
+
+#[test]
+fn bad_parameters_are_refused() {
+    for bad in [0.5, 0.0, -1.0, f32::NAN, f32::INFINITY, MAX_REFINE_K * 2.0] {
+        let spec = IndexSpec::HnswSq {
+            m: 16,
+            ef_construction: 100,
+            ef: 10,
+            refine: true,
+            refine_k: bad,
+        };
+        let err = spec.validate(DIM).unwrap_err();
+        assert!(err.contains("refine_k"), "{err}");
+        let idx = AnyIndex::new(
+            &IndexSpec::default_ivf_sq8(),
+            DIM,
+            DistanceKind::L2Squared,
+            0,
+        );
+        let err = idx
+            .validate_params(&QueryParams {
+                refine_k: Some(bad),
+                ..QueryParams::default()
+            })
+            .unwrap_err();
+        assert!(err.contains("refine_k"), "{err}");
+    }
+    // The structure's own parameters are still checked.
+    let spec = IndexSpec::IvfSq8 {
+        nlist: 4,
+        nprobe: 5,
+        refine: true,
+        refine_k: 2.0,
+    };
+    assert!(spec.validate(DIM).unwrap_err().contains("nprobe"));
+    let idx = AnyIndex::new(
+        &IndexSpec::default_ivf_sq8(),
+        DIM,
+        DistanceKind::L2Squared,
+        0,
+    );
+    assert!(idx
+        .validate_params(&QueryParams {
+            nprobe: Some(100_000),
+            ..QueryParams::default()
+        })
+        .is_err());
+}
+
+#[test]
+fn spec_serde_uses_defaults() {
+    let spec: IndexSpec =
+        serde_json::from_str(r#"{"kind":"hnsw_sq","m":16,"ef_construction":200,"ef":64}"#).unwrap();
+    assert_eq!(spec, IndexSpec::default_hnsw_sq());
+    let json = serde_json::to_string(&IndexSpec::default_ivf_sq8()).unwrap();
+    assert_eq!(
+        json,
+        r#"{"kind":"ivf_sq8","nlist":256,"nprobe":16,"refine":true,"refine_k":4.0}"#
+    );
+    assert_eq!(
+        serde_json::from_str::<IndexSpec>(&json).unwrap(),
+        IndexSpec::default_ivf_sq8()
+    );
+}
