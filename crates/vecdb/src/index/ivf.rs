@@ -255,14 +255,12 @@ mod tests {
         };
         assert!(ivf.is_trained());
         let queries = clustered(200, 32, 40, 0.25, 1_001);
-        let r = recall(
+        let r = recall10(
             &idx,
             &arena,
             DistanceKind::L2Squared,
             &queries,
-            10,
             &QueryParams::default(),
-            &|_| true,
         );
         eprintln!("IVF recall at nlist 256, nprobe 16: {r}");
         assert!(r >= 0.90, "IVF recall {r}");
@@ -270,15 +268,7 @@ mod tests {
             nprobe: Some(256),
             ..Default::default()
         };
-        let r = recall(
-            &idx,
-            &arena,
-            DistanceKind::L2Squared,
-            &queries,
-            10,
-            &all,
-            &|_| true,
-        );
+        let r = recall10(&idx, &arena, DistanceKind::L2Squared, &queries, &all);
         assert_eq!(r, 1.0, "probing every list is exact");
     }
 

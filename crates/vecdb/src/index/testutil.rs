@@ -75,6 +75,31 @@ pub(crate) fn built(spec: &IndexSpec, arena: &VectorArena, kind: DistanceKind) -
 }
 
 /// Mean recall@k of `index` against exact search over the same slots, with a filter.
+/// [`recall`] at k = 10 with every point accepted, the case most tests measure.
+pub(crate) fn recall10(
+    index: &AnyIndex,
+    arena: &VectorArena,
+    kind: DistanceKind,
+    queries: &[Vec<f32>],
+    params: &QueryParams,
+) -> f64 {
+    recall(index, arena, kind, queries, 10, params, &|_| true)
+}
+
+/// Recall@10 at default parameters, printed under `label`; fails below `floor`.
+pub(crate) fn assert_recall10(
+    label: &str,
+    index: &AnyIndex,
+    arena: &VectorArena,
+    kind: DistanceKind,
+    queries: &[Vec<f32>],
+    floor: f64,
+) {
+    let r = recall10(index, arena, kind, queries, &QueryParams::default());
+    eprintln!("{label} {r}");
+    assert!(r >= floor, "{label} {r}");
+}
+
 pub(crate) fn recall(
     index: &AnyIndex,
     arena: &VectorArena,

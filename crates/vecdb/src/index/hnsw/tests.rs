@@ -18,17 +18,14 @@ fn recall_l2_at_default_ef() {
     let idx = built(&IndexSpec::default_hnsw(), &arena, DistanceKind::L2Squared);
     assert_eq!(idx.len(), 10_000);
     let queries = data(200, 2);
-    let r = recall(
+    assert_recall10(
+        "HNSW L2 recall@10",
         &idx,
         &arena,
         DistanceKind::L2Squared,
         &queries,
-        10,
-        &QueryParams::default(),
-        &|_| true,
+        0.95,
     );
-    eprintln!("HNSW L2 recall@10 {r}");
-    assert!(r >= 0.95, "HNSW L2 recall@10 {r}");
 }
 
 #[test]
@@ -38,32 +35,26 @@ fn recall_ip_and_cosine() {
     // Raw inner product (unnormalised vectors).
     let arena = arena_of(&raw);
     let idx = built(&IndexSpec::default_hnsw(), &arena, DistanceKind::NegDot);
-    let r = recall(
+    assert_recall10(
+        "HNSW ip recall@10",
         &idx,
         &arena,
         DistanceKind::NegDot,
         &queries,
-        10,
-        &QueryParams::default(),
-        &|_| true,
+        0.95,
     );
-    eprintln!("HNSW ip recall@10 {r}");
-    assert!(r >= 0.95, "HNSW ip recall@10 {r}");
     // Normalised vectors (cosine).
     let arena = arena_of(&normalised(raw));
     let idx = built(&IndexSpec::default_hnsw(), &arena, DistanceKind::NegDot);
     let q = normalised(queries);
-    let r = recall(
+    assert_recall10(
+        "HNSW cosine recall@10",
         &idx,
         &arena,
         DistanceKind::NegDot,
         &q,
-        10,
-        &QueryParams::default(),
-        &|_| true,
+        0.95,
     );
-    eprintln!("HNSW cosine recall@10 {r}");
-    assert!(r >= 0.95, "HNSW cosine recall@10 {r}");
 }
 
 #[test]
@@ -129,17 +120,14 @@ fn inserts_after_build_are_searchable() {
         assert_eq!(got[0].0, s);
     }
     let queries = data(100, 8);
-    let r = recall(
+    assert_recall10(
+        "recall after inserts",
         &idx,
         &arena,
         DistanceKind::L2Squared,
         &queries,
-        10,
-        &QueryParams::default(),
-        &|_| true,
+        0.95,
     );
-    eprintln!("recall after inserts {r}");
-    assert!(r >= 0.95, "recall after inserts {r}");
 }
 
 #[test]
@@ -154,17 +142,14 @@ fn incremental_only_index_works() {
         idx.add(&arena, s);
     }
     let queries = data(50, 11);
-    let r = recall(
+    assert_recall10(
+        "recall of an add-only index",
         &idx,
         &arena,
         DistanceKind::L2Squared,
         &queries,
-        10,
-        &QueryParams::default(),
-        &|_| true,
+        0.95,
     );
-    eprintln!("recall of an add-only index {r}");
-    assert!(r >= 0.95, "recall of an add-only index {r}");
 }
 
 #[test]

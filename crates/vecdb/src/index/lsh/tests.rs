@@ -13,23 +13,13 @@ fn default_recall_l2() {
         probes: Some(0),
         ..Default::default()
     };
-    let r0 = recall(
+    let r0 = recall10(&idx, &arena, DistanceKind::L2Squared, &queries, &p0);
+    let r = recall10(
         &idx,
         &arena,
         DistanceKind::L2Squared,
         &queries,
-        10,
-        &p0,
-        &|_| true,
-    );
-    let r = recall(
-        &idx,
-        &arena,
-        DistanceKind::L2Squared,
-        &queries,
-        10,
         &QueryParams::default(),
-        &|_| true,
     );
     eprintln!("LSH L2 recall@10: probes 0 {r0}, default {r}");
     assert!(r >= 0.9, "LSH L2 recall {r}");
@@ -46,23 +36,13 @@ fn default_recall_cosine() {
         probes: Some(0),
         ..Default::default()
     };
-    let r0 = recall(
+    let r0 = recall10(&idx, &arena, DistanceKind::NegDot, &queries, &p0);
+    let r = recall10(
         &idx,
         &arena,
         DistanceKind::NegDot,
         &queries,
-        10,
-        &p0,
-        &|_| true,
-    );
-    let r = recall(
-        &idx,
-        &arena,
-        DistanceKind::NegDot,
-        &queries,
-        10,
         &QueryParams::default(),
-        &|_| true,
     );
     eprintln!("LSH cosine recall@10: probes 0 {r0}, default {r}");
     assert!(r >= 0.9, "LSH cosine recall {r}");

@@ -78,15 +78,7 @@ fn recall_floors_on_clustered_data() {
         let queries = data(100, 4, kind);
         for spec in specs() {
             let idx = built(&spec, &arena, kind);
-            let r = recall(
-                &idx,
-                &arena,
-                kind,
-                &queries,
-                10,
-                &QueryParams::default(),
-                &|_| true,
-            );
+            let r = recall10(&idx, &arena, kind, &queries, &QueryParams::default());
             eprintln!("{} {kind:?}: recall@10 {r}", spec.kind_name());
             assert!(r >= 0.9, "{} {kind:?}: recall@10 {r}", spec.kind_name());
             // Filters apply to the code search as well.
@@ -199,15 +191,7 @@ fn incremental_adds_retrain_and_keep_recall() {
         assert_eq!(q.codes().len(), 2_000);
         // Retrained at 1, 2, 4, ... 1024 codes: the last range covers more than half the data.
         assert_eq!(q.codes().trained_on, 1_024);
-        let r = recall(
-            &idx,
-            &arena,
-            kind,
-            &queries,
-            10,
-            &QueryParams::default(),
-            &|_| true,
-        );
+        let r = recall10(&idx, &arena, kind, &queries, &QueryParams::default());
         assert!(r >= 0.9, "{} built by adds: recall {r}", spec.kind_name());
     }
 }
