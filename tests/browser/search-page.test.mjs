@@ -118,6 +118,7 @@ try {
     await page.waitForFunction(() => /\d+ images?/.test(document.querySelector("#status").textContent));
     const status = await page.textContent("#status");
     assert.match(status, /[1-9]\d* images?/);
+    assert.match(status, /· (tract|ort) ·/, "the runtime in use is shown");
     assert.equal(await page.getAttribute("#dropzone", "tabindex"), "0");
     if (shots) await page.screenshot({ path: join(shots, "empty.png"), fullPage: true });
   });

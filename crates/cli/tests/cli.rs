@@ -1,22 +1,12 @@
 //! The `imgsearch` binary end to end on a temporary folder of real photos.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Command, Output};
 
 use serde_json::Value;
 
 mod common;
-use common::json_of;
-
-fn fixture(name: &str) -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("../embed/tests/fixtures")
-        .join(name)
-}
-
-fn manifest() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../models/efficientnet-lite0/manifest.toml")
-}
+use common::{fixture, json_of, manifest};
 
 /// The binary with a configuration directory of its own, so that a configuration file in the
 /// real user's home (`~/.config/imgsearch/imgsearch.toml`) cannot change what a test sees.

@@ -8,13 +8,7 @@ use std::process::{Command, Output};
 use serde_json::Value;
 
 mod common;
-use common::json_of;
-
-fn fixture(name: &str) -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("../embed/tests/fixtures")
-        .join(name)
-}
+use common::{fixture, json_of};
 
 /// A temporary home (`HOME` and `XDG_*` inside it) and a copy of the binary outside the source
 /// tree, so nothing of the real user's is read or written and no model file is found on disk.

@@ -5,24 +5,14 @@
 
 #![cfg(unix)]
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
 mod common;
-use common::json_of;
-
-fn fixture(name: &str) -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("../embed/tests/fixtures")
-        .join(name)
-}
-
-fn manifest() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../models/efficientnet-lite0/manifest.toml")
-}
+use common::{fixture, json_of, manifest};
 
 /// The binary with a private data dir, configuration home and the repository's model.
 fn imgsearch(data: &Path) -> Command {

@@ -181,6 +181,8 @@ pub struct EngineStatus {
     pub index: IndexSpec,
     /// How `search_text` works with this model.
     pub text_search: String,
+    /// The runtime that runs the model (`tract` or `ort`).
+    pub runtime: String,
     /// Memory by component (mapped vectors, index, slot tables) and size on disk of the
     /// collection; `None` for stores that do not report it (Milvus).
     pub storage: Option<vecdb::CollectionStats>,
@@ -302,6 +304,7 @@ impl Engine {
             metric: self.collection.metric,
             index: self.collection.index.clone(),
             text_search: self.text_search_kind().into(),
+            runtime: self.encoder.embedder().runtime().name().into(),
             storage: self.store.storage_stats(&self.collection.name)?,
         })
     }

@@ -135,6 +135,11 @@ fn ingest_query_dedup_thumbnail_upload_remove() {
 
     // Uploads: stored once, searchable, removable; garbage changes nothing.
     let before = eng.status().unwrap().points;
+    assert_eq!(
+        eng.status().unwrap().runtime,
+        "tract",
+        "the default runtime is reported"
+    );
     let up = eng
         .add_upload(&std::fs::read(dir.join("rocket.jpg")).unwrap(), "r.jpg")
         .unwrap();

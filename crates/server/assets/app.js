@@ -110,6 +110,7 @@ async function loadStatus() {
     const index = typeof s.index === "object" && s.index ? (s.index.kind || "") : (s.index || "");
     const parts = [`${count.toLocaleString()} image${count === 1 ? "" : "s"}`];
     if (s.model) parts.push(typeof s.model === "object" ? (s.model.id || s.model.name || "") : s.model);
+    if (s.runtime) parts.push(s.runtime);
     if (index) parts.push(String(index).toUpperCase());
     if (metric) parts.push(metric);
     els.status.replaceChildren();

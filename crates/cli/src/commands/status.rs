@@ -67,6 +67,7 @@ pub fn run(g: &GlobalArgs, args: &StatusArgs) -> anyhow::Result<()> {
         text("files")
     );
     println!("model:       {}", text("model"));
+    println!("runtime:     {}", text("runtime"));
     if let Some(m) = v["collection_model"].as_str() {
         println!(
             "WARNING:     the collection was made by model {m}; searches and indexing are refused"

@@ -1,5 +1,6 @@
 //! Helpers shared by the CLI's integration tests.
 
+use std::path::{Path, PathBuf};
 use std::process::Output;
 
 use serde_json::Value;
@@ -14,4 +15,17 @@ pub fn json_of(out: &Output) -> Value {
         String::from_utf8_lossy(&out.stderr)
     );
     serde_json::from_slice(&out.stdout).expect("stdout is JSON")
+}
+
+/// A photo of the embed crate's test fixtures.
+pub fn fixture(name: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../embed/tests/fixtures")
+        .join(name)
+}
+
+/// The repository's model manifest.
+#[allow(dead_code)] // Not every test file indexes with the repository's model.
+pub fn manifest() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../models/efficientnet-lite0/manifest.toml")
 }
