@@ -18,7 +18,9 @@ use serde_json::Value;
 
 use crate::config::CollectionConfig;
 use crate::index::{AnyIndex, DistanceKind, VectorArena};
-use crate::storage::snapshot::{Snapshot, DEAD_SLOT, FREE_SLOT, SNAPSHOT_VERSION};
+use crate::storage::snapshot::{
+    Snapshot, DEAD_SLOT, FREE_SLOT, SNAPSHOT_RESTORABLE, SNAPSHOT_VERSION,
+};
 
 pub(crate) struct State {
     /// The vector file's mapping; `len()` is the number of slots in use or free.
@@ -223,7 +225,7 @@ impl State {
         }
     }
 
-    /// Restores a state from a version-2 snapshot and the mapped vector file, given what redb
+    /// Restores a state from a version-2 or later snapshot and the mapped vector file, given what redb
     /// says now (its generation and number of points). Reads no point: the generation stamp
     /// ties the snapshot to exactly one point set. Fails, with the reason, when the snapshot
     /// does not belong to this point set, config or file.
@@ -233,7 +235,7 @@ impl State {
         arena: VectorArena,
         (uid, generation, points): (u64, u64, u64),
     ) -> Result<State, String> {
-        if snap.version != SNAPSHOT_VERSION {
+        if snap.version < SNAPSHOT_RESTORABLE {
             return Err(format!("snapshot format version {}", snap.version));
         }
         if snap.uid != uid {

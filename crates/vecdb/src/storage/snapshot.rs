@@ -1,32 +1,25 @@
 //! Index snapshot files: derived data saved beside the redb file so that reopening a collection
 //! does not have to rebuild its index.
 //!
-//! A snapshot is only ever a cache. Reading one checks everything (magic, version, both
-//! checksums, exact length, and, in the collection, the generation and point set it was built
-//! for); any mismatch makes the caller rebuild from the points, never fail.
+//! A snapshot is only ever a cache. Reading one checks everything (magic, version, checksum,
+//! exact length, and, in the collection, the generation and point set it was built for); any
+//! mismatch makes the caller rebuild from the points, never fail.
 //!
-//! File layout (all integers little endian):
+//! Version 3 (written now) is the shared envelope (`common::envelope`: magic `IMGVSNAP`, version,
+//! total length, CRC-32 of everything before it) around this body, in the `common::le` codec:
+//! `u64` redb generation the snapshot was built for; `u64` number of live points; `u64` uid of
+//! the collection (see `points`); `u32` length + index spec as JSON; `u32` dim; `u64` slot count
+//! `n`; `n` x `u64` per slot: the point id, `u64::MAX` for a dead slot (deleted, but the index
+//! still routes through its vector) or `u64::MAX - 1` for a free slot (in no index, reusable);
+//! `u64` length + the index body from `AnyIndex::to_bytes`. Vectors are not in the snapshot: they
+//! stay in the vector file, dead ones included, so loading reads `8 x n` bytes plus the index.
 //!
-//! | offset | size | field |
-//! |---|---|---|
-//! | 0 | 8 | magic `IMGVSNAP` |
-//! | 8 | 4 | format version, `u32` (currently 2; 1 is read for the migration) |
-//! | 12 | 4 | reserved, zero |
-//! | 16 | 8 | redb generation the snapshot was built for, `u64` |
-//! | 24 | 8 | number of live points, `u64` |
-//! | 32 | 8 | body length in bytes, `u64` |
-//! | 40 | 4 | CRC-32 (IEEE) of the body |
-//! | 44 | 4 | CRC-32 of bytes 0..44 |
-//! | 48 | body | see below |
-//!
-//! Body (version 2): `u64` uid of the collection (see `points`); `u32` length + index spec as JSON; `u32` dim; `u64` slot count `n`; `n` x
-//! `u64` per slot: the point id, `u64::MAX` for a dead slot (deleted, but the index still routes
-//! through its vector) or `u64::MAX - 1` for a free slot (in no index, reusable); `u64` length +
-//! the index body from `AnyIndex::to_bytes`. Vectors are not in the snapshot: they stay in the
-//! vector file, dead ones included, so loading reads `8 x n` bytes plus the index structure.
-//!
-//! Version 1 (format 1 collections) had no free slots and, after the slot ids, `dim` x `f32` for
-//! each dead slot in slot order (live vectors came from redb); it is decoded only to migrate.
+//! Versions 1 and 2 had a 48-byte header of their own: magic, `u32` version, 4 reserved bytes,
+//! `u64` generation, `u64` live count, `u64` body length, CRC-32 of the body, CRC-32 of bytes
+//! 0..44. Version 2's body is version 3's from the uid on, so a version-2 snapshot still restores
+//! a collection without a rebuild (the next save writes version 3). Version 1 (format 1
+//! collections) had no uid and no free slots and, after the slot ids, `dim` x `f32` for each dead
+//! slot in slot order (live vectors came from redb); it is decoded only to migrate.
 //!
 //! Writes are atomic: the file is written to `<name>.tmp`, fsynced, renamed over the old one, and
 //! the directory is fsynced, so a crash leaves either the old or the new snapshot (or a stray
@@ -41,19 +34,22 @@ use crate::error::VecDbError;
 /// Magic number at the start of every snapshot file.
 pub const SNAPSHOT_MAGIC: [u8; 8] = *b"IMGVSNAP";
 /// Current snapshot format version.
-pub const SNAPSHOT_VERSION: u32 = 2;
+pub const SNAPSHOT_VERSION: u32 = 3;
+/// The oldest version a collection restores from without a rebuild (same content as the current).
+pub const SNAPSHOT_RESTORABLE: u32 = 2;
 /// Slot id marking a deleted slot that the index still holds.
 pub const DEAD_SLOT: u64 = u64::MAX;
 /// Slot id marking a slot no point and no index uses (reusable).
 pub const FREE_SLOT: u64 = u64::MAX - 1;
-const HEADER_LEN: usize = 48;
+/// Header length of versions 1 and 2.
+const LEGACY_HEADER_LEN: usize = 48;
 
 /// The decoded content of a snapshot.
 #[derive(Debug, Clone, PartialEq)]
 pub(crate) struct Snapshot {
     /// Format version the snapshot was read in (written snapshots are always the current one).
     pub version: u32,
-    /// The collection's uid (version 2; 0 when read from version 1).
+    /// The collection's uid (0 when read from version 1).
     pub uid: u64,
     pub generation: u64,
     pub live_count: u64,
@@ -67,45 +63,66 @@ pub(crate) struct Snapshot {
 }
 
 impl Snapshot {
-    /// Serialises the snapshot into the file format above.
+    /// Serialises the snapshot into the current file format.
     pub(crate) fn encode(&self) -> Vec<u8> {
-        let mut body = Vec::with_capacity(
-            64 + self.spec_json.len() + self.slot_ids.len() * 8 + self.index.len(),
-        );
-        body.extend_from_slice(&self.uid.to_le_bytes());
-        body.extend_from_slice(&(self.spec_json.len() as u32).to_le_bytes());
-        body.extend_from_slice(self.spec_json.as_bytes());
-        body.extend_from_slice(&(self.dim as u32).to_le_bytes());
-        body.extend_from_slice(&(self.slot_ids.len() as u64).to_le_bytes());
-        for id in &self.slot_ids {
-            body.extend_from_slice(&id.to_le_bytes());
-        }
-        body.extend_from_slice(&(self.index.len() as u64).to_le_bytes());
-        body.extend_from_slice(&self.index);
-
-        let mut out = Vec::with_capacity(HEADER_LEN + body.len());
-        out.extend_from_slice(&SNAPSHOT_MAGIC);
-        out.extend_from_slice(&SNAPSHOT_VERSION.to_le_bytes());
-        out.extend_from_slice(&0u32.to_le_bytes());
-        out.extend_from_slice(&self.generation.to_le_bytes());
-        out.extend_from_slice(&self.live_count.to_le_bytes());
-        out.extend_from_slice(&(body.len() as u64).to_le_bytes());
-        out.extend_from_slice(&crc32fast::hash(&body).to_le_bytes());
-        let header_crc = crc32fast::hash(&out);
-        out.extend_from_slice(&header_crc.to_le_bytes());
-        out.extend_from_slice(&body);
-        out
+        let cap = 64 + self.spec_json.len() + self.slot_ids.len() * 8 + self.index.len();
+        let mut w = common::envelope::begin(&SNAPSHOT_MAGIC, SNAPSHOT_VERSION, cap);
+        w.u64(self.generation);
+        w.u64(self.live_count);
+        w.u64(self.uid);
+        w.str(&self.spec_json);
+        w.u32(self.dim as u32);
+        w.u64(self.slot_ids.len() as u64);
+        w.u64s_exact(&self.slot_ids);
+        w.blob(&self.index);
+        common::envelope::seal(w)
     }
 
-    /// Parses and checks a snapshot file's bytes; the error says what is wrong.
+    /// Parses and checks a snapshot file's bytes (any version this build reads); the error says
+    /// what is wrong.
     pub(crate) fn decode(bytes: &[u8]) -> Result<Snapshot, String> {
-        if bytes.len() < HEADER_LEN {
+        // Every version starts with the magic number and a `u32` version.
+        if bytes.len() >= 12 && bytes[..8] == SNAPSHOT_MAGIC {
+            let version = u32::from_le_bytes(bytes[8..12].try_into().expect("4"));
+            if version < SNAPSHOT_VERSION {
+                return Snapshot::decode_legacy(bytes);
+            }
+        }
+        let opened =
+            common::envelope::open(bytes, &SNAPSHOT_MAGIC, SNAPSHOT_VERSION, SNAPSHOT_VERSION)
+                .map_err(|e| e.to_string())?;
+        let mut r = Reader::new(opened.body);
+        let generation = r.u64()?;
+        let live_count = r.u64()?;
+        let uid = r.u64()?;
+        let spec_json = r.str()?;
+        let dim = r.u32()? as usize;
+        let slots = r.len(8)?;
+        let slot_ids = r.u64s_exact(slots)?;
+        let index = r.blob()?.to_vec();
+        r.finish()?;
+        Ok(Snapshot {
+            version: opened.version,
+            uid,
+            generation,
+            live_count,
+            spec_json,
+            dim,
+            slot_ids,
+            dead_vectors: Vec::new(),
+            index,
+        })
+    }
+
+    /// Parses and checks a version 1 or 2 file's bytes.
+    fn decode_legacy(bytes: &[u8]) -> Result<Snapshot, String> {
+        if bytes.len() < LEGACY_HEADER_LEN {
             return Err(format!(
                 "file is {} bytes, shorter than the header",
                 bytes.len()
             ));
         }
-        let (header, body) = bytes.split_at(HEADER_LEN);
+        let (header, body) = bytes.split_at(LEGACY_HEADER_LEN);
         if header[..8] != SNAPSHOT_MAGIC {
             return Err("bad magic number".into());
         }
@@ -115,10 +132,8 @@ impl Snapshot {
             return Err("header checksum mismatch".into());
         }
         let version = u32_at(8);
-        if version != SNAPSHOT_VERSION && version != 1 {
-            return Err(format!(
-                "format version {version}, expected {SNAPSHOT_VERSION}"
-            ));
+        if version != 1 && version != 2 {
+            return Err(format!("format version {version}, expected 1 or 2"));
         }
         if u64_at(32) != body.len() as u64 {
             return Err(format!(
@@ -210,6 +225,56 @@ mod tests {
     fn round_trip() {
         let s = sample();
         assert_eq!(Snapshot::decode(&s.encode()).unwrap(), s);
+    }
+
+    /// How version 2 was written (its own 48-byte header), to check it is still read.
+    fn encode_v2(s: &Snapshot) -> Vec<u8> {
+        let mut body = Vec::new();
+        body.extend_from_slice(&s.uid.to_le_bytes());
+        body.extend_from_slice(&(s.spec_json.len() as u32).to_le_bytes());
+        body.extend_from_slice(s.spec_json.as_bytes());
+        body.extend_from_slice(&(s.dim as u32).to_le_bytes());
+        body.extend_from_slice(&(s.slot_ids.len() as u64).to_le_bytes());
+        for id in &s.slot_ids {
+            body.extend_from_slice(&id.to_le_bytes());
+        }
+        body.extend_from_slice(&(s.index.len() as u64).to_le_bytes());
+        body.extend_from_slice(&s.index);
+        let mut out = Vec::new();
+        out.extend_from_slice(&SNAPSHOT_MAGIC);
+        out.extend_from_slice(&2u32.to_le_bytes());
+        out.extend_from_slice(&0u32.to_le_bytes());
+        out.extend_from_slice(&s.generation.to_le_bytes());
+        out.extend_from_slice(&s.live_count.to_le_bytes());
+        out.extend_from_slice(&(body.len() as u64).to_le_bytes());
+        out.extend_from_slice(&crc32fast::hash(&body).to_le_bytes());
+        let header_crc = crc32fast::hash(&out);
+        out.extend_from_slice(&header_crc.to_le_bytes());
+        out.extend_from_slice(&body);
+        out
+    }
+
+    #[test]
+    fn version_2_is_still_read_and_a_newer_version_is_refused() {
+        let s = sample();
+        let v2 = encode_v2(&s);
+        let read = Snapshot::decode(&v2).unwrap();
+        assert_eq!(read.version, 2);
+        assert_eq!(
+            Snapshot {
+                version: SNAPSHOT_VERSION,
+                ..read
+            },
+            s,
+            "same content"
+        );
+        let mut bad = v2.clone();
+        bad[60] ^= 1;
+        assert!(Snapshot::decode(&bad).is_err());
+        let body = &s.encode()[common::envelope::HEADER_LEN..s.encode().len() - 4];
+        let future = common::envelope::wrap(&SNAPSHOT_MAGIC, SNAPSHOT_VERSION + 1, body);
+        let err = Snapshot::decode(&future).unwrap_err();
+        assert!(err.contains("format version 4"), "{err}");
     }
 
     #[test]

@@ -41,13 +41,14 @@ fn vector(id: u64) -> Vec<f32> {
     vec![id as f32, 1.0, (id % 3) as f32, -(id as f32) / 2.0]
 }
 
-/// Live, dead and free slots of a format 2 snapshot (version, then counts).
+/// Live and dead slots of a snapshot as written now (its version, then the counts).
 fn snapshot_slots(bytes: &[u8]) -> (u32, usize, usize) {
     let version = u32::from_le_bytes(bytes[8..12].try_into().unwrap());
-    // Body: uid u64, spec length u32 + spec, dim u32, slot count u64, slot ids.
-    let body = &bytes[48..];
-    let spec_len = u32::from_le_bytes(body[8..12].try_into().unwrap()) as usize;
-    let at = 12 + spec_len + 4;
+    // Version 3: the envelope's 20-byte header, then generation u64, live count u64, uid u64,
+    // spec length u32 + spec, dim u32, slot count u64, slot ids.
+    let body = &bytes[common::envelope::HEADER_LEN..];
+    let spec_len = u32::from_le_bytes(body[24..28].try_into().unwrap()) as usize;
+    let at = 28 + spec_len + 4;
     let n = u64::from_le_bytes(body[at..at + 8].try_into().unwrap()) as usize;
     let ids: Vec<u64> = body[at + 8..at + 8 + 8 * n]
         .chunks_exact(8)
@@ -90,7 +91,7 @@ fn version_1_files_are_converted_once_and_answer() {
     // The HNSW index was carried over, not rebuilt: a rebuild would have freed the two dead
     // slots (deleted points the graph still routes through).
     let converted = fs::read(&snapshot).unwrap();
-    assert_eq!(snapshot_slots(&converted), (2, 18, 2));
+    assert_eq!(snapshot_slots(&converted), (3, 18, 2));
     // The second open finds format 2 and restores the snapshot as it is.
     {
         let db = Database::open(dir.path()).unwrap();
