@@ -49,6 +49,7 @@ pub async fn status(State(state): State<AppState>) -> Result<Json<serde_json::Va
                     "max_pixels": state.engine.config().limits.max_pixels,
                     "max_file_bytes": state.engine.config().limits.max_file_bytes,
                     "max_lsh_projection": vecdb::index::MAX_LSH_PROJECTION,
+                    "max_ivf_centres": vecdb::index::MAX_IVF_CENTRES,
                     "max_dimension": vecdb::config::MAX_DIM,
                 },
             })

@@ -144,6 +144,10 @@ const MAX_PROBES: usize = 4096;
 /// drawn at every open, so without this bound a tiny create request could cost gigabytes and
 /// minutes then and at every start after.
 pub const MAX_LSH_PROJECTION: usize = 1 << 24;
+/// Largest IVF centre table, in floats (nlist x dimension): 512 MiB, room for nlist 65,536 at
+/// dimension 2,048. k-means allocates it and touches every centre per point, so an unbounded
+/// product would let one create request cost gigabytes once the collection trains.
+pub const MAX_IVF_CENTRES: usize = 1 << 27;
 
 impl IndexSpec {
     /// HNSW with the default parameters.
@@ -259,6 +263,12 @@ impl IndexSpec {
             }
             IndexSpec::Ivf { nlist, nprobe } => {
                 check_range("nlist", nlist, 1, MAX_NLIST)?;
+                let floats = nlist.saturating_mul(dim);
+                if floats > MAX_IVF_CENTRES {
+                    return Err(format!(
+                        "nlist x dimension is {floats}; the limit is {MAX_IVF_CENTRES}"
+                    ));
+                }
                 check_range("nprobe", nprobe, 1, nlist)
                     .map_err(|e| format!("{e} (it cannot exceed nlist)"))
             }

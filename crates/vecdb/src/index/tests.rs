@@ -109,6 +109,15 @@ fn invalid_specs_are_rejected() {
     .unwrap_err();
     assert!(err.contains("nprobe"), "{err}");
     assert!(IndexSpec::Flat.validate(0).is_err());
+    // A centre table of nlist x dimension floats is bounded: a legal nlist at the largest
+    // dimension is refused, the same nlist at a common dimension is fine.
+    let big = IndexSpec::Ivf {
+        nlist: 65_536,
+        nprobe: 16,
+    };
+    let err = big.validate(65_536).unwrap_err();
+    assert!(err.contains("nlist x dimension"), "{err}");
+    big.validate(1_280).unwrap();
     for good in [
         IndexSpec::Flat,
         IndexSpec::default_hnsw(),
