@@ -61,11 +61,19 @@ if [ -z "$NEW_IMAGE" ]; then
     exit 1
 fi
 
+# A photo for the watched library folder, copied there by the test before it clicks "Rescan".
+LIBRARY_IMAGE=
+for name in gravel.jpg retina.jpg hubble_deep_field.jpg; do
+    f="$ROOT/samples/$name"
+    [ -f "$f" ] && [ ! -e "$WORK/photos/$name" ] && [ "$f" != "$NEW_IMAGE" ] && { LIBRARY_IMAGE="$f"; break; }
+done
+mkdir -p "$WORK/library"
+
 "$BIN" --data-dir "$WORK/data" index "$WORK/photos"
 
 PORT=$(node -e 'const s=require("net").createServer().listen(0,"127.0.0.1",()=>{console.log(s.address().port);s.close()})')
 URL="http://127.0.0.1:$PORT"
-"$BIN" --data-dir "$WORK/data" serve --bind "127.0.0.1:$PORT" >"$WORK/server.log" 2>&1 &
+"$BIN" --data-dir "$WORK/data" serve --bind "127.0.0.1:$PORT" --watch "$WORK/library" >"$WORK/server.log" 2>&1 &
 SERVER_PID=$!
 for _ in $(seq 300); do
     if node -e 'fetch(process.argv[1]).then(r=>process.exit(r.ok?0:1),()=>process.exit(1))' "$URL/healthz"; then
@@ -80,7 +88,9 @@ for _ in $(seq 300); do
 done
 
 status=0
-IMGSEARCH_URL="$URL" QUERY_IMAGE="$QUERY_IMAGE" NEW_IMAGE="$NEW_IMAGE" node tests/browser/search-page.test.mjs || status=$?
+IMGSEARCH_URL="$URL" QUERY_IMAGE="$QUERY_IMAGE" NEW_IMAGE="$NEW_IMAGE" \
+    LIBRARY_DIR="$WORK/library" LIBRARY_IMAGE="$LIBRARY_IMAGE" \
+    node tests/browser/search-page.test.mjs || status=$?
 if [ "$status" != 0 ]; then
     echo "--- server log ---"
     tail -n 50 "$WORK/server.log"

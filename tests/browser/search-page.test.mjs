@@ -4,7 +4,7 @@
 // path) and at least one other image, and NEW_IMAGE (a photo not in the index, added through the
 // page). Optional: SCREENSHOT_DIR to keep screenshots, CHROMIUM (default /usr/bin/chromium). Prints "N passed, N failed" and exits non-zero on failure.
 import { chromium } from "playwright-core";
-import { mkdtempSync, readFileSync, rmSync } from "node:fs";
+import { copyFileSync, mkdtempSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { basename, join } from "node:path";
 import assert from "node:assert/strict";
@@ -16,6 +16,10 @@ if (!base || !queryImage || !newImage) {
   console.error("set IMGSEARCH_URL, QUERY_IMAGE and NEW_IMAGE");
   process.exit(2);
 }
+// A folder the server watches, and a photo to put there (optional: their checks are skipped
+// without them).
+const libraryDir = process.env.LIBRARY_DIR;
+const libraryImage = process.env.LIBRARY_IMAGE;
 const shots = process.env.SCREENSHOT_DIR;
 const executablePath = process.env.CHROMIUM || "/usr/bin/chromium";
 const TIMEOUT = 30_000;
@@ -217,6 +221,32 @@ try {
     const error = await page.$("#message.error:not([hidden])");
     assert.equal(error, null, "the text search showed an error");
   });
+
+  await check("the library view lists every image newest first, a page at a time", async () => {
+    const total = await indexedCount(page);
+    await page.selectOption("#k", "12");
+    await page.click("#library-btn");
+    await page.waitForFunction(() => /newest first/.test(document.querySelector("#results-info").textContent));
+    const shown = await page.$$eval("#results .card", (cards) => cards.length);
+    assert.equal(shown, Math.min(12, total), "one page of cards");
+    assert.match(await page.textContent("#results-info"), new RegExp(`${shown} of ${total} images?`));
+    assert.equal(await page.isHidden("#more-btn"), total <= 12, "'Show more' only when there is more");
+    // Library cards carry a date, not a score.
+    assert.equal(await page.$$eval("#results .card .score", (s) => s.length), 0);
+    assert.ok((await page.$$eval("#results .card .when", (w) => w.map((x) => x.textContent)))[0].match(/^\d{4}-\d\d-\d\d$/));
+    await page.selectOption("#k", "24");
+  });
+
+  if (libraryDir && libraryImage) {
+    await check("rescanning the watched library indexes a new photo and the status follows the job", async () => {
+      const count = await indexedCount(page);
+      copyFileSync(libraryImage, join(libraryDir, basename(libraryImage)));
+      await page.click("#rescan-btn");
+      // The watcher may have started the same job first; either way the photo gets indexed.
+      await page.waitForFunction((n) => new RegExp(`${n} images?`).test(document.querySelector("#status").textContent), count + 1, { timeout: 90000 });
+      await page.waitForFunction(() => document.querySelector("#job").hidden);
+    });
+  }
 
   await check("a non-image drop shows an error and the page keeps working", async () => {
     await dropFile(page, "#dropzone", "notes.txt", "text/plain", Buffer.from("not an image"));

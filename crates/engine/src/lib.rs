@@ -107,6 +107,42 @@ pub struct ImageRecord {
     pub folder: String,
 }
 
+/// Where a library page ends: the last image's modification time (nanoseconds) and id. The
+/// next page holds the images that sort after it (older, or as old with a smaller id).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct LibraryCursor {
+    pub mtime_ns: i64,
+    pub id: u64,
+}
+
+impl std::fmt::Display for LibraryCursor {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}:{}", self.mtime_ns, self.id)
+    }
+}
+
+impl std::str::FromStr for LibraryCursor {
+    type Err = EngineError;
+    fn from_str(s: &str) -> Result<Self, EngineError> {
+        let bad = || EngineError::invalid(format!("library cursor {s:?} is not MTIME_NS:ID"));
+        let (m, i) = s.split_once(':').ok_or_else(bad)?;
+        Ok(LibraryCursor {
+            mtime_ns: m.parse().map_err(|_| bad())?,
+            id: i.parse().map_err(|_| bad())?,
+        })
+    }
+}
+
+/// One page of [`Engine::library`].
+#[derive(Debug, Clone)]
+pub struct LibraryPage {
+    pub images: Vec<ImageRecord>,
+    /// Where the next page starts; `None` on the last page.
+    pub next: Option<LibraryCursor>,
+    /// Images in the library.
+    pub total: u64,
+}
+
 /// An auto-tag: a class the model's classifier gave the image, with its probability.
 #[derive(Clone, Debug, PartialEq, Serialize)]
 pub struct Tag {
@@ -269,6 +305,53 @@ impl Engine {
     /// One indexed image by id.
     pub fn image(&self, id: u64) -> Result<Option<ImageRecord>, EngineError> {
         Ok(self.catalog.by_id(id)?.map(|r| image_record(&r)))
+    }
+
+    /// A page of the library: indexed images newest first (by file modification time, then
+    /// id), at most `limit`, strictly after `after` (the `LibraryPage::next` of the page
+    /// before). One pass over the catalog keeping the best `limit` in a heap: O(files x
+    /// log limit) per page, with no second index to keep in sync.
+    pub fn library(
+        &self,
+        after: Option<LibraryCursor>,
+        limit: usize,
+    ) -> Result<LibraryPage, EngineError> {
+        use std::cmp::Reverse;
+        use std::collections::BinaryHeap;
+        vecdb::search::check_k("limit", limit, MAX_K).map_err(store::StoreError::from)?;
+        let key = |r: &FileRecord| LibraryCursor {
+            mtime_ns: r.mtime_ns,
+            id: r.id,
+        };
+        // A min-heap of the newest `limit` records seen so far that come after the cursor.
+        let mut heap: BinaryHeap<Reverse<LibraryCursor>> = BinaryHeap::new();
+        let mut records = std::collections::HashMap::new();
+        let mut total = 0u64;
+        self.catalog.for_each(&mut |r| {
+            total += 1;
+            let k = key(&r);
+            if after.is_some_and(|a| k >= a) {
+                return;
+            }
+            if heap.len() < limit {
+                heap.push(Reverse(k));
+                records.insert(r.id, r);
+            } else if heap.peek().is_some_and(|Reverse(min)| k > *min) {
+                if let Some(Reverse(gone)) = heap.pop() {
+                    records.remove(&gone.id);
+                }
+                heap.push(Reverse(k));
+                records.insert(r.id, r);
+            }
+        })?;
+        let mut page: Vec<FileRecord> = records.into_values().collect();
+        page.sort_by_key(|r| Reverse(key(r)));
+        let next = (page.len() == limit).then(|| key(page.last().expect("limit >= 1")));
+        Ok(LibraryPage {
+            images: page.iter().map(image_record).collect(),
+            next,
+            total,
+        })
     }
 
     /// One indexed image by path (absolute, as indexed).

@@ -49,6 +49,19 @@ fn ingest_query_dedup_thumbnail_upload_remove() {
     assert!(r.failed[0].0.ends_with("broken.jpg"));
     assert!(r.skipped.iter().any(|(p, _)| p.ends_with("notes.txt")));
 
+    // The library, newest first, two at a time: every image once, in order, then no cursor.
+    let first = eng.library(None, 2).unwrap();
+    assert_eq!((first.images.len(), first.total), (2, 3));
+    let second = eng.library(first.next, 2).unwrap();
+    assert_eq!(second.images.len(), 1);
+    assert!(second.next.is_none());
+    let all: Vec<_> = first.images.iter().chain(&second.images).collect();
+    assert!(all.windows(2).all(|w| w[0].mtime >= w[1].mtime));
+    let ids: std::collections::HashSet<u64> = all.iter().map(|r| r.id).collect();
+    assert_eq!(ids.len(), 3);
+    assert!(eng.library(None, 0).is_err());
+    assert!("12:x".parse::<engine::LibraryCursor>().is_err());
+
     // An image finds itself first, with a score of about 1.
     let coffee = dir.join("coffee.jpg");
     let hits = eng.search_path(&coffee, &Query::default()).unwrap();

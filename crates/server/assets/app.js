@@ -21,10 +21,16 @@ const els = {
   message: $("message"),
   results: $("results"),
   toast: $("toast"),
+  libraryBtn: $("library-btn"),
+  rescanBtn: $("rescan-btn"),
+  moreBtn: $("more-btn"),
+  job: $("job"),
+  jobInfo: $("job-info"),
+  jobProgress: $("job-progress"),
 };
 
 // Cosine and inner-product scores grow with similarity; L2 scores are distances that shrink.
-const state = { hits: [], metric: "cosine", higherIsCloser: true, previewUrl: null, seq: 0 };
+const state = { hits: [], metric: "cosine", higherIsCloser: true, previewUrl: null, seq: 0, libraryNext: null, jobTimer: null };
 
 /** Reads an API error body ({"error":{"code","message"}}) into an Error. */
 async function apiError(res) {
@@ -159,12 +165,13 @@ function baseName(path) {
 function card(hit, rank) {
   const li = document.createElement("li");
   li.className = "card";
-  li.dataset.score = String(hit.score);
+  const scored = typeof hit.score === "number";
+  if (scored) li.dataset.score = String(hit.score);
   const name = baseName(hit.path);
   const btn = document.createElement("button");
   btn.type = "button";
   btn.title = `Search for images like ${name}`;
-  btn.setAttribute("aria-label", `${name}, score ${hit.score.toFixed(3)}. Search for similar images.`);
+  btn.setAttribute("aria-label", scored ? `${name}, score ${hit.score.toFixed(3)}. Search for similar images.` : `${name}. Search for similar images.`);
   btn.addEventListener("click", () => searchById(hit.id, hit.thumbnail_url, name));
   const img = document.createElement("img");
   img.className = "thumb";
@@ -176,18 +183,26 @@ function card(hit, rank) {
   meta.className = "meta";
   const row = document.createElement("div");
   row.className = "score-row";
-  const score = document.createElement("span");
-  score.className = "score";
-  score.textContent = hit.score.toFixed(3);
-  const bar = document.createElement("span");
-  bar.className = "bar";
-  bar.setAttribute("aria-hidden", "true");
-  const fill = document.createElement("span");
-  const worst = state.hits.length ? state.hits[state.hits.length - 1].score : 1;
-  const frac = state.higherIsCloser ? hit.score : 1 - hit.score / Math.max(1e-9, worst * 1.1);
-  fill.style.setProperty("width", `${Math.round(Math.max(0, Math.min(1, frac)) * 100)}%`);
-  bar.append(fill);
-  row.append(score, bar);
+  if (scored) {
+    const score = document.createElement("span");
+    score.className = "score";
+    score.textContent = hit.score.toFixed(3);
+    const bar = document.createElement("span");
+    bar.className = "bar";
+    bar.setAttribute("aria-hidden", "true");
+    const fill = document.createElement("span");
+    const worst = state.hits.length ? state.hits[state.hits.length - 1].score : 1;
+    const frac = state.higherIsCloser ? hit.score : 1 - hit.score / Math.max(1e-9, worst * 1.1);
+    fill.style.setProperty("width", `${Math.round(Math.max(0, Math.min(1, frac)) * 100)}%`);
+    bar.append(fill);
+    row.append(score, bar);
+  } else {
+    // A library card: when the photo was taken (EXIF), else when the file last changed.
+    const when = document.createElement("span");
+    when.className = "when";
+    when.textContent = hit.taken ? String(hit.taken).slice(0, 10) : new Date(hit.mtime * 1000).toISOString().slice(0, 10);
+    row.append(when);
+  }
   const label = document.createElement("span");
   label.className = "name";
   label.textContent = name;
@@ -247,6 +262,8 @@ function render(hits, title, tookMs) {
 /** Runs one search; a newer search makes the answer of an older one be ignored. */
 async function runSearch(title, request) {
   const seq = ++state.seq;
+  state.libraryNext = null;
+  els.moreBtn.hidden = true;
   els.results.setAttribute("aria-busy", "true");
   els.title.textContent = title;
   els.info.textContent = "Searching…";
@@ -361,6 +378,74 @@ function firstImageFile(dataTransfer) {
   return files[0] || null;
 }
 
+/** Shows every indexed image, newest first, a page at a time ("Show more" adds the next). */
+async function showLibrary(more) {
+  const seq = more ? state.seq : ++state.seq;
+  const after = more && state.libraryNext ? `&after=${encodeURIComponent(state.libraryNext)}` : "";
+  if (!more) {
+    els.title.textContent = "Library";
+    els.info.textContent = "Loading…";
+    els.message.hidden = true;
+    els.results.setAttribute("aria-busy", "true");
+  }
+  try {
+    const body = await api(`/api/library?limit=${els.k.value}${after}`);
+    if (seq !== state.seq) return;
+    if (!more) {
+      state.hits = [];
+      els.results.replaceChildren();
+    }
+    const start = els.results.children.length;
+    els.results.append(...body.images.map((img, i) => card(img, start + i + 1)));
+    state.libraryNext = body.next;
+    els.moreBtn.hidden = !body.next;
+    const shown = els.results.children.length;
+    els.info.textContent = `${shown} of ${body.total} image${body.total === 1 ? "" : "s"}, newest first`;
+    if (body.total === 0) showMessage("The library is empty", "Index a folder with `imgsearch index <folder>`, or use “Add images…” above.");
+  } catch (err) {
+    if (seq !== state.seq) return;
+    showMessage("Cannot list the library", err.message, true);
+  } finally {
+    if (seq === state.seq) els.results.removeAttribute("aria-busy");
+  }
+}
+
+/**
+ * Follows the running indexing job, if any: a progress bar until it ends, then a new status
+ * (also when `refresh` asks for one, after a job this page started that may already be over).
+ */
+async function watchJobs(refresh) {
+  clearTimeout(state.jobTimer);
+  let running = null;
+  try {
+    const body = await api("/api/jobs");
+    running = (body.jobs || []).find((j) => j.state === "running") || null;
+  } catch (err) {
+    running = null;
+  }
+  if (running) {
+    els.job.hidden = false;
+    const total = running.total ?? 0;
+    els.jobProgress.max = Math.max(1, total);
+    els.jobProgress.value = running.done;
+    els.jobInfo.textContent = total ? `Indexing: ${running.done} of ${total} files` : "Indexing: looking for new and changed files…";
+    state.jobTimer = setTimeout(() => watchJobs(true), 1000);
+  } else {
+    els.job.hidden = true;
+    if (refresh) loadStatus();
+  }
+}
+
+async function rescan() {
+  try {
+    await api("/api/libraries/rescan", { method: "POST" });
+    toast("Rescanning the library folders.");
+  } catch (err) {
+    toast(err.message, true);
+  }
+  watchJobs(true);
+}
+
 function wireEvents() {
   els.dropzone.addEventListener("click", () => els.fileInput.click());
   els.dropzone.addEventListener("keydown", (e) => {
@@ -414,8 +499,12 @@ function wireEvents() {
   els.uploadBtn.addEventListener("click", () => els.uploadInput.click());
   els.uploadInput.addEventListener("change", () => uploadFiles(els.uploadInput.files));
   window.addEventListener("popstate", fromHash);
+  els.libraryBtn.addEventListener("click", () => showLibrary(false));
+  els.moreBtn.addEventListener("click", () => showLibrary(true));
+  els.rescanBtn.addEventListener("click", rescan);
 }
 
 wireEvents();
 configureSlider();
 loadStatus().then(fromHash);
+watchJobs(false);

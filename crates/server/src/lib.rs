@@ -186,6 +186,8 @@ fn routes() -> Vec<(&'static str, Method, MethodRouter<AppState>)> {
         ("/api/images", Method::POST, post(img::upload)),
         ("/api/images", Method::GET, get(library::by_path)),
         ("/api/dedup", Method::GET, get(library::dedup)),
+        ("/api/library", Method::GET, get(library::page)),
+        ("/api/libraries/rescan", Method::POST, post(jobs::rescan)),
         ("/api/jobs", Method::GET, get(jobs::list)),
         ("/api/jobs/index", Method::POST, post(jobs::submit_index)),
         ("/api/jobs/{id}", Method::GET, get(jobs::get)),

@@ -62,6 +62,28 @@ pub async fn submit_index(
     Ok(res)
 }
 
+/// `POST /api/libraries/rescan`: an indexing job over the configured libraries (`libraries`,
+/// `serve --watch`), as the periodic rescan starts. It takes no path, so it reads nothing the
+/// server was not told to keep in sync, and the page may ask for it without the local token.
+pub async fn rescan(State(state): State<AppState>) -> Result<Response, AppError> {
+    let libraries = state.config.libraries.clone();
+    if libraries.is_empty() {
+        return Err(AppError::NotFound {
+            what: "library to rescan (configure `libraries` or run `serve --watch DIR`)".into(),
+        });
+    }
+    let jobs = state.jobs.clone();
+    let job = blocking(move || {
+        jobs.submit_index(libraries)
+            .map_err(|refused| match refused {
+                Refused::Busy(running) => AppError::JobRunning { id: running.id },
+                Refused::Closing => AppError::ShuttingDown,
+            })
+    })
+    .await?;
+    Ok((StatusCode::ACCEPTED, Json(&job)).into_response())
+}
+
 /// Every path must be absolute (the server does not share a client's working directory),
 /// exist, and lie under a configured index root when there are any. Returns them canonical.
 fn check_paths(paths: &[PathBuf], roots: &[PathBuf]) -> Result<Vec<PathBuf>, AppError> {

@@ -57,3 +57,38 @@ pub async fn dedup(
         blocking(move || engine.dedup(threshold).map_err(AppError::from)).await?;
     Ok(Json(serde_json::json!({ "groups": groups })))
 }
+
+/// Query of `GET /api/library`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LibraryParams {
+    /// Images per page, 1 to `max_k` [60].
+    limit: Option<usize>,
+    /// The `next` of the page before.
+    after: Option<String>,
+}
+
+/// `GET /api/library?limit=N&after=CURSOR`: every indexed image, newest first, a page at a time
+/// (`next` is the cursor of the following page, `null` on the last one).
+pub async fn page(
+    State(state): State<AppState>,
+    query: Result<Query<LibraryParams>, QueryRejection>,
+) -> Result<Json<serde_json::Value>, AppError> {
+    let Query(LibraryParams { limit, after }) = query?;
+    let limit = super::check_k("limit", limit.unwrap_or(60), state.config.max_k)?;
+    let after = after
+        .map(|a| a.parse::<engine::LibraryCursor>())
+        .transpose()?;
+    let engine = state.engine.clone();
+    let page = blocking(move || engine.library(after, limit).map_err(AppError::from)).await?;
+    let images = page
+        .images
+        .iter()
+        .map(image_json)
+        .collect::<Result<Vec<_>, _>>()?;
+    Ok(Json(serde_json::json!({
+        "images": images,
+        "next": page.next.map(|c| c.to_string()),
+        "total": page.total,
+    })))
+}

@@ -19,6 +19,15 @@ const TOKEN: &str = "local-token-0123456789abcdef";
 /// fixture's tests count), and a folder holding `copies` copies of three photos; with
 /// `restrict`, jobs may index that folder only.
 fn setup(copies: usize, restrict: bool) -> (Router, PathBuf, tempfile::TempDir) {
+    setup_with(copies, restrict, false)
+}
+
+/// As [`setup`]; with `library`, the photos folder is also the configured library.
+fn setup_with(
+    copies: usize,
+    restrict: bool,
+    library: bool,
+) -> (Router, PathBuf, tempfile::TempDir) {
     let dir = tempfile::tempdir().unwrap();
     let photos = dir.path().join("photos");
     std::fs::create_dir_all(&photos).unwrap();
@@ -36,6 +45,11 @@ fn setup(copies: usize, restrict: bool) -> (Router, PathBuf, tempfile::TempDir) 
     let config = ServerConfig {
         local_token: Some(TOKEN.into()),
         index_roots: if restrict {
+            vec![photos.clone()]
+        } else {
+            Vec::new()
+        },
+        libraries: if library {
             vec![photos.clone()]
         } else {
             Vec::new()
@@ -237,4 +251,52 @@ async fn job_paths_must_lie_under_the_index_roots() {
     assert_eq!(status, 202, "{job}");
     let end = wait_end(&r, job["id"].as_u64().unwrap()).await;
     assert_eq!(end["state"], "done", "{end}");
+}
+
+#[tokio::test]
+async fn the_page_may_rescan_the_libraries_and_list_them_newest_first() {
+    // Without libraries there is nothing to rescan.
+    let (r, _, _dir) = setup(0, false);
+    expect_error(
+        &r,
+        post_json("/api/libraries/rescan", json!({})),
+        404,
+        "not_found",
+    )
+    .await;
+
+    let (r, photos, _dir) = setup_with(2, false, true);
+    // No token needed: the rescan takes no path.
+    let (status, job) = json(&r, post_json("/api/libraries/rescan", json!({}))).await;
+    assert_eq!(status, 202, "{job}");
+    assert_eq!(job["paths"], json!([photos]));
+    let end = wait_end(&r, job["id"].as_u64().unwrap()).await;
+    assert_eq!(end["state"], "done", "{end}");
+
+    // Six images, two pages of four and two, newest first, each once.
+    let (status, first) = json(&r, get("/api/library?limit=4")).await;
+    assert_eq!(status, 200, "{first}");
+    assert_eq!(first["total"], 6);
+    assert_eq!(first["images"].as_array().unwrap().len(), 4);
+    assert!(first["images"][0]["thumbnail_url"].is_string());
+    let next = first["next"].as_str().unwrap().to_string();
+    let (_, second) = json(&r, get(&format!("/api/library?limit=4&after={next}"))).await;
+    assert_eq!(second["images"].as_array().unwrap().len(), 2);
+    assert!(second["next"].is_null());
+    let mtimes: Vec<i64> = first["images"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .chain(second["images"].as_array().unwrap())
+        .map(|i| i["mtime"].as_i64().unwrap())
+        .collect();
+    assert!(mtimes.windows(2).all(|w| w[0] >= w[1]), "{mtimes:?}");
+    expect_error(&r, get("/api/library?limit=0"), 400, "invalid_parameter").await;
+    expect_error(
+        &r,
+        get("/api/library?after=nonsense"),
+        400,
+        "invalid_parameter",
+    )
+    .await;
 }
