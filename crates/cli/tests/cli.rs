@@ -6,7 +6,7 @@ use std::process::{Command, Output};
 use serde_json::Value;
 
 mod common;
-use common::{fixture, json_of, manifest};
+use common::{fixture, json_of, manifest, stop};
 
 /// The binary with a configuration directory of its own, so that a configuration file in the
 /// real user's home (`~/.config/imgsearch/imgsearch.toml`) cannot change what a test sees.
@@ -312,13 +312,12 @@ fn a_trained_head_is_used_through_its_manifest() {
 #[cfg(unix)]
 #[test]
 fn serve_stops_cleanly_on_sigterm() {
-    use std::io::Read;
     let tmp = tempfile::tempdir().unwrap();
     let data = tmp.path().join("data");
     let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let port = listener.local_addr().unwrap().port();
     drop(listener);
-    let mut child = Command::new(env!("CARGO_BIN_EXE_imgsearch"))
+    let child = Command::new(env!("CARGO_BIN_EXE_imgsearch"))
         .arg("--data-dir")
         .arg(&data)
         .arg("--model")
@@ -339,14 +338,7 @@ fn serve_stops_cleanly_on_sigterm() {
         .status()
         .unwrap();
     assert!(killed.success());
-    let status = child.wait().unwrap();
-    let mut log = String::new();
-    child
-        .stderr
-        .take()
-        .unwrap()
-        .read_to_string(&mut log)
-        .unwrap();
+    let (status, log) = stop(child);
     assert!(status.success(), "exit {status:?}\n{log}");
     assert!(log.contains("SIGTERM received"), "{log}");
     assert!(log.contains("index snapshot saved"), "{log}");

@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 use serde_json::Value;
 
 mod common;
-use common::{fixture, json_of, manifest};
+use common::{fixture, json_of, manifest, stop};
 
 /// The binary with a private data dir, configuration home and the repository's model.
 fn imgsearch(data: &Path) -> Command {
@@ -80,20 +80,6 @@ fn signal_pid(pid: u32, sig: &str) {
         .status()
         .unwrap();
     assert!(sent.success());
-}
-
-/// Waits for the server to exit and returns its log.
-fn stop(mut child: Child) -> (std::process::ExitStatus, String) {
-    use std::io::Read;
-    let status = child.wait().unwrap();
-    let mut log = String::new();
-    child
-        .stderr
-        .take()
-        .unwrap()
-        .read_to_string(&mut log)
-        .unwrap();
-    (status, log)
 }
 
 /// The commands whose output must not depend on whether a server runs.

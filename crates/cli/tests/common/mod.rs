@@ -1,7 +1,7 @@
 //! Helpers shared by the CLI's integration tests.
 
 use std::path::{Path, PathBuf};
-use std::process::Output;
+use std::process::{Child, ExitStatus, Output};
 
 use serde_json::Value;
 
@@ -28,4 +28,19 @@ pub fn fixture(name: &str) -> PathBuf {
 #[allow(dead_code)] // Not every test file indexes with the repository's model.
 pub fn manifest() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../../models/efficientnet-lite0/manifest.toml")
+}
+
+/// Waits for a server started with its stderr piped to exit, and returns its status and log.
+#[allow(dead_code)] // Only the test files that start servers use it.
+pub fn stop(mut child: Child) -> (ExitStatus, String) {
+    use std::io::Read;
+    let status = child.wait().unwrap();
+    let mut log = String::new();
+    child
+        .stderr
+        .take()
+        .unwrap()
+        .read_to_string(&mut log)
+        .unwrap();
+    (status, log)
 }
