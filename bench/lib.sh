@@ -17,3 +17,16 @@ wait_healthy() {
     echo "the server did not answer on port $port within 60 s" >&2
     return 1
 }
+
+# The imgsearch binary to measure: the path given (a binary built elsewhere; say which build in
+# the results), else a release build of this checkout, which it makes first.
+imgsearch_bin() {
+    if [[ -n "${1:-}" ]]; then
+        echo "$1"
+        return
+    fi
+    local target="${CARGO_TARGET_DIR:-$(pwd)/target}"
+    echo "== build (release)" >&2
+    CARGO_TARGET_DIR="$target" cargo build --release --locked -p imgsearch >&2
+    echo "$target/release/imgsearch"
+}

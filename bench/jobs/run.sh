@@ -10,6 +10,7 @@
 set -euo pipefail
 root="$(cd "$(dirname "$0")/../.." && pwd)"
 cd "$root"
+. bench/lib.sh
 images=10000
 bin=
 while [[ $# -gt 0 ]]; do
@@ -19,11 +20,7 @@ while [[ $# -gt 0 ]]; do
         *) echo "unknown argument $1" >&2; exit 2 ;;
     esac
 done
-if [[ -z "$bin" ]]; then
-    export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$root/target}"
-    cargo build --release --locked -p imgsearch
-    bin="$CARGO_TARGET_DIR/release/imgsearch"
-fi
+bin=$(imgsearch_bin "$bin")
 work=$(mktemp -d)
 pid=
 cleanup() { [[ -n "$pid" ]] && kill "$pid" 2>/dev/null; wait 2>/dev/null || true; rm -rf "$work"; }
@@ -40,7 +37,7 @@ for kind in id image; do
     done
     data="$work/data-$kind"
     "$bin" --data-dir "$data" --quiet index "$work/seed" >/dev/null
-    port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
+    port=$(free_port)
     "$bin" --data-dir "$data" serve --bind "127.0.0.1:$port" >/dev/null 2>&1 &
     pid=$!
     for _ in $(seq 600); do [[ -f "$data/server.json" ]] && break; sleep 0.1; done

@@ -21,15 +21,8 @@ while [[ $# -gt 0 ]]; do
         *) echo "unknown argument $1" >&2; exit 2 ;;
     esac
 done
-export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$root/target}"
 # IMGSEARCH_BIN measures a binary built elsewhere (say which build in the results).
-if [[ -n "${IMGSEARCH_BIN:-}" ]]; then
-    bin=$IMGSEARCH_BIN
-else
-    echo "== build (release)"
-    cargo build --release --locked -p imgsearch
-    bin="$CARGO_TARGET_DIR/release/imgsearch"
-fi
+bin=$(imgsearch_bin "${IMGSEARCH_BIN:-}")
 work=$(mktemp -d)
 pid=
 cleanup() { [[ -n "$pid" ]] && kill "$pid" 2>/dev/null; wait 2>/dev/null || true; rm -rf "$work"; }
