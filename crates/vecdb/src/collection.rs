@@ -11,7 +11,9 @@
 //! Concurrency: the in-memory [`State`] sits behind a `RwLock`. Searches take the read lock and
 //! run in parallel. Writers are serialised by a mutex; each validates its whole batch, commits it
 //! to redb (durable), and only then applies it to memory under the write lock, in chunks of
-//! [`APPLY_CHUNK`] points so that a large batch does not stall searches for its whole duration
+//! at most [`APPLY_CHUNK`] points and [`APPLY_SLICE`] of time, so that a large batch does not
+//! stall searches for its whole duration; the costly part of an HNSW insertion, its neighbour
+//! searches, runs under the read lock, beside searches ([`crate::index::AnyIndex::link`])
 //! (a concurrent search may therefore see part of a batch that is being applied; the batch itself
 //! is atomic on disk).
 //!
@@ -47,8 +49,12 @@ pub(crate) struct Prepared {
     pub metadata: Value,
 }
 
-/// Points applied to memory per write-lock acquisition.
+/// Most points applied to memory per write-lock acquisition.
 pub const APPLY_CHUNK: usize = 64;
+/// Longest a write holds the state's write lock before letting waiting searches in. The HNSW
+/// neighbour searches of the points run afterwards, under the read lock; what remains under
+/// the write lock is cheap, but a batch of thousands still adds up.
+pub const APPLY_SLICE: std::time::Duration = std::time::Duration::from_millis(1);
 /// Minimum number of changed points that triggers an automatic snapshot save.
 pub const AUTOSAVE_MIN_CHANGES: u64 = 10_000;
 /// Minimum number of dead slots before compaction is considered.
@@ -240,6 +246,7 @@ impl Collection {
             for &id in chunk {
                 st.delete(id);
             }
+            parking_lot::RwLockWriteGuard::unlock_fair(st);
         }
         self.inner.state.write().generation = generation;
         self.after_write(existing.len());
@@ -496,14 +503,34 @@ impl Collection {
             .zip(slots)
             .map(|((p, k), s)| (p, k, s))
             .peekable();
+        let mut staged = Vec::with_capacity(APPLY_CHUNK);
         while it.peek().is_some() {
             let mut st = self.inner.state.write();
+            let held = std::time::Instant::now();
             for (p, k, slot) in it.by_ref().take(APPLY_CHUNK) {
                 match k {
                     Some(s) => st.set_metadata(s, p.metadata),
-                    None => st.put(p.id, slot, Some(p.metadata)),
+                    None => {
+                        if st.stage(p.id, slot, Some(p.metadata)) {
+                            staged.push(slot);
+                        }
+                    }
+                }
+                if held.elapsed() >= APPLY_SLICE {
+                    break;
                 }
             }
+            // The costly part of an HNSW insertion (its neighbour searches) runs under the read
+            // lock, beside searches. Downgrading keeps any other writer out in between (the
+            // writer mutex does too), so the staged slots are linked into the graph they were
+            // staged in.
+            let st = parking_lot::RwLockWriteGuard::downgrade(st);
+            for slot in staged.drain(..) {
+                st.index.link(&st.arena, slot);
+            }
+            // A fair unlock hands the lock to the writer waiting for it, if any, in turn; a plain
+            // one would usually let this loop take it straight back.
+            parking_lot::RwLockReadGuard::unlock_fair(st);
         }
         self.inner.state.write().generation = generation;
         self.after_write(n);

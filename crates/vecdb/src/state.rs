@@ -150,8 +150,10 @@ impl State {
     }
 
     /// Makes `slot` (planned by [`State::plan_slots`], its vector already in the file and
-    /// mapped) live for `id`, killing the point's previous slot if it had one.
-    pub(crate) fn put(&mut self, id: u64, slot: u32, metadata: Option<Value>) {
+    /// mapped) live for `id`, killing the point's previous slot if it had one, and stages it in
+    /// the index. Returns whether the caller must then run the index's [`AnyIndex::link`] for
+    /// the slot (it needs only `&self`, so it can run under the read lock).
+    pub(crate) fn stage(&mut self, id: u64, slot: u32, metadata: Option<Value>) -> bool {
         if let Some(&old) = self.id_slot.get(&id) {
             self.kill(old);
         }
@@ -175,7 +177,7 @@ impl State {
             m[s] = v;
         }
         self.id_slot.insert(id, slot);
-        self.index.add(&self.arena, slot);
+        self.index.stage(&self.arena, slot)
     }
 
     /// Replaces a live point's metadata (an upsert with a bit-identical vector).

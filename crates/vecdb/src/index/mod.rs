@@ -622,6 +622,30 @@ impl AnyIndex {
         }
     }
 
+    /// [`Self::add`] in two parts, so that the costly part of an HNSW insertion can run while
+    /// searches do: this one, under `&mut self`, does all of the add for the other kinds and
+    /// stages the slot for HNSW; [`Self::link`] must follow when it returns true.
+    pub fn stage(&mut self, arena: &VectorArena, slot: u32) -> bool {
+        match self {
+            AnyIndex::Hnsw(i) => i.stage(slot),
+            AnyIndex::Quantized(i) => i.stage(arena, slot),
+            other => {
+                other.add(arena, slot);
+                false
+            }
+        }
+    }
+
+    /// Finishes the add of a slot [`Self::stage`] staged (see [`HnswIndex::link`]).
+    pub fn link(&self, arena: &VectorArena, slot: u32) {
+        match self {
+            AnyIndex::Hnsw(i) => i.link(arena, slot),
+            AnyIndex::Quantized(i) => i.link(arena, slot),
+            // `stage` finishes the add of the other kinds itself.
+            _ => {}
+        }
+    }
+
     /// The `k` nearest accepted slots, ascending by internal distance. Rejected slots are never
     /// returned; HNSW still walks through them. Parameters must have passed `validate_params`.
     pub fn search(

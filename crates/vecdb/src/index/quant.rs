@@ -400,6 +400,17 @@ impl QuantizedIndex {
         self.codes.add(arena, slot);
     }
 
+    /// Encodes the slot and stages it in the inner index ([`AnyIndex::stage`]).
+    pub fn stage(&mut self, arena: &VectorArena, slot: u32) -> bool {
+        self.codes.add(arena, slot);
+        self.inner.stage(arena, slot)
+    }
+
+    /// Links a staged slot into the inner index ([`AnyIndex::link`]).
+    pub fn link(&self, arena: &VectorArena, slot: u32) {
+        self.inner.link(arena, slot);
+    }
+
     /// Number of slots indexed.
     pub fn len(&self) -> usize {
         self.inner.len()

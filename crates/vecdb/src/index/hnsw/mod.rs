@@ -151,15 +151,36 @@ impl HnswIndex {
 
     /// Adds one slot; it is searchable at once. Adding a slot already present does nothing.
     pub fn add(&mut self, arena: &VectorArena, slot: u32) {
+        if self.stage(slot) {
+            self.link(arena, slot);
+        }
+    }
+
+    /// The part of [`Self::add`] that needs `&mut self`: room for the slot and its layer.
+    /// Returns whether [`Self::link`] must follow (false when the slot is present already).
+    /// Between the two the slot is in no list and is not the entry point, so no search can
+    /// reach it.
+    pub fn stage(&mut self, slot: u32) -> bool {
         self.graph.grow(slot as usize + 1);
         if self.graph.levels[slot as usize] != ABSENT {
-            return;
+            return false;
         }
         let level = self.random_level();
         self.graph.set_level(slot, level);
-        let mut scratch = self.pool.get_mut().pop().unwrap_or_default();
+        true
+    }
+
+    /// Links a slot staged by [`Self::stage`] into the graph. It takes `&self`, as the parallel
+    /// build does, so it may run while searches do (a collection links under its read lock,
+    /// which keeps searches answered while an ingest inserts). Searches read lists without
+    /// locks: they may see a list being rewritten as a mix of its old and new neighbours, every
+    /// one a node of the graph, and they reach the new node only once its own lists are written.
+    /// At most one thread may link at a time outside `build`, as the collection's writer lock
+    /// ensures.
+    pub fn link(&self, arena: &VectorArena, slot: u32) {
+        let mut scratch = self.pool.lock().pop().unwrap_or_default();
         self.insert(arena, slot, &mut scratch);
-        self.pool.get_mut().push(scratch);
+        self.pool.lock().push(scratch);
     }
 
     fn ctx<'a>(&'a self, arena: &'a VectorArena, locked: bool) -> Ctx<'a> {
