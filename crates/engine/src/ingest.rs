@@ -168,7 +168,6 @@ impl Engine {
         progress: &dyn ProgressSink,
     ) -> Result<IndexReport, EngineError> {
         self.ready()?;
-        let _guard = self.ingest_lock.lock();
         let span = info_span!("ingest", roots = roots.len());
         let _enter = span.enter();
         let t0 = Instant::now();
@@ -183,9 +182,16 @@ impl Engine {
             })?;
             canonical.push(c);
         }
+        // The walk, the hashing and the embedding run without `ingest_lock`, which is taken
+        // only to change the catalog and the store: an upload or a removal during a long job
+        // waits for one batch's commit, not for the whole job.
         let walked = self.walk(&canonical, &mut report);
-        let work = self.classify(walked.candidates, &mut report)?;
-        report.removed = self.remove_missing(&canonical, &walked.seen, &walked.unreadable)?;
+        let (work, touched) = self.classify(walked.candidates, &mut report)?;
+        {
+            let _guard = self.ingest_lock.lock();
+            self.touch(touched)?;
+            report.removed = self.remove_missing(&canonical, &walked.seen, &walked.unreadable)?;
+        }
         self.embed_and_store(work, progress, &mut report)?;
         report.seconds = t0.elapsed().as_secs_f64();
         info!(
@@ -274,11 +280,13 @@ impl Engine {
 
     /// Splits candidates into unchanged files and work, hashing only those whose size or mtime
     /// moved (in parallel).
+    /// Splits the candidates into work (new or changed content, hashed) and records to touch
+    /// (same content, new size or time). Reads the catalog only, so it runs without the lock.
     fn classify(
         &self,
         cands: Vec<Candidate>,
         report: &mut IndexReport,
-    ) -> Result<Vec<Work>, EngineError> {
+    ) -> Result<(Vec<Work>, Vec<FileRecord>), EngineError> {
         let mut to_hash = Vec::new();
         for c in cands {
             match self.catalog.by_path(&c.key)? {
@@ -314,8 +322,22 @@ impl Engine {
                 }),
             }
         }
-        self.catalog.put(&touched)?;
-        Ok(work)
+        Ok((work, touched))
+    }
+
+    /// Records the new size and time of files whose content did not change, unless the record
+    /// changed since `classify` read it (removed, or re-indexed by an upload meanwhile). The
+    /// caller holds `ingest_lock`.
+    fn touch(&self, touched: Vec<FileRecord>) -> Result<(), EngineError> {
+        let mut current = Vec::with_capacity(touched.len());
+        for r in touched {
+            if let Some(now) = self.catalog.by_id(r.id)? {
+                if now.path == r.path && now.hash == r.hash {
+                    current.push(r);
+                }
+            }
+        }
+        self.catalog.put(&current)
     }
 
     /// Removes catalogued files under `roots` that the walk did not see.
@@ -402,6 +424,7 @@ impl Engine {
                 info,
             });
         }
+        let _guard = self.ingest_lock.lock();
         self.commit(ready)?;
         Ok(())
     }
@@ -410,9 +433,17 @@ impl Engine {
     /// files, the points are upserted, then the catalog records them (a crash between the two
     /// leaves orphan points that the next open removes, never a record without its point).
     /// The caller holds `ingest_lock`.
-    fn commit(&self, items: Vec<Embedded>) -> Result<Vec<FileRecord>, EngineError> {
+    fn commit(&self, mut items: Vec<Embedded>) -> Result<Vec<FileRecord>, EngineError> {
         if items.is_empty() {
             return Ok(Vec::new());
+        }
+        // A file classified as new without the lock may have been catalogued since (by an
+        // upload, or a job over an overlapping folder): it keeps that id rather than becoming
+        // a second image.
+        for e in items.iter_mut().filter(|e| e.id.is_none()) {
+            if let Some(r) = self.catalog.by_path(&e.key)? {
+                e.id = Some(r.id);
+            }
         }
         let new_keys: Vec<&str> = items
             .iter()

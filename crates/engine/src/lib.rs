@@ -234,7 +234,9 @@ pub struct Engine {
     model_id: String,
     /// Set when the collection holds another model's vectors; every use then fails.
     mismatch: Option<String>,
-    /// One ingest at a time: batches reserve ids and write the catalog in sequence.
+    /// Held while the catalog and the store change (one batch's commit, an upload's, a
+    /// removal, the scan's bookkeeping), so that ids are reserved and records written in
+    /// sequence; never while files are hashed or embedded.
     ingest_lock: Mutex<()>,
 }
 

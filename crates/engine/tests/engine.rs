@@ -291,3 +291,58 @@ fn missing_root_is_not_found() {
         .unwrap_err();
     assert!(matches!(e, EngineError::NotFound { .. }), "{e}");
 }
+
+/// Pauses an ingest at its first embedded file until the test lets it go on.
+struct Gate {
+    paused: std::sync::atomic::AtomicBool,
+    reached: std::sync::mpsc::SyncSender<()>,
+    release: std::sync::Mutex<std::sync::mpsc::Receiver<()>>,
+}
+
+impl engine::ProgressSink for Gate {
+    fn start(&self, _total: u64) {}
+    fn advance(&self, _n: u64, _msg: &str) {
+        if !self.paused.swap(true, std::sync::atomic::Ordering::Relaxed) {
+            let _ = self.reached.send(());
+            let _ = self.release.lock().unwrap().recv();
+        }
+    }
+    fn finish(&self) {}
+}
+
+#[test]
+fn an_upload_and_a_removal_go_through_while_an_ingest_is_embedding() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = photos(tmp.path());
+    let eng = Engine::open(config(&tmp.path().join("data"))).unwrap();
+    let (reached_tx, reached) = std::sync::mpsc::sync_channel(1);
+    let (release, release_rx) = std::sync::mpsc::channel();
+    let gate = Gate {
+        paused: std::sync::atomic::AtomicBool::new(false),
+        reached: reached_tx,
+        release: std::sync::Mutex::new(release_rx),
+    };
+    std::thread::scope(|s| {
+        let job = s.spawn(|| eng.index_paths(std::slice::from_ref(&dir), &gate));
+        reached
+            .recv_timeout(std::time::Duration::from_secs(120))
+            .expect("the ingest reached its first file");
+        // The ingest is paused in the middle of embedding: an upload and a removal must not
+        // wait for it (before, the whole ingest held the lock and this deadlocked).
+        let (done_tx, done) = std::sync::mpsc::channel();
+        let eng = &eng;
+        s.spawn(move || {
+            let up = eng.add_upload(&std::fs::read(fixture("chelsea.png")).unwrap(), "c.png");
+            let removed = up.as_ref().map(|r| eng.remove(r.id));
+            done_tx
+                .send((up.is_ok(), removed.ok().and_then(Result::ok)))
+                .unwrap();
+        });
+        let outcome = done.recv_timeout(std::time::Duration::from_secs(120));
+        release.send(()).unwrap();
+        assert_eq!(outcome.ok(), Some((true, Some(true))));
+        let report = job.join().unwrap().unwrap();
+        assert_eq!(report.added, 3);
+    });
+    assert_eq!(eng.status().unwrap().points, 3);
+}
