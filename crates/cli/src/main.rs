@@ -175,13 +175,6 @@ impl GlobalArgs {
         settings.places = places;
         Ok(settings)
     }
-
-    /// Opens the engine with the validated configuration.
-    pub fn open(&self, extra: RawConfig) -> anyhow::Result<(engine::Engine, Settings)> {
-        let settings = self.settings(extra)?;
-        let engine = engine::Engine::open(settings.engine.clone())?;
-        Ok((engine, settings))
-    }
 }
 
 fn main() -> ExitCode {

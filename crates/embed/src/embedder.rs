@@ -109,9 +109,15 @@ impl Embedder {
             .map(|text| text.lines().map(|l| l.trim().to_string()).collect())
             .unwrap_or_default();
         let threads = runtime::effective_threads(runtime.threads);
+        let background = runtime.background;
         let pool = rayon::ThreadPoolBuilder::new()
             .num_threads(threads)
             .thread_name(|i| format!("embed-{i}"))
+            .start_handler(move |i| {
+                if background && !common::background::lower_current_thread() {
+                    tracing::debug!(thread = i, "the pool thread keeps its scheduling class");
+                }
+            })
             .build()
             .map_err(|e| EmbedError::model(format!("thread pool: {e}")))?;
         let backend = match onnx_path {

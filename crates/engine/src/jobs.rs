@@ -274,7 +274,11 @@ impl Jobs {
 fn run_index(engine: &Engine, job: &Job, paths: &[PathBuf]) {
     let t0 = Instant::now();
     let id = job.info.lock().id;
-    info!(job = id, paths = paths.len(), "index job started");
+    // The job is background work: in a server that asks for it (the same switch moves the
+    // decoding pool), searches arriving meanwhile come first. Elsewhere (tests, embedders
+    // with their own scheduling) the thread keeps its class.
+    let lowered = engine.config().runtime.background && common::background::lower_current_thread();
+    info!(job = id, paths = paths.len(), lowered, "index job started");
     let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
         engine.index_paths(paths, job)
     }));

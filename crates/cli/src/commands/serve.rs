@@ -62,7 +62,7 @@ pub fn run(g: &GlobalArgs, args: &ServeArgs) -> anyhow::Result<()> {
         })
         .collect::<Result<Vec<_>, _>>()?;
     // Checked before the engine opens (which loads the model), so a refused start is quick.
-    let settings = g.settings(extra.clone())?;
+    let mut settings = g.settings(extra)?;
     check_exposure(&settings, args.insecure_no_auth)?;
     if let Some(running) = crate::client::live_server(&settings.engine.data_dir) {
         let f = running.file();
@@ -74,7 +74,10 @@ pub fn run(g: &GlobalArgs, args: &ServeArgs) -> anyhow::Result<()> {
         ))
         .into());
     }
-    let (engine, mut settings) = g.open(extra)?;
+    // In a server the decoding pool serves only indexing jobs (an upload or a search embeds its
+    // image on the request's thread); in the idle scheduling class it leaves the CPU to requests.
+    settings.engine.runtime.background = true;
+    let engine = engine::Engine::open(settings.engine.clone())?;
     settings.server.libraries.extend(watch);
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()

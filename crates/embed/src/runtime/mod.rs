@@ -51,6 +51,11 @@ pub struct RuntimeConfig {
     pub ort_library: Option<PathBuf>,
     /// Images per model call; 0 picks the runtime's best (tract 1, ort 8).
     pub batch: usize,
+    /// Run the thread pool in the idle scheduling class ([`common::background`]): set by a
+    /// server, whose
+    /// pool serves background indexing while searches embed their one image on the request's
+    /// own thread, at normal priority.
+    pub background: bool,
 }
 
 impl Default for RuntimeConfig {
@@ -60,6 +65,7 @@ impl Default for RuntimeConfig {
             threads: 0,
             ort_library: None,
             batch: 0,
+            background: false,
         }
     }
 }
