@@ -10,6 +10,7 @@ mod api;
 mod assets;
 mod error;
 mod guard;
+mod linger;
 mod metrics;
 pub mod owner;
 mod sniff;
@@ -249,8 +250,10 @@ pub fn route_list() -> Vec<(&'static str, Method)> {
 }
 
 /// The whole application: routes, JSON fallbacks, body limit, metrics, the guard (host,
-/// origin, token, timeout), security headers and tracing.
+/// origin, token, timeout), security headers, tracing, and lingering bodies ([`linger`]).
 pub fn app(state: AppState) -> Router {
+    // A refused body is drained up to the size an accepted upload may have.
+    let drain_limit = state.config.max_upload_bytes;
     let mut router = Router::new();
     for (path, _, handler) in routes() {
         // Routes registered twice on one path merge their methods.
@@ -270,6 +273,9 @@ pub fn app(state: AppState) -> Router {
         ))
         .layer(axum::middleware::from_fn(guard::security_headers))
         .layer(TraceLayer::new_for_http())
+        .layer(axum::middleware::map_request(move |request| async move {
+            linger::wrap(request, drain_limit)
+        }))
         .with_state(state)
 }
 

@@ -491,6 +491,65 @@ async fn finding_07_slow_headers_time_out_and_connections_are_capped() {
     result.unwrap();
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_refused_upload_is_answered_not_reset_and_the_connection_stays_usable() {
+    let (addr, stop, handle) = spawn_server(ServerConfig::default()).await;
+    let result = tokio::task::spawn_blocking(move || {
+        let mut s = std::net::TcpStream::connect(addr).unwrap();
+        s.set_read_timeout(Some(Duration::from_secs(20))).unwrap();
+        // Far more than the socket buffers hold: the server answers 421 from the headers alone,
+        // and the client must still be able to send the rest and read that answer.
+        let len = 4 << 20;
+        write!(
+            s,
+            "POST /api/images HTTP/1.1\r\nHost: attacker.example:{}\r\n\
+             Content-Type: application/octet-stream\r\nContent-Length: {len}\r\n\r\n",
+            addr.port()
+        )
+        .unwrap();
+        let chunk = vec![0u8; 64 << 10];
+        for _ in 0..len / chunk.len() {
+            s.write_all(&chunk).expect("the body is read, not reset");
+        }
+        let mut answer = Vec::new();
+        let mut buf = [0u8; 4096];
+        while !String::from_utf8_lossy(&answer).contains("\r\n\r\n") {
+            let n = s.read(&mut buf).unwrap();
+            assert!(n > 0, "closed before the answer");
+            answer.extend_from_slice(&buf[..n]);
+        }
+        let text = String::from_utf8_lossy(&answer).to_string();
+        assert!(text.starts_with("HTTP/1.1 421"), "{text}");
+        // The refused body was drained, so the connection serves the next request.
+        let length: usize = text
+            .lines()
+            .find_map(|l| {
+                l.to_ascii_lowercase()
+                    .strip_prefix("content-length:")
+                    .map(|v| v.trim().parse().unwrap())
+            })
+            .unwrap();
+        let head = text.find("\r\n\r\n").unwrap() + 4;
+        let mut rest = answer.len() - head;
+        while rest < length {
+            rest += s.read(&mut buf).unwrap();
+        }
+        write!(
+            s,
+            "GET /healthz HTTP/1.1\r\nHost: 127.0.0.1:{}\r\nConnection: close\r\n\r\n",
+            addr.port()
+        )
+        .unwrap();
+        let mut next = String::new();
+        let _ = s.read_to_string(&mut next);
+        assert!(next.starts_with("HTTP/1.1 200"), "{next}");
+    })
+    .await;
+    let _ = stop.send(());
+    handle.await.unwrap().unwrap();
+    result.unwrap();
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn finding_08_parallel_first_thumbnails_and_uploads_all_succeed() {
     // An odd thumbnail size nothing else asks for, so every request starts uncached.
