@@ -238,12 +238,19 @@ try {
   });
 
   if (libraryDir && libraryImage) {
-    await check("rescanning the watched library indexes a new photo and the status follows the job", async () => {
+    await check("rescanning the watched library indexes new photos with a progress bar, and the status follows the job", async () => {
       const count = await indexedCount(page);
-      copyFileSync(libraryImage, join(libraryDir, basename(libraryImage)));
+      // Enough files (each its own copy to embed) that the job runs for seconds, long enough
+      // for the page, which polls every second, to show its progress.
+      const added = 60;
+      for (let i = 0; i < added; i++) copyFileSync(libraryImage, join(libraryDir, `${i}-${basename(libraryImage)}`));
       await page.click("#rescan-btn");
-      // The watcher may have started the same job first; either way the photo gets indexed.
-      await page.waitForFunction((n) => new RegExp(`${n} images?`).test(document.querySelector("#status").textContent), count + 1, { timeout: 90000 });
+      // The watcher may have started the same job first; either way the photos get indexed.
+      await page.waitForFunction(() => !document.querySelector("#job").hidden, null, { timeout: 30000 });
+      assert.match(await page.textContent("#job-info"), /^Indexing: /);
+      const bar = await page.$eval("#job-progress", (p) => ({ value: p.value, max: p.max }));
+      assert.ok(bar.value <= bar.max, `progress ${bar.value} of ${bar.max}`);
+      await page.waitForFunction((n) => new RegExp(`${n} images?`).test(document.querySelector("#status").textContent), count + added, { timeout: 90000 });
       await page.waitForFunction(() => document.querySelector("#job").hidden);
     });
   }

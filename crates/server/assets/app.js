@@ -36,7 +36,11 @@ const state = { hits: [], metric: "cosine", higherIsCloser: true, previewUrl: nu
 async function apiError(res) {
   try {
     const body = await res.json();
-    if (body && body.error) return new Error(body.error.message || body.error.code);
+    if (body && body.error) {
+      const err = new Error(body.error.message || body.error.code);
+      err.code = body.error.code;
+      return err;
+    }
   } catch (_) { /* not JSON */ }
   return new Error(`The server answered ${res.status} ${res.statusText}`);
 }
@@ -441,7 +445,9 @@ async function rescan() {
     await api("/api/libraries/rescan", { method: "POST" });
     toast("Rescanning the library folders.");
   } catch (err) {
-    toast(err.message, true);
+    // A job already running (often the watcher's, for the same folders) is not a failure.
+    if (err.code === "job_running") toast("A job is already indexing; rescan again when it ends if it does not cover your folders.");
+    else toast(err.message, true);
   }
   watchJobs(true);
 }
