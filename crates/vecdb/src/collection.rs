@@ -706,13 +706,11 @@ pub(crate) fn check_vector(
     Ok(())
 }
 
-/// Validates a whole batch before anything is written; returns the prepared points in order.
-fn validate_batch(
-    config: &CollectionConfig,
-    points: &[Point],
-) -> Result<Vec<Prepared>, VecDbError> {
+/// Checks a batch of points against a collection's config: ids (not the reserved `u64::MAX`,
+/// each once), vectors ([`check_vector`]) and metadata (a JSON object or null). Every store
+/// (this database, Milvus) refuses batches by this rule before writing anything.
+pub fn check_points(config: &CollectionConfig, points: &[Point]) -> Result<(), VecDbError> {
     let mut seen = std::collections::HashSet::with_capacity(points.len());
-    let mut out = Vec::with_capacity(points.len());
     for p in points {
         if p.id == crate::storage::snapshot::DEAD_SLOT {
             return Err(VecDbError::param(
@@ -724,21 +722,31 @@ fn validate_batch(
         if !seen.insert(p.id) {
             return Err(VecDbError::DuplicateId { id: p.id });
         }
-        let metadata = match &p.metadata {
-            Value::Null => Value::Object(Default::default()),
-            Value::Object(_) => p.metadata.clone(),
-            other => {
-                return Err(VecDbError::InvalidMetadata {
-                    id: p.id,
-                    reason: format!("must be a JSON object or null, got {other}"),
-                })
-            }
-        };
-        out.push(Prepared {
+        if !matches!(p.metadata, Value::Null | Value::Object(_)) {
+            return Err(VecDbError::InvalidMetadata {
+                id: p.id,
+                reason: format!("must be a JSON object or null, got {}", p.metadata),
+            });
+        }
+    }
+    Ok(())
+}
+
+/// Validates a whole batch before anything is written; returns the prepared points in order.
+fn validate_batch(
+    config: &CollectionConfig,
+    points: &[Point],
+) -> Result<Vec<Prepared>, VecDbError> {
+    check_points(config, points)?;
+    Ok(points
+        .iter()
+        .map(|p| Prepared {
             id: p.id,
             vector: prepare_vector(config, &p.vector),
-            metadata,
-        });
-    }
-    Ok(out)
+            metadata: match &p.metadata {
+                Value::Null => Value::Object(Default::default()),
+                other => other.clone(),
+            },
+        })
+        .collect())
 }

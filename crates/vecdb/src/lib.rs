@@ -23,7 +23,7 @@ mod collection;
 mod migrate;
 mod state;
 
-pub use collection::{Collection, CollectionStats, AUTOSAVE_MIN_CHANGES};
+pub use collection::{check_points, Collection, CollectionStats, AUTOSAVE_MIN_CHANGES};
 pub use config::CollectionConfig;
 pub use db::Database;
 pub use error::VecDbError;

@@ -17,6 +17,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use crate::collection::{check_vector, prepare_vector, Collection};
+use crate::config::CollectionConfig;
 use crate::error::VecDbError;
 use crate::filter::{CompiledFilter, Filter};
 use crate::index::quant::{check_refine_k, refine_candidates, MAX_REFINE_CANDIDATES};
@@ -102,10 +103,7 @@ impl Collection {
     pub fn search(&self, query: &[f32], req: &SearchRequest) -> Result<Vec<Hit>, VecDbError> {
         self.check_open()?;
         let config = &self.inner.config;
-        check_vector(config, 0, query).map_err(|e| match e {
-            VecDbError::WrongDimension { .. } => e,
-            other => VecDbError::param("query", query_reason(&other)),
-        })?;
+        check_query(config, query)?;
         check_k("k", req.k, usize::MAX)?;
         check_threshold(req.threshold)?;
         if let (Some(ef), IndexSpec::Hnsw { .. } | IndexSpec::HnswSq { .. }) =
@@ -189,6 +187,15 @@ impl Collection {
         }
         unreachable!("the last attempt returns")
     }
+}
+
+/// Checks a query vector against a collection's config: its dimension, finite components, and
+/// a direction under cosine. Every store (this database, Milvus) refuses queries by this rule.
+pub fn check_query(config: &CollectionConfig, query: &[f32]) -> Result<(), VecDbError> {
+    check_vector(config, 0, query).map_err(|e| match e {
+        VecDbError::WrongDimension { .. } => e,
+        other => VecDbError::param("query", query_reason(&other)),
+    })
 }
 
 fn query_reason(e: &VecDbError) -> String {

@@ -196,7 +196,7 @@ pub(crate) fn search_params(
     query: &[f32],
     req: &SearchRequest,
 ) -> Result<HashMap<String, String>, StoreError> {
-    check_query(config, query)?;
+    vecdb::search::check_query(config, query)?;
     let param = |name: &str, reason: String| -> StoreError {
         VecDbError::InvalidParameter {
             name: name.into(),
@@ -261,28 +261,6 @@ pub(crate) fn search_params(
     Ok(out)
 }
 
-fn check_query(config: &CollectionConfig, query: &[f32]) -> Result<(), StoreError> {
-    if query.len() != config.dim {
-        return Err(VecDbError::WrongDimension {
-            expected: config.dim,
-            got: query.len(),
-        }
-        .into());
-    }
-    let reason = if let Some(i) = query.iter().position(|x| !x.is_finite()) {
-        format!("component {i} is not finite")
-    } else if config.metric == Metric::Cosine && query.iter().all(|&x| x == 0.0) {
-        "a zero vector has no direction under cosine".into()
-    } else {
-        return Ok(());
-    };
-    Err(VecDbError::InvalidParameter {
-        name: "query".into(),
-        reason,
-    }
-    .into())
-}
-
 /// Converts Milvus' score to vecdb's: Milvus reports squared L2 distances.
 pub(crate) fn to_score(metric: Metric, raw: f32) -> f32 {
     match metric {
@@ -300,24 +278,11 @@ pub(crate) fn within_threshold(metric: Metric, score: f32, threshold: Option<f32
     }
 }
 
-/// Validates a batch as vecdb does (dimension, finiteness, zero vectors under cosine, duplicate
-/// ids, metadata objects) plus Milvus' limits (signed ids, 64 KiB JSON), before anything is sent.
+/// Validates a batch by vecdb's rule ([`vecdb::check_points`]) plus Milvus' limits (signed ids,
+/// 64 KiB JSON), before anything is sent.
 pub(crate) fn check_points(config: &CollectionConfig, points: &[Point]) -> Result<(), StoreError> {
-    let mut seen = std::collections::HashSet::with_capacity(points.len());
+    vecdb::check_points(config, points)?;
     for p in points {
-        if p.vector.len() != config.dim {
-            return Err(VecDbError::WrongDimension {
-                expected: config.dim,
-                got: p.vector.len(),
-            }
-            .into());
-        }
-        if let Some(index) = p.vector.iter().position(|x| !x.is_finite()) {
-            return Err(VecDbError::NonFinite { id: p.id, index }.into());
-        }
-        if config.metric == Metric::Cosine && p.vector.iter().all(|&x| x == 0.0) {
-            return Err(VecDbError::ZeroVector { id: p.id }.into());
-        }
         if p.id > MAX_ID {
             return Err(VecDbError::InvalidParameter {
                 name: "id".into(),
@@ -328,21 +293,12 @@ pub(crate) fn check_points(config: &CollectionConfig, points: &[Point]) -> Resul
             }
             .into());
         }
-        if !seen.insert(p.id) {
-            return Err(VecDbError::DuplicateId { id: p.id }.into());
-        }
-        let invalid = |reason: String| VecDbError::InvalidMetadata { id: p.id, reason };
-        match &p.metadata {
-            Value::Null | Value::Object(_) => {}
-            other => {
-                return Err(invalid(format!("must be a JSON object or null, got {other}")).into())
-            }
-        }
         let size = serde_json::to_vec(&p.metadata).map_or(0, |v| v.len());
         if size > MAX_METADATA_BYTES {
-            return Err(invalid(format!(
-                "{size} bytes of JSON; Milvus keeps at most {MAX_METADATA_BYTES}"
-            ))
+            return Err(VecDbError::InvalidMetadata {
+                id: p.id,
+                reason: format!("{size} bytes of JSON; Milvus keeps at most {MAX_METADATA_BYTES}"),
+            }
             .into());
         }
     }
