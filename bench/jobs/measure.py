@@ -5,7 +5,8 @@ upload decoded and embedded), first with the server idle, then after submitting 
 JOB_DIR, for as long as the job runs, and prints p50/p99 of each phase and their ratio.
 The token comes from DATA_DIR/server.json (starting a job needs it).
 
-Usage: measure.py DATA_DIR JOB_DIR QUERY_IMAGE [--kind id|image] [--idle 200] [--json OUT]
+Usage: measure.py DATA_DIR JOB_DIR QUERY_IMAGE [--kind id|image] [--idle 2000] [--json OUT]
+       [--label TEXT]
 """
 
 import argparse
@@ -27,8 +28,9 @@ def main():
     ap.add_argument("job_dir", type=Path)
     ap.add_argument("query", type=Path)
     ap.add_argument("--kind", choices=["id", "image"], default="id")
-    ap.add_argument("--idle", type=int, default=200)
+    ap.add_argument("--idle", type=int, default=2000)
     ap.add_argument("--json", type=Path)
+    ap.add_argument("--label", default="")
     a = ap.parse_args()
     server = json.loads((a.data / "server.json").read_text())
     host, port = server["address"].rsplit(":", 1)
@@ -73,6 +75,7 @@ def main():
     end = call("GET", f"/api/jobs/{job['id']}")
     report = end.get("report") or {}
     out = {
+        "label": a.label,
         "kind": a.kind,
         "idle_n": len(idle), "idle_p50_ms": round(percentile(idle, 50), 2),
         "idle_p99_ms": round(percentile(idle, 99), 2),

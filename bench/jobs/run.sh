@@ -5,7 +5,8 @@
 # `imgsearch serve` on an empty data directory with one image indexed, then measures searches
 # (bench/jobs/measure.py) idle and during a job over the corpus, for searches by id and by image.
 #
-# Usage: bench/jobs/run.sh [--images 10000] [--bin PATH]   (default: a release build)
+# Usage: bench/jobs/run.sh [--images 10000] [--bin PATH] [--kinds "id image"]
+#        (default: a release build, both kinds of search)
 # Results: bench/results/jobs.jsonl, one line per search kind.
 set -euo pipefail
 root="$(cd "$(dirname "$0")/../.." && pwd)"
@@ -13,10 +14,12 @@ cd "$root"
 . bench/lib.sh
 images=10000
 bin=
+kinds="id image"
 while [[ $# -gt 0 ]]; do
     case "$1" in
         --images) images=$2; shift 2 ;;
         --bin) bin=$2; shift 2 ;;
+        --kinds) kinds=$2; shift 2 ;;
         *) echo "unknown argument $1" >&2; exit 2 ;;
     esac
 done
@@ -28,7 +31,7 @@ trap cleanup EXIT
 mkdir -p "$work/seed" bench/results
 cp samples/coffee.jpg "$work/seed/"
 srcs=(samples/*.jpg samples/*.png)
-for kind in id image; do
+for kind in $kinds; do
     corpus="$work/corpus-$kind"
     mkdir -p "$corpus"
     for ((i = 0; i < images; i++)); do
@@ -42,6 +45,6 @@ for kind in id image; do
     pid=$!
     for _ in $(seq 600); do [[ -f "$data/server.json" ]] && break; sleep 0.1; done
     python3 bench/jobs/measure.py "$data" "$corpus" samples/coffee.jpg --kind "$kind" \
-        --json bench/results/jobs.jsonl
+        --json bench/results/jobs.jsonl --label "images=$images bin=$bin"
     kill "$pid"; wait "$pid" || true; pid=
 done

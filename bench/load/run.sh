@@ -38,7 +38,8 @@ pid=$!
 wait_healthy "$port" "$pid" "$work/serve.log"
 echo "== machine: $(nproc) cores, load $(cut -d' ' -f1-3 /proc/loadavg)"
 python3 bench/load/load.py "127.0.0.1:$port" "$images" --pid "$pid" --clients "$clients" \
-    --seconds "$seconds" --token "$token" --label "clients=$clients seconds=$seconds" \
+    --seconds "$seconds" --token "$token" \
+    --label "clients=$clients seconds=$seconds bin=${IMGSEARCH_BIN:-release build}" \
     --json "$root/bench/results/load.jsonl"
 kill -TERM "$pid"
 wait "$pid" && echo "== server stopped cleanly on SIGTERM" || echo "== server exit code $?"

@@ -6,7 +6,7 @@
 //! - [`envelope`]: the one container of every derived file (magic, version, length, CRC-32).
 //! - [`le`]: the one little-endian codec used inside those files.
 //! - [`fsio::write_atomic`]: the one way a derived file reaches the disk.
-//! - [`background`]: how bulk work steps aside for requests (the one `unsafe` call here).
+//! - [`background`]: how bulk work steps aside for requests (the `unsafe` calls here).
 
 pub mod background;
 pub mod envelope;

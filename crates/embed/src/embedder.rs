@@ -115,7 +115,7 @@ impl Embedder {
             .thread_name(|i| format!("embed-{i}"))
             .start_handler(move |i| {
                 if background && !common::background::lower_current_thread() {
-                    tracing::debug!(thread = i, "the pool thread keeps its scheduling class");
+                    tracing::debug!(thread = i, "the pool thread keeps its CPU priority");
                 }
             })
             .build()

@@ -75,8 +75,13 @@ pub fn run(g: &GlobalArgs, args: &ServeArgs) -> anyhow::Result<()> {
         .into());
     }
     // In a server the decoding pool serves only indexing jobs (an upload or a search embeds its
-    // image on the request's thread); in the idle scheduling class it leaves the CPU to requests.
+    // image on the request's thread). It leaves one core to requests and runs at bulk priority
+    // (see `common::background` for the measurements behind both), unless `threads` is set.
     settings.engine.runtime.background = true;
+    if settings.engine.runtime.threads == 0 {
+        let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+        settings.engine.runtime.threads = cores.saturating_sub(1).max(1);
+    }
     let engine = engine::Engine::open(settings.engine.clone())?;
     settings.server.libraries.extend(watch);
     let runtime = tokio::runtime::Builder::new_multi_thread()

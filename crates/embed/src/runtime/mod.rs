@@ -51,8 +51,7 @@ pub struct RuntimeConfig {
     pub ort_library: Option<PathBuf>,
     /// Images per model call; 0 picks the runtime's best (tract 1, ort 8).
     pub batch: usize,
-    /// Run the thread pool in the idle scheduling class ([`common::background`]): set by a
-    /// server, whose
+    /// Run the thread pool at bulk priority ([`common::background`]): set by a server, whose
     /// pool serves background indexing while searches embed their one image on the request's
     /// own thread, at normal priority.
     pub background: bool,
