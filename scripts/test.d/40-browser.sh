@@ -61,11 +61,12 @@ if [ -z "$NEW_IMAGE" ]; then
     exit 1
 fi
 
-# A photo for the watched library folder, copied there by the test before it clicks "Rescan".
-LIBRARY_IMAGE=
-for name in gravel.jpg retina.jpg hubble_deep_field.jpg; do
-    f="$ROOT/samples/$name"
-    [ -f "$f" ] && [ ! -e "$WORK/photos/$name" ] && [ "$f" != "$NEW_IMAGE" ] && { LIBRARY_IMAGE="$f"; break; }
+# Photos for the watched library folder (colon-separated), copied there by the test before it
+# clicks "Rescan": every sample not indexed above and not the one added through the page.
+LIBRARY_IMAGES=
+for f in "$ROOT"/samples/*.jpg "$ROOT"/samples/*.png; do
+    [ -f "$f" ] && [ ! -e "$WORK/photos/$(basename "$f")" ] && [ "$f" != "$NEW_IMAGE" ] \
+        && LIBRARY_IMAGES="${LIBRARY_IMAGES:+$LIBRARY_IMAGES:}$f"
 done
 mkdir -p "$WORK/library"
 
@@ -89,7 +90,7 @@ done
 
 status=0
 IMGSEARCH_URL="$URL" QUERY_IMAGE="$QUERY_IMAGE" NEW_IMAGE="$NEW_IMAGE" \
-    LIBRARY_DIR="$WORK/library" LIBRARY_IMAGE="$LIBRARY_IMAGE" \
+    LIBRARY_DIR="$WORK/library" LIBRARY_IMAGES="$LIBRARY_IMAGES" \
     node tests/browser/search-page.test.mjs || status=$?
 if [ "$status" != 0 ]; then
     echo "--- server log ---"

@@ -19,7 +19,7 @@ if (!base || !queryImage || !newImage) {
 // A folder the server watches, and a photo to put there (optional: their checks are skipped
 // without them).
 const libraryDir = process.env.LIBRARY_DIR;
-const libraryImage = process.env.LIBRARY_IMAGE;
+const libraryImages = (process.env.LIBRARY_IMAGES || "").split(":").filter(Boolean);
 const shots = process.env.SCREENSHOT_DIR;
 const executablePath = process.env.CHROMIUM || "/usr/bin/chromium";
 const TIMEOUT = 30_000;
@@ -237,13 +237,17 @@ try {
     await page.selectOption("#k", "24");
   });
 
-  if (libraryDir && libraryImage) {
+  if (libraryDir && libraryImages.length > 0) {
     await check("rescanning the watched library indexes new photos with a progress bar, and the status follows the job", async () => {
       const count = await indexedCount(page);
       // Enough files (each its own copy to embed) that the job runs for seconds, long enough
-      // for the page, which polls every second, to show its progress.
-      const added = 60;
-      for (let i = 0; i < added; i++) copyFileSync(libraryImage, join(libraryDir, `${i}-${basename(libraryImage)}`));
+      // for the page, which polls every second, to show its progress. The copies go round the
+      // distinct photos, so that no photo has more than a few copies in the index.
+      const added = 30;
+      for (let i = 0; i < added; i++) {
+        const src = libraryImages[i % libraryImages.length];
+        copyFileSync(src, join(libraryDir, `${i}-${basename(src)}`));
+      }
       await page.click("#rescan-btn");
       // The watcher may have started the same job first; either way the photos get indexed.
       await page.waitForFunction(() => !document.querySelector("#job").hidden, null, { timeout: 30000 });

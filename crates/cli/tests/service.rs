@@ -168,6 +168,13 @@ fn commands_go_through_a_running_server_and_recognise_a_stale_one() {
     for (d, t) in direct.iter().zip(&through) {
         assert_eq!(d, t, "direct and through the server differ");
     }
+    // A migration copies the directory's collection, which the server may be changing: it is
+    // refused with the way out, not attempted against the held locks.
+    let copy = tmp.path().join("copy");
+    let migrate = run(&data, &["migrate", "--to", copy.to_str().unwrap()]);
+    let err = String::from_utf8_lossy(&migrate.stderr);
+    assert_eq!(migrate.status.code(), Some(3), "{err}");
+    assert!(err.contains("stop it before migrating"), "{err}");
 
     // Indexing through the server: a job, followed to its end, reported as `index` reports.
     std::fs::copy(fixture("chelsea.png"), photos.join("chelsea.png")).unwrap();

@@ -2,7 +2,7 @@
 
 use clap::Args;
 
-use crate::config::RawConfig;
+use crate::config::{ConfigError, RawConfig};
 use crate::GlobalArgs;
 
 #[derive(Args, Debug)]
@@ -23,7 +23,22 @@ pub fn run(g: &GlobalArgs, args: &MigrateArgs) -> anyhow::Result<()> {
     let e = &settings.engine;
     let from_url = match (&args.from, &e.store_url) {
         (Some(u), _) | (None, Some(u)) => u.clone(),
-        (None, None) => format!("embedded:{}", e.data_dir.join("db").display()),
+        (None, None) => {
+            // A copy taken while a server may be writing would miss what it adds meanwhile, and
+            // the server holds the directory's locks anyway: the copy is made with it stopped.
+            if let Some(running) = crate::client::live_server(&e.data_dir) {
+                let f = running.file();
+                return Err(ConfigError(format!(
+                    "imgsearch serve (pid {}, http://{}/) owns {}; stop it before migrating, so \
+                     that the copy is complete",
+                    f.pid,
+                    f.address,
+                    e.data_dir.display()
+                ))
+                .into());
+            }
+            format!("embedded:{}", e.data_dir.join("db").display())
+        }
     };
     let quiet = g.quiet || args.json;
     let report =
