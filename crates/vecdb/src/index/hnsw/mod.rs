@@ -262,7 +262,7 @@ impl HnswIndex {
         sorted.clear();
         sorted.extend(scratch.top.drain().filter(|c| c.slot != slot));
         sorted.sort_unstable();
-        ctx.select_neighbours(&sorted, self.m, &mut selected);
+        ctx.select_neighbours(ctx.arena.get(slot), &sorted, self.m, &mut selected);
         let ids: Vec<u32> = selected.iter().map(|c| c.slot).collect();
         {
             let _g = self.graph.lock(slot);
@@ -304,7 +304,7 @@ impl HnswIndex {
                     slot: s,
                 }));
                 pruned.sort_unstable();
-                ctx.select_neighbours(&pruned, cap, &mut keep);
+                ctx.select_neighbours(base, &pruned, cap, &mut keep);
                 list.clear();
                 list.extend(keep.iter().map(|c| c.slot));
             }

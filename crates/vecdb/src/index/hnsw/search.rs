@@ -240,22 +240,48 @@ impl Ctx<'_> {
     /// only if it is closer to the base point than to every neighbour kept so far. This keeps
     /// links pointing in diverse directions, which is what makes the graph navigable on
     /// clustered data. `sorted` must be ascending by distance to the base point.
-    pub(super) fn select_neighbours(&self, sorted: &[Cand], m: usize, out: &mut Vec<Cand>) {
+    pub(super) fn select_neighbours(
+        &self,
+        base: &[f32],
+        sorted: &[Cand],
+        m: usize,
+        out: &mut Vec<Cand>,
+    ) {
         out.clear();
         if sorted.len() <= m {
             out.extend_from_slice(sorted);
             return;
         }
+        // Exact copies of the base point (the same photo indexed twice) say nothing about
+        // directions, so they do not veto other candidates, and at most half the list goes to
+        // them. Without both rules, a point with many copies links only to its copies, and a
+        // search entering that clique never leaves it (13 of 200 points were not found among 60
+        // copies of one). Copies are told by their vectors: under inner product no distance
+        // value marks them.
+        let max_copies = (m / 2).max(1);
+        let mut copies = 0;
+        let mut kept_copy = Vec::with_capacity(m);
         for &c in sorted {
             if out.len() >= m {
                 break;
             }
-            let base = self.arena.get(c.slot);
+            let v = self.arena.get(c.slot);
+            if v == base {
+                if copies < max_copies {
+                    copies += 1;
+                    out.push(c);
+                    kept_copy.push(true);
+                }
+                continue;
+            }
             let good = out
                 .iter()
-                .all(|r| self.dist_bounded(base, r.slot, c.dist) >= c.dist);
+                .zip(&kept_copy)
+                .filter(|(_, &copy)| !copy)
+                .all(|(r, _)| self.dist_bounded(v, r.slot, c.dist) >= c.dist);
             if good {
                 out.push(c);
+                kept_copy.push(false);
             }
         }
     }

@@ -266,3 +266,31 @@ fn parallel_build_leaves_every_node_reachable() {
         }
     }
 }
+
+#[test]
+fn many_copies_of_one_point_do_not_hide_the_others() {
+    // The same photo indexed 60 times among 200 others. When copies could fill a neighbour list,
+    // they formed a clique that searches entering it never left: 13 of the 200 no longer found
+    // themselves, and a search for the copy found 33 of its 61. Capped at half a list, no point
+    // is lost and 44 copies are found (copies all tie at distance 0, so later ones link to the
+    // same first few: finding every copy is not promised).
+    let mut pts = data(200, 7);
+    let copy = pts[0].clone();
+    pts.extend(std::iter::repeat_n(copy.clone(), 60));
+    let arena = arena_of(&pts);
+    let mut idx = AnyIndex::new(&IndexSpec::default_hnsw(), DIM, DistanceKind::L2Squared, 1);
+    for s in 0..pts.len() as u32 {
+        idx.add(&arena, s);
+    }
+    let params = QueryParams::default();
+    let missed: Vec<usize> = (0..200)
+        .filter(|&i| {
+            let hits = idx.search(&arena, &pts[i], 1, &params, &|_| true);
+            hits.first().map(|h| h.1) != Some(0.0)
+        })
+        .collect();
+    assert!(missed.is_empty(), "points not found: {missed:?}");
+    let copies = idx.search(&arena, &copy, 61, &params, &|_| true);
+    let found = copies.iter().filter(|h| h.1 == 0.0).count();
+    assert!(found >= 40, "{found} of 61 copies found");
+}
