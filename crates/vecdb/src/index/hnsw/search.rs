@@ -260,7 +260,6 @@ impl Ctx<'_> {
         // value marks them.
         let max_copies = (m / 2).max(1);
         let mut copies = 0;
-        let mut kept_copy = Vec::with_capacity(m);
         for &c in sorted {
             if out.len() >= m {
                 break;
@@ -270,18 +269,18 @@ impl Ctx<'_> {
                 if copies < max_copies {
                     copies += 1;
                     out.push(c);
-                    kept_copy.push(true);
                 }
                 continue;
             }
+            // A kept neighbour is a copy when its vector is the base's: compared again rather
+            // than remembered, so the selection allocates nothing (the first component almost
+            // always differs).
             let good = out
                 .iter()
-                .zip(&kept_copy)
-                .filter(|(_, &copy)| !copy)
-                .all(|(r, _)| self.dist_bounded(v, r.slot, c.dist) >= c.dist);
+                .filter(|r| self.arena.get(r.slot) != base)
+                .all(|r| self.dist_bounded(v, r.slot, c.dist) >= c.dist);
             if good {
                 out.push(c);
-                kept_copy.push(false);
             }
         }
     }
