@@ -26,6 +26,7 @@ const KEEP_FINISHED: usize = 32;
 /// Where a job is in its life.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub enum JobState {
     Running,
     /// The ingest ran to its end; `report` says what it did.
@@ -40,6 +41,7 @@ pub enum JobState {
 /// Why a job failed: the engine error's classification (`common::Class`: its API code, kind and
 /// origin, by name) and its message.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct JobError {
     pub code: String,
     pub message: String,
@@ -60,11 +62,14 @@ impl JobError {
 
 /// A job as callers see it.
 #[derive(Clone, Debug, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct JobInfo {
     pub id: u64,
     /// What the job does; `index` is the only kind so far.
+    #[cfg_attr(feature = "openapi", schema(example = "index"))]
     pub kind: String,
     /// The paths indexed, as the job was given them.
+    #[cfg_attr(feature = "openapi", schema(value_type = Vec<String>))]
     pub paths: Vec<PathBuf>,
     pub state: JobState,
     /// Files to embed, known once the folders are scanned (`null` while scanning).
@@ -72,6 +77,7 @@ pub struct JobInfo {
     /// Files embedded (or failed) so far.
     pub done: u64,
     /// The last file embedded.
+    #[cfg_attr(feature = "openapi", schema(value_type = Option<String>))]
     pub current: Option<PathBuf>,
     /// Seconds since the Unix epoch.
     pub started: u64,

@@ -92,8 +92,11 @@ impl Default for Query {
 
 /// One indexed image as the catalog knows it.
 #[derive(Clone, Debug, Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema), schema(as = CatalogRecord))]
 pub struct ImageRecord {
     pub id: u64,
+    /// The absolute, canonical path the image was indexed under.
+    #[cfg_attr(feature = "openapi", schema(value_type = String))]
     pub path: PathBuf,
     pub size: u64,
     /// Seconds since the Unix epoch.
@@ -145,6 +148,7 @@ pub struct LibraryPage {
 
 /// An auto-tag: a class the model's classifier gave the image, with its probability.
 #[derive(Clone, Debug, PartialEq, Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Tag {
     pub name: String,
     pub score: f32,
@@ -152,10 +156,15 @@ pub struct Tag {
 
 /// One search result. `metadata` is the point's stored metadata (see [`point_metadata`]).
 #[derive(Clone, Debug, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct SearchHit {
     pub id: u64,
+    #[cfg_attr(feature = "openapi", schema(value_type = String))]
     pub path: PathBuf,
+    /// Cosine similarity or inner product (higher is closer) or L2 distance (lower is closer),
+    /// by the index's metric.
     pub score: f32,
+    #[cfg_attr(feature = "openapi", schema(value_type = Object))]
     pub metadata: Value,
 }
 
@@ -183,6 +192,7 @@ impl ProgressSink for NoProgress {
 
 /// What an ingest run did.
 #[derive(Clone, Debug, Default, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct IndexReport {
     /// New files embedded and stored.
     pub added: u64,
@@ -192,9 +202,13 @@ pub struct IndexReport {
     pub removed: u64,
     /// Files already indexed with the same content (not re-embedded).
     pub unchanged: u64,
-    /// Files not attempted, with the reason (not an image, too large, unreadable name).
+    /// Files not attempted, with the reason (not an image, too large, unreadable name): each
+    /// a pair `[path, reason]`.
+    #[cfg_attr(feature = "openapi", schema(value_type = Vec<Vec<String>>))]
     pub skipped: Vec<(PathBuf, String)>,
-    /// Files that could not be read, decoded or embedded, with the reason.
+    /// Files that could not be read, decoded or embedded, with the reason: each a pair
+    /// `[path, reason]`.
+    #[cfg_attr(feature = "openapi", schema(value_type = Vec<Vec<String>>))]
     pub failed: Vec<(PathBuf, String)>,
     pub seconds: f64,
 }

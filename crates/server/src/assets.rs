@@ -4,26 +4,45 @@
 use axum::http::header;
 use axum::response::{IntoResponse, Response};
 
+use crate::openapi::TAG_PAGE;
+
 const INDEX_HTML: &str = include_str!("../assets/index.html");
 
-/// Static files: route, content type, contents. Each is its own route, so no request path is
-/// ever used to look anything up.
-pub const ASSETS: &[(&str, &str, &str)] = &[
-    (
-        "/assets/app.css",
-        "text/css; charset=utf-8",
-        include_str!("../assets/app.css"),
-    ),
-    (
-        "/assets/app.js",
-        "text/javascript; charset=utf-8",
-        include_str!("../assets/app.js"),
-    ),
-    (
-        "/assets/favicon.svg",
-        "image/svg+xml",
-        include_str!("../assets/favicon.svg"),
-    ),
+/// One static file of the page.
+pub struct Asset {
+    /// The route it is served at.
+    pub path: &'static str,
+    /// Its `Content-Type`.
+    pub mime: &'static str,
+    pub body: &'static str,
+    /// What it is, for the OpenAPI document (its summary), with the document's operation id.
+    pub summary: &'static str,
+    pub operation_id: &'static str,
+}
+
+/// Static files. Each is its own route, so no request path is ever used to look anything up.
+pub const ASSETS: &[Asset] = &[
+    Asset {
+        path: "/assets/app.css",
+        mime: "text/css; charset=utf-8",
+        body: include_str!("../assets/app.css"),
+        summary: "Stylesheet of the page.",
+        operation_id: "assetCss",
+    },
+    Asset {
+        path: "/assets/app.js",
+        mime: "text/javascript; charset=utf-8",
+        body: include_str!("../assets/app.js"),
+        summary: "Script of the page.",
+        operation_id: "assetJs",
+    },
+    Asset {
+        path: "/assets/favicon.svg",
+        mime: "image/svg+xml",
+        body: include_str!("../assets/favicon.svg"),
+        summary: "Icon of the page.",
+        operation_id: "assetIcon",
+    },
 ];
 
 /// The assets change only with the binary, which a user restarts rarely; five minutes keeps the
@@ -31,6 +50,15 @@ pub const ASSETS: &[(&str, &str, &str)] = &[
 const ASSET_CACHE: &str = "public, max-age=300";
 
 /// `GET /`: the search page.
+#[utoipa::path(
+    get,
+    path = "/",
+    tag = TAG_PAGE,
+    operation_id = "page",
+    summary = "The search page (HTML).",
+    responses((status = 200, description = "The page.", body = String, content_type = "text/html")),
+    security(())
+)]
 pub async fn index() -> Response {
     (
         [

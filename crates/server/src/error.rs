@@ -13,7 +13,105 @@ use axum::Json;
 use common::{Class, Classified, ErrorKind};
 use engine::store::StoreError;
 use engine::EngineError;
+use serde::Serialize;
+use utoipa::openapi::schema::{ObjectBuilder, Type};
+use utoipa::openapi::{RefOr, Schema};
+use utoipa::ToSchema;
 use vecdb::VecDbError;
+
+/// Every code an error body may carry: the server's own and those of the engine, the store and
+/// the vector database. The OpenAPI document lists them; a client may branch on any of them.
+pub const ERROR_CODES: &[&str] = &[
+    "invalid_parameter",
+    "invalid_json",
+    "unsupported_media_type",
+    "invalid_multipart",
+    "payload_too_large",
+    "not_an_image",
+    "invalid_image",
+    "wrong_dimension",
+    "image_not_found",
+    "not_found",
+    "unknown_collection",
+    "collection_exists",
+    "read_only_collection",
+    "conflict",
+    "route_not_found",
+    "method_not_allowed",
+    "store_unavailable",
+    "internal",
+    "host_not_allowed",
+    "cross_site_request",
+    "unauthorized",
+    "busy",
+    "request_timeout",
+    "job_running",
+    "path_not_allowed",
+    "shutting_down",
+];
+
+/// The names [`common::ErrorKind::as_str`] gives, as the `kind` of an error body shows them.
+const ERROR_KINDS: &[&str] = &[
+    "invalid_input",
+    "not_found",
+    "conflict",
+    "unavailable",
+    "internal",
+];
+
+/// The names [`common::Origin::as_str`] gives, as the `origin` of an error body shows them.
+const ERROR_ORIGINS: &[&str] = &["request", "model", "store", "file", "config"];
+
+/// The body of every error answer: `{"error":{"code","message"}}`, plus `kind` and `origin`
+/// for errors of the engine and below.
+#[derive(Debug, Serialize, ToSchema)]
+#[schema(as = Error)]
+pub struct ErrorBody {
+    error: ErrorDetail,
+}
+
+/// What went wrong, for programs (`code`, `kind`, `origin`) and for people (`message`).
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ErrorDetail {
+    /// Stable machine-readable code.
+    #[schema(schema_with = code_schema)]
+    code: &'static str,
+    message: String,
+    /// For errors of the engine and below: the kind of failure.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(schema_with = kind_schema)]
+    kind: Option<&'static str>,
+    /// For errors of the engine and below: what the failure concerns.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(schema_with = origin_schema)]
+    origin: Option<&'static str>,
+}
+
+fn string_enum(values: &[&str], description: &str) -> RefOr<Schema> {
+    ObjectBuilder::new()
+        .schema_type(Type::String)
+        .enum_values(Some(values.iter().copied()))
+        .description(Some(description))
+        .into()
+}
+
+fn code_schema() -> RefOr<Schema> {
+    string_enum(ERROR_CODES, "Stable machine-readable code.")
+}
+
+fn kind_schema() -> RefOr<Schema> {
+    string_enum(
+        ERROR_KINDS,
+        "For errors of the engine and below: the kind of failure.",
+    )
+}
+
+fn origin_schema() -> RefOr<Schema> {
+    string_enum(
+        ERROR_ORIGINS,
+        "For errors of the engine and below: what the failure concerns.",
+    )
+}
 
 /// Everything that can go wrong while serving one request.
 #[derive(Debug, thiserror::Error)]
@@ -161,13 +259,22 @@ impl IntoResponse for AppError {
             tracing::debug!(error = %self, code, "request rejected");
             bounded(self.to_string())
         };
-        let mut body = serde_json::json!({ "error": { "code": code, "message": message } });
         // Errors of the engine and below also say their kind and origin, so that a client (the
         // CLI in client mode) classifies them exactly as it would the error itself.
-        if let AppError::Classified { class, .. } = &self {
-            body["error"]["kind"] = class.kind.as_str().into();
-            body["error"]["origin"] = class.origin.as_str().into();
-        }
+        let (kind, origin) = match &self {
+            AppError::Classified { class, .. } => {
+                (Some(class.kind.as_str()), Some(class.origin.as_str()))
+            }
+            _ => (None, None),
+        };
+        let body = ErrorBody {
+            error: ErrorDetail {
+                code,
+                message,
+                kind,
+                origin,
+            },
+        };
         let mut res = (status, Json(body)).into_response();
         let h = res.headers_mut();
         match self {
@@ -318,6 +425,49 @@ mod tests {
         assert_eq!(res.status(), StatusCode::INTERNAL_SERVER_ERROR);
         let body = to_bytes(res.into_body(), 1 << 16).await.unwrap();
         assert!(!String::from_utf8_lossy(&body).contains("/secret/path"));
+    }
+
+    #[test]
+    fn the_documented_codes_kinds_and_origins_are_the_real_ones() {
+        let own = [
+            AppError::param("k", "r"),
+            AppError::InvalidJson { reason: "r".into() },
+            AppError::UnsupportedMediaType { reason: "r".into() },
+            AppError::InvalidMultipart { reason: "r".into() },
+            AppError::PayloadTooLarge { limit: 1 },
+            AppError::NotAnImage,
+            AppError::InvalidImage { reason: "r".into() },
+            AppError::WrongDimension {
+                expected: 1,
+                got: 2,
+            },
+            AppError::ImageNotFound { id: 1 },
+            AppError::NotFound { what: "w".into() },
+            AppError::UnknownCollection { name: "n".into() },
+            AppError::JobRunning { id: 1 },
+            AppError::PathNotAllowed { path: "p".into() },
+            AppError::ShuttingDown,
+            AppError::RouteNotFound { path: "p".into() },
+            AppError::MethodNotAllowed,
+            AppError::HostNotAllowed { host: "h".into() },
+            AppError::CrossSite { reason: "r".into() },
+            AppError::Unauthorized,
+            AppError::Busy { retry_after: 1 },
+            AppError::Timeout { secs: 1 },
+            AppError::Internal { reason: "r".into() },
+            AppError::from(VecDbError::CollectionExists { name: "x".into() }),
+            AppError::from(StoreError::UnknownCollection { name: "x".into() }),
+        ];
+        for err in own {
+            let code = err.status_and_code().1;
+            assert!(ERROR_CODES.contains(&code), "{code} is not documented");
+        }
+        for kind in ERROR_KINDS {
+            assert!(common::ErrorKind::parse(kind).is_some(), "{kind}");
+        }
+        for origin in ERROR_ORIGINS {
+            assert!(common::Origin::parse(origin).is_some(), "{origin}");
+        }
     }
 
     #[test]

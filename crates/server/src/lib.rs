@@ -12,6 +12,7 @@ mod error;
 mod guard;
 mod linger;
 mod metrics;
+mod openapi;
 pub mod owner;
 mod sniff;
 pub mod watch;
@@ -29,6 +30,7 @@ use tower_http::trace::TraceLayer;
 pub use error::AppError;
 pub use guard::{constant_time_eq, host_allowed, Listening, TOKEN_COOKIE};
 pub use metrics::Metrics;
+pub use openapi::json as openapi_json;
 
 /// Settings of the HTTP layer (the engine has its own). Every limit here is a configuration key
 /// of `imgsearch serve` of the same name, listed in the README and reported by `/api/status`.
@@ -231,9 +233,10 @@ fn routes() -> Vec<(&'static str, Method, MethodRouter<AppState>)> {
             post(col::get_points),
         ),
     ];
-    for &(path, mime, body) in assets::ASSETS {
+    for asset in assets::ASSETS {
+        let (mime, body) = (asset.mime, asset.body);
         table.push((
-            path,
+            asset.path,
             Method::GET,
             get(move || async move { assets::asset(mime, body) }),
         ));

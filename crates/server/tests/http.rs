@@ -73,19 +73,127 @@ async fn every_route_is_in_the_openapi_document() {
             [method.as_str().to_lowercase()];
         assert!(op.is_object(), "{method} {path} is not documented");
         assert!(
-            op["responses"].is_object(),
+            op["responses"].as_object().is_some_and(|r| !r.is_empty()),
             "{method} {path} has no responses"
         );
+        // The documented path parameters are exactly the route's `{name}` segments.
+        let mut segments: Vec<&str> = path
+            .split('/')
+            .filter_map(|s| s.strip_prefix('{')?.strip_suffix('}'))
+            .collect();
+        let mut documented: Vec<&str> = op["parameters"]
+            .as_array()
+            .map(Vec::as_slice)
+            .unwrap_or_default()
+            .iter()
+            .filter(|p| p["in"] == "path")
+            .map(|p| {
+                assert_eq!(p["required"], true, "{method} {path}: {p}");
+                p["name"].as_str().unwrap()
+            })
+            .collect();
+        segments.sort_unstable();
+        documented.sort_unstable();
+        assert_eq!(segments, documented, "{method} {path}: path parameters");
     }
     // And nothing documented that the router does not serve.
-    for (path, ops) in paths {
-        for method in ops.as_object().unwrap().keys() {
+    const METHODS: [&str; 8] = [
+        "get", "put", "post", "delete", "options", "head", "patch", "trace",
+    ];
+    for (path, item) in paths {
+        for method in item.as_object().unwrap().keys() {
+            assert!(METHODS.contains(&method.as_str()), "{path}: {method}");
             let m = Method::from_bytes(method.to_uppercase().as_bytes()).unwrap();
             assert!(
                 routes.iter().any(|(p, rm)| p == path && *rm == m),
                 "{method} {path} is not routed"
             );
         }
+    }
+}
+
+/// Every `$ref` in `value`, with where it was found.
+fn refs<'a>(value: &'a serde_json::Value, at: String, out: &mut Vec<(String, &'a str)>) {
+    match value {
+        serde_json::Value::Object(map) => {
+            for (key, v) in map {
+                match (key.as_str(), v) {
+                    ("$ref", serde_json::Value::String(target)) => out.push((at.clone(), target)),
+                    _ => refs(v, format!("{at}/{key}"), out),
+                }
+            }
+        }
+        serde_json::Value::Array(items) => {
+            for (i, v) in items.iter().enumerate() {
+                refs(v, format!("{at}/{i}"), out);
+            }
+        }
+        _ => {}
+    }
+}
+
+#[test]
+fn the_openapi_document_is_valid_and_its_refs_resolve() {
+    let doc: serde_json::Value = serde_json::from_str(server::openapi_json()).unwrap();
+    assert!(
+        doc["openapi"].as_str().unwrap().starts_with("3."),
+        "{}",
+        doc["openapi"]
+    );
+    assert_eq!(doc["info"]["title"], "imgsearch");
+    assert_eq!(doc["info"]["version"], env!("CARGO_PKG_VERSION"));
+    assert_eq!(doc["info"]["license"]["name"], env!("CARGO_PKG_LICENSE"));
+    let components = doc["components"].as_object().unwrap();
+    let schemes = components["securitySchemes"].as_object().unwrap();
+    let tags: Vec<&str> = doc["tags"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| t["name"].as_str().unwrap())
+        .collect();
+    let mut operation_ids = std::collections::HashSet::new();
+    for (path, item) in doc["paths"].as_object().unwrap() {
+        assert!(path.starts_with('/'), "{path}");
+        for (method, op) in item.as_object().unwrap() {
+            let id = op["operationId"].as_str().unwrap();
+            assert!(operation_ids.insert(id), "{method} {path}: {id} twice");
+            for tag in op["tags"].as_array().unwrap() {
+                assert!(
+                    tags.contains(&tag.as_str().unwrap()),
+                    "{method} {path}: {tag}"
+                );
+            }
+            for (status, _) in op["responses"].as_object().unwrap() {
+                let code: u16 = status.parse().unwrap();
+                assert!((100..600).contains(&code), "{method} {path}: {status}");
+            }
+            let security = op.get("security").or(doc.get("security")).unwrap();
+            for requirement in security.as_array().unwrap() {
+                for scheme in requirement.as_object().unwrap().keys() {
+                    assert!(schemes.contains_key(scheme), "{method} {path}: {scheme}");
+                }
+            }
+        }
+    }
+    // The error body is one schema, with its stable codes.
+    let error = &components["schemas"]["Error"];
+    assert!(error["properties"]["error"].is_object(), "{error}");
+    let mut found = Vec::new();
+    refs(&doc, String::new(), &mut found);
+    assert!(found.len() > 50, "only {} references", found.len());
+    for (at, target) in found {
+        let (kind, name) = target
+            .strip_prefix("#/components/")
+            .and_then(|rest| rest.split_once('/'))
+            .unwrap_or_else(|| panic!("{at}: {target} is not a local component"));
+        assert!(
+            matches!(kind, "schemas" | "responses"),
+            "{at}: {target} names a {kind}"
+        );
+        assert!(
+            components[kind].get(name).is_some(),
+            "{at}: {target} does not resolve"
+        );
     }
 }
 

@@ -34,9 +34,11 @@ pub use search::{Hit, SearchRequest};
 /// One stored point: an id chosen by the caller, a vector of the collection's dimension, and
 /// metadata, a JSON object (`null` is stored as `{}`).
 #[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Point {
     pub id: u64,
     pub vector: Vec<f32>,
+    #[cfg_attr(feature = "openapi", schema(value_type = Object))]
     pub metadata: serde_json::Value,
 }
 

@@ -82,9 +82,13 @@ impl SearchRequest {
 
 /// One search result.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema), schema(as = VectorHit))]
 pub struct Hit {
     pub id: u64,
+    /// Cosine similarity or inner product (higher is closer) or L2 distance (lower is closer),
+    /// by the collection's metric.
     pub score: f32,
+    #[cfg_attr(feature = "openapi", schema(value_type = Object))]
     pub metadata: Value,
 }
 

@@ -10,6 +10,7 @@
 use super::extract::{JsonBody, PathParam};
 use super::{blocking, check_filter, check_k, check_threshold};
 use crate::error::AppError;
+use crate::openapi::{E400, E403, E404, E409, E413, E415, TAG_VECTORS};
 use crate::AppState;
 use axum::extract::State;
 use axum::http::StatusCode;
@@ -18,22 +19,35 @@ use engine::CollectionInfo;
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 use std::time::Instant;
-use vecdb::{CollectionConfig, IndexSpec, Point, SearchRequest};
+use utoipa::ToSchema;
+use vecdb::{CollectionConfig, Hit, IndexSpec, Point, SearchRequest};
 
 mod params;
 
 use params::{index_from_params, index_to_params, metric_from_name, metric_name};
 
-#[derive(Debug, Deserialize)]
+/// Body of `POST /api/collections`.
+#[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
+#[schema(as = CreateCollection)]
 pub struct CreateBody {
+    #[schema(pattern = "^[A-Za-z0-9_-]{1,64}$")]
     name: String,
+    #[schema(minimum = 1, maximum = 65536)]
     dimension: usize,
+    /// `L2`, `IP` or `COSINE`.
     #[serde(default = "default_metric")]
+    #[schema(default = "COSINE", example = "COSINE")]
     metric_type: String,
+    /// `FLAT`, `HNSW`, `IVF_FLAT`, `LSH`, `FLAT_SQ8`, `HNSW_SQ` or `IVF_SQ8`.
     #[serde(default = "default_index")]
+    #[schema(default = "FLAT", example = "HNSW")]
     index_type: String,
+    /// HNSW: M, efConstruction, ef; IVF_FLAT: nlist, nprobe; LSH: tables, bits, probes,
+    /// bucket_width; FLAT_SQ8: refine, refine_k; HNSW_SQ: M, efConstruction, ef, refine,
+    /// refine_k; IVF_SQ8: nlist, nprobe, refine, refine_k; FLAT: none. Other keys are refused.
     #[serde(default)]
+    #[schema(value_type = Object, example = json!({"M": 16, "efConstruction": 200}))]
     params: Map<String, Value>,
 }
 
@@ -45,68 +59,136 @@ fn default_index() -> String {
     "FLAT".into()
 }
 
-#[derive(Debug, Serialize)]
+/// A collection: its settings and size.
+#[derive(Debug, Serialize, ToSchema)]
+#[schema(as = Collection)]
 pub struct CollectionOut {
     name: String,
     dimension: usize,
     metric_type: &'static str,
     index_type: &'static str,
+    /// The index's parameters, every one of them (defaults included).
+    #[schema(value_type = Object)]
     params: Map<String, Value>,
     count: u64,
     /// True for the collection that holds the image index (read-only here).
     images: bool,
 }
 
-#[derive(Debug, Deserialize)]
+/// A point to insert: an id below 2^64-1, a vector of the collection's dimension and optional
+/// metadata (a JSON object).
+#[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct PointIn {
     id: u64,
     vector: Vec<f32>,
     #[serde(default)]
+    #[schema(value_type = Option<Object>)]
     metadata: Option<Value>,
 }
 
-#[derive(Debug, Deserialize)]
+/// Body of `POST /api/collections/{name}/insert`.
+#[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct InsertBody {
     data: Vec<PointIn>,
 }
 
-#[derive(Debug, Default, Deserialize)]
+/// How a vector search runs.
+#[derive(Debug, Default, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct SearchParam {
+    /// `L2`, `IP` or `COSINE`: must equal the collection's metric when given.
     metric_type: Option<String>,
     #[serde(default)]
     params: QueryParamsIn,
 }
 
-#[derive(Debug, Default, Deserialize)]
+/// Per-search parameters of the index; each applies to the index kinds that have it.
+#[derive(Debug, Default, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct QueryParamsIn {
+    /// HNSW, HNSW_SQ: candidates kept while searching.
     ef: Option<usize>,
+    /// IVF_FLAT, IVF_SQ8: lists searched.
     nprobe: Option<usize>,
+    /// LSH: buckets probed per table.
     probes: Option<usize>,
+    /// The SQ8 kinds: candidates re-ranked on the full vectors, as a multiple of `limit`.
     refine_k: Option<f32>,
 }
 
-#[derive(Debug, Deserialize)]
+/// Body of `POST /api/collections/{name}/search`.
+#[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
+#[schema(as = VectorSearch)]
 pub struct SearchBody {
+    /// Query vectors, each of the collection's dimension (at most `max_queries`).
+    #[schema(min_items = 1, example = json!([[0.1, 0.2, 0.3]]))]
     data: Vec<Vec<f32>>,
+    /// Hits per query vector.
     #[serde(default = "default_limit")]
+    #[schema(minimum = 1, default = 10)]
     limit: usize,
+    /// A metadata filter: {"eq":{field,value}}, {"in":{field,values}},
+    /// {"range":{field,gt,gte,lt,lte}}, {"and":[...]}, {"or":[...]}, {"not":{...}}. field is a
+    /// dotted path into the metadata; dates compare as instants.
+    #[schema(value_type = Option<Object>, example = json!({"eq": {"field": "tags", "value": "daisy"}}))]
     filter: Option<vecdb::Filter>,
+    /// Minimum score (cosine/IP) or maximum distance (L2) a hit must have.
     threshold: Option<f32>,
     #[serde(default)]
     param: SearchParam,
+}
+
+/// Answer of `GET /api/collections`.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct CollectionList {
+    collections: Vec<CollectionOut>,
+}
+
+/// Answer of `DELETE /api/collections/{name}`.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct CollectionDropped {
+    name: String,
+    dropped: bool,
+}
+
+/// Answer of `POST /api/collections/{name}/insert`.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct Inserted {
+    insert_count: usize,
+    ids: Vec<u64>,
+}
+
+/// Answer of `POST /api/collections/{name}/search`.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct VectorResults {
+    /// One list of hits per query vector.
+    results: Vec<Vec<Hit>>,
+}
+
+/// Answer of `POST /api/collections/{name}/delete`.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct Deleted {
+    /// Points that were there and are deleted.
+    delete_count: usize,
+}
+
+/// Answer of `POST /api/collections/{name}/get`.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct Points {
+    data: Vec<Point>,
 }
 
 fn default_limit() -> usize {
     10
 }
 
-#[derive(Debug, Deserialize)]
+/// Ids of points (at most `max_ids`).
+#[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
+#[schema(as = Ids)]
 pub struct IdsBody {
     ids: Vec<u64>,
 }
@@ -137,6 +219,21 @@ fn describe(info: CollectionInfo) -> CollectionOut {
 }
 
 /// `POST /api/collections`: creates a collection.
+#[utoipa::path(
+    post,
+    path = "/api/collections",
+    tag = TAG_VECTORS,
+    operation_id = "createCollection",
+    summary = "Create a collection (Milvus-style dimension, metric_type, index_type, params).",
+    request_body = CreateBody,
+    responses(
+        (status = 201, description = "Created.", body = CollectionOut),
+        (status = 400, response = E400),
+        (status = 409, response = E409),
+        (status = 413, response = E413),
+        (status = 415, response = E415),
+    )
+)]
 pub async fn create(
     State(state): State<AppState>,
     JsonBody(body): JsonBody<CreateBody>,
@@ -154,13 +251,34 @@ pub async fn create(
 }
 
 /// `GET /api/collections`: every collection with its settings and size.
-pub async fn list(State(state): State<AppState>) -> Result<Json<Value>, AppError> {
+#[utoipa::path(
+    get,
+    path = "/api/collections",
+    tag = TAG_VECTORS,
+    operation_id = "listCollections",
+    summary = "List collections.",
+    responses((status = 200, description = "OK", body = CollectionList))
+)]
+pub async fn list(State(state): State<AppState>) -> Result<Json<CollectionList>, AppError> {
     let infos = blocking(move || Ok(state.engine.collections().list()?)).await?;
-    let out: Vec<CollectionOut> = infos.into_iter().map(describe).collect();
-    Ok(Json(serde_json::json!({ "collections": out })))
+    Ok(Json(CollectionList {
+        collections: infos.into_iter().map(describe).collect(),
+    }))
 }
 
 /// `GET /api/collections/{name}`.
+#[utoipa::path(
+    get,
+    path = "/api/collections/{name}",
+    tag = TAG_VECTORS,
+    operation_id = "getCollection",
+    summary = "Describe a collection.",
+    params(("name" = String, Path, description = "Collection name.", pattern = "^[A-Za-z0-9_-]{1,64}$")),
+    responses(
+        (status = 200, description = "OK", body = CollectionOut),
+        (status = 404, response = E404),
+    )
+)]
 pub async fn info(
     State(state): State<AppState>,
     PathParam(name): PathParam<String>,
@@ -170,24 +288,57 @@ pub async fn info(
 }
 
 /// `DELETE /api/collections/{name}`.
+#[utoipa::path(
+    delete,
+    path = "/api/collections/{name}",
+    tag = TAG_VECTORS,
+    operation_id = "dropCollection",
+    summary = "Drop a collection (not the image index's own).",
+    params(("name" = String, Path, description = "Collection name.", pattern = "^[A-Za-z0-9_-]{1,64}$")),
+    responses(
+        (status = 200, description = "OK", body = CollectionDropped),
+        (status = 403, response = E403),
+        (status = 404, response = E404),
+    )
+)]
 pub async fn drop_collection(
     State(state): State<AppState>,
     PathParam(name): PathParam<String>,
-) -> Result<Json<Value>, AppError> {
+) -> Result<Json<CollectionDropped>, AppError> {
     blocking(move || {
         state.engine.collections().drop(&name)?;
-        Ok(Json(serde_json::json!({ "name": name, "dropped": true })))
+        Ok(Json(CollectionDropped {
+            name,
+            dropped: true,
+        }))
     })
     .await
 }
 
 /// `POST /api/collections/{name}/insert`: adds or replaces points (upsert semantics), all or
 /// nothing.
+#[utoipa::path(
+    post,
+    path = "/api/collections/{name}/insert",
+    tag = TAG_VECTORS,
+    operation_id = "insertPoints",
+    summary = "Insert or replace points, all or nothing.",
+    params(("name" = String, Path, description = "Collection name.", pattern = "^[A-Za-z0-9_-]{1,64}$")),
+    request_body = InsertBody,
+    responses(
+        (status = 200, description = "OK", body = Inserted),
+        (status = 400, response = E400),
+        (status = 403, response = E403),
+        (status = 404, response = E404),
+        (status = 413, response = E413),
+        (status = 415, response = E415),
+    )
+)]
 pub async fn insert(
     State(state): State<AppState>,
     PathParam(name): PathParam<String>,
     JsonBody(body): JsonBody<InsertBody>,
-) -> Result<Json<Value>, AppError> {
+) -> Result<Json<Inserted>, AppError> {
     if body.data.is_empty() {
         return Err(AppError::param("data", "must hold at least one point"));
     }
@@ -216,19 +367,36 @@ pub async fn insert(
     blocking(move || {
         state.engine.collections().upsert(&name, &points)?;
         let ids: Vec<u64> = points.iter().map(|p| p.id).collect();
-        Ok(Json(
-            serde_json::json!({ "insert_count": ids.len(), "ids": ids }),
-        ))
+        Ok(Json(Inserted {
+            insert_count: ids.len(),
+            ids,
+        }))
     })
     .await
 }
 
 /// `POST /api/collections/{name}/search`: nearest neighbours of each query vector.
+#[utoipa::path(
+    post,
+    path = "/api/collections/{name}/search",
+    tag = TAG_VECTORS,
+    operation_id = "searchVectors",
+    summary = "Nearest neighbours of each query vector.",
+    params(("name" = String, Path, description = "Collection name.", pattern = "^[A-Za-z0-9_-]{1,64}$")),
+    request_body = SearchBody,
+    responses(
+        (status = 200, description = "OK", body = VectorResults),
+        (status = 400, response = E400),
+        (status = 404, response = E404),
+        (status = 413, response = E413),
+        (status = 415, response = E415),
+    )
+)]
 pub async fn search(
     State(state): State<AppState>,
     PathParam(name): PathParam<String>,
     JsonBody(body): JsonBody<SearchBody>,
-) -> Result<Json<Value>, AppError> {
+) -> Result<Json<VectorResults>, AppError> {
     let max_queries = state.config.max_queries;
     if body.data.is_empty() || body.data.len() > max_queries {
         return Err(AppError::param(
@@ -276,30 +444,61 @@ pub async fn search(
     })
     .await?;
     metrics.record_search("vector", started.elapsed());
-    Ok(Json(serde_json::json!({ "results": results })))
+    Ok(Json(VectorResults { results }))
 }
 
 /// `POST /api/collections/{name}/delete`: removes points by id; unknown ids are not an error.
+#[utoipa::path(
+    post,
+    path = "/api/collections/{name}/delete",
+    tag = TAG_VECTORS,
+    operation_id = "deletePoints",
+    summary = "Delete points by id; unknown ids are skipped.",
+    params(("name" = String, Path, description = "Collection name.", pattern = "^[A-Za-z0-9_-]{1,64}$")),
+    request_body = IdsBody,
+    responses(
+        (status = 200, description = "OK", body = Deleted),
+        (status = 400, response = E400),
+        (status = 403, response = E403),
+        (status = 404, response = E404),
+        (status = 415, response = E415),
+    )
+)]
 pub async fn delete_points(
     State(state): State<AppState>,
     PathParam(name): PathParam<String>,
     JsonBody(body): JsonBody<IdsBody>,
-) -> Result<Json<Value>, AppError> {
+) -> Result<Json<Deleted>, AppError> {
     let ids = unique_ids(body.ids, state.config.max_ids)?;
     blocking(move || {
-        let present = state.engine.collections().delete(&name, &ids)?;
-        Ok(Json(serde_json::json!({ "delete_count": present })))
+        let delete_count = state.engine.collections().delete(&name, &ids)?;
+        Ok(Json(Deleted { delete_count }))
     })
     .await
 }
 
 /// `POST /api/collections/{name}/get`: points by id, with vectors and metadata; unknown ids
 /// are skipped.
+#[utoipa::path(
+    post,
+    path = "/api/collections/{name}/get",
+    tag = TAG_VECTORS,
+    operation_id = "getPoints",
+    summary = "Points by id with vectors and metadata; unknown ids are skipped.",
+    params(("name" = String, Path, description = "Collection name.", pattern = "^[A-Za-z0-9_-]{1,64}$")),
+    request_body = IdsBody,
+    responses(
+        (status = 200, description = "OK", body = Points),
+        (status = 400, response = E400),
+        (status = 404, response = E404),
+        (status = 415, response = E415),
+    )
+)]
 pub async fn get_points(
     State(state): State<AppState>,
     PathParam(name): PathParam<String>,
     JsonBody(body): JsonBody<IdsBody>,
-) -> Result<Json<Value>, AppError> {
+) -> Result<Json<Points>, AppError> {
     let ids = unique_ids(body.ids, state.config.max_ids)?;
     let max_floats = state.config.max_response_floats;
     blocking(move || {
@@ -317,12 +516,8 @@ pub async fn get_points(
                 ),
             ));
         }
-        let points = collections.get(&name, &ids)?;
-        let data: Vec<Value> = points
-            .into_iter()
-            .map(|p| serde_json::json!({ "id": p.id, "vector": p.vector, "metadata": p.metadata }))
-            .collect();
-        Ok(Json(serde_json::json!({ "data": data })))
+        let data = collections.get(&name, &ids)?;
+        Ok(Json(Points { data }))
     })
     .await
 }

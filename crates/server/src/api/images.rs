@@ -17,21 +17,49 @@ use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 use engine::ImageRecord;
+use serde::Serialize;
+use utoipa::ToSchema;
+
+use crate::openapi::{Binary, E400, E404, E413, E415, E422, TAG_IMAGES};
 
 /// Thumbnails and originals change only when the file is re-indexed, which changes its size or
 /// modification time; the browser may keep them an hour and revalidate with the ETag after.
 const IMAGE_CACHE: &str = "private, max-age=3600";
 
-pub(crate) fn image_json(record: &ImageRecord) -> Result<serde_json::Value, AppError> {
-    let mut value = serde_json::to_value(record).map_err(|err| AppError::Internal {
-        reason: format!("cannot serialise record: {err}"),
-    })?;
-    let urls = ImageUrls::for_id(record.id);
-    if let Some(map) = value.as_object_mut() {
-        map.insert("thumbnail_url".into(), urls.thumbnail_url.into());
-        map.insert("image_url".into(), urls.image_url.into());
+/// An indexed image as the API shows it: the catalog's record and the URLs of its files.
+#[derive(Debug, Serialize, ToSchema)]
+#[schema(as = ImageRecord)]
+pub struct ImageOut {
+    #[serde(flatten)]
+    record: ImageRecord,
+    #[serde(flatten)]
+    urls: ImageUrls,
+}
+
+impl From<ImageRecord> for ImageOut {
+    fn from(record: ImageRecord) -> Self {
+        ImageOut {
+            urls: ImageUrls::for_id(record.id),
+            record,
+        }
     }
-    Ok(value)
+}
+
+/// Answer of `DELETE /api/images/{id}`.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ImageDeleted {
+    id: u64,
+    deleted: bool,
+}
+
+/// The multipart form of `POST /api/images`. The handler reads the fields one by one (to
+/// bound their size), so this type only describes the form to the OpenAPI document.
+#[derive(ToSchema)]
+#[allow(dead_code)]
+pub struct UploadForm {
+    /// JPEG, PNG, WebP, GIF, BMP or TIFF; its file name, cleaned, names the stored copy.
+    #[schema(value_type = String, format = Binary)]
+    image: Vec<u8>,
 }
 
 async fn lookup(state: &AppState, id: u64) -> Result<ImageRecord, AppError> {
@@ -79,15 +107,43 @@ fn image_response(bytes: Vec<u8>, mime: &'static str, tag: &str) -> Response {
 }
 
 /// `GET /api/images/{id}`: the catalog record of an indexed image.
+#[utoipa::path(
+    get,
+    path = "/api/images/{id}",
+    tag = TAG_IMAGES,
+    operation_id = "getImage",
+    summary = "The record of an indexed image.",
+    params(("id" = u64, Path, description = "Id the index gave the image.")),
+    responses(
+        (status = 200, description = "OK", body = ImageOut),
+        (status = 400, response = E400),
+        (status = 404, response = E404),
+    )
+)]
 pub async fn record(
     State(state): State<AppState>,
     PathParam(id): PathParam<u64>,
-) -> Result<Json<serde_json::Value>, AppError> {
-    let record = lookup(&state, id).await?;
-    Ok(Json(image_json(&record)?))
+) -> Result<Json<ImageOut>, AppError> {
+    Ok(Json(lookup(&state, id).await?.into()))
 }
 
 /// `GET /api/images/{id}/thumbnail`: a JPEG no larger than the configured size.
+#[utoipa::path(
+    get,
+    path = "/api/images/{id}/thumbnail",
+    tag = TAG_IMAGES,
+    operation_id = "getThumbnail",
+    summary = "A JPEG thumbnail of an indexed image. Honours If-None-Match.",
+    params(("id" = u64, Path, description = "Id the index gave the image.")),
+    responses(
+        (status = 200, description = "JPEG bytes.", body = inline(Binary),
+            content_type = "image/jpeg",
+            headers(("Cache-Control" = String), ("ETag" = String))),
+        (status = 304, description = "Not modified."),
+        (status = 400, response = E400),
+        (status = 404, response = E404),
+    )
+)]
 pub async fn thumbnail(
     State(state): State<AppState>,
     headers: HeaderMap,
@@ -118,6 +174,22 @@ pub async fn thumbnail(
 }
 
 /// `GET /api/images/{id}/original`: the indexed file itself, typed by its content.
+#[utoipa::path(
+    get,
+    path = "/api/images/{id}/original",
+    tag = TAG_IMAGES,
+    operation_id = "getOriginal",
+    summary = "The indexed file itself, typed by its content. Honours If-None-Match.",
+    params(("id" = u64, Path, description = "Id the index gave the image.")),
+    responses(
+        (status = 200, description = "Image bytes.", body = inline(Binary),
+            content_type = "image/*",
+            headers(("Cache-Control" = String), ("ETag" = String))),
+        (status = 304, description = "Not modified."),
+        (status = 400, response = E400),
+        (status = 404, response = E404),
+    )
+)]
 pub async fn original(
     State(state): State<AppState>,
     headers: HeaderMap,
@@ -147,6 +219,21 @@ pub async fn original(
 }
 
 /// `POST /api/images`, multipart field `image`: stores the upload and indexes it.
+#[utoipa::path(
+    post,
+    path = "/api/images",
+    tag = TAG_IMAGES,
+    operation_id = "uploadImage",
+    summary = "Upload an image: it is stored under the data directory and indexed.",
+    request_body(content = UploadForm, content_type = "multipart/form-data"),
+    responses(
+        (status = 201, description = "Indexed.", body = ImageOut),
+        (status = 400, response = E400),
+        (status = 413, response = E413),
+        (status = 415, response = E415),
+        (status = 422, response = E422),
+    )
+)]
 pub async fn upload(
     State(state): State<AppState>,
     multipart: Result<Multipart, MultipartRejection>,
@@ -190,7 +277,7 @@ pub async fn upload(
         engine.add_upload(&bytes, &filename).map_err(AppError::from)
     })
     .await?;
-    Ok((StatusCode::CREATED, Json(image_json(&record)?)).into_response())
+    Ok((StatusCode::CREATED, Json(ImageOut::from(record))).into_response())
 }
 
 /// Keeps only the last component of a client-supplied file name and drops characters that
@@ -210,16 +297,29 @@ fn default_name(mime: &str) -> String {
 }
 
 /// `DELETE /api/images/{id}`: removes an image from the index (the file stays on disk).
+#[utoipa::path(
+    delete,
+    path = "/api/images/{id}",
+    tag = TAG_IMAGES,
+    operation_id = "deleteImage",
+    summary = "Remove an image from the index.",
+    params(("id" = u64, Path, description = "Id the index gave the image.")),
+    responses(
+        (status = 200, description = "OK", body = ImageDeleted),
+        (status = 400, response = E400),
+        (status = 404, response = E404),
+    )
+)]
 pub async fn remove(
     State(state): State<AppState>,
     PathParam(id): PathParam<u64>,
-) -> Result<Json<serde_json::Value>, AppError> {
+) -> Result<Json<ImageDeleted>, AppError> {
     let engine = state.engine.clone();
     let removed = blocking(move || engine.remove(id).map_err(AppError::from)).await?;
     if !removed {
         return Err(AppError::ImageNotFound { id });
     }
-    Ok(Json(serde_json::json!({ "id": id, "deleted": true })))
+    Ok(Json(ImageDeleted { id, deleted: true }))
 }
 
 #[cfg(test)]

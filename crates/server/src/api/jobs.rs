@@ -18,11 +18,13 @@ use axum::response::sse::{Event, KeepAlive, Sse};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 use engine::jobs::{JobInfo, JobState, Refused};
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
 
 use super::blocking;
 use super::extract::{JsonBody, PathParam};
-use crate::error::AppError;
+use crate::error::{AppError, ErrorBody};
+use crate::openapi::{E400, E401, E404, TAG_JOBS};
 use crate::AppState;
 
 /// Most paths one job may be given.
@@ -32,15 +34,45 @@ const MAX_PATHS: usize = 1000;
 const POLL: Duration = Duration::from_millis(200);
 
 /// Body of `POST /api/jobs/index`.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct IndexJobRequest {
-    /// Absolute paths of folders or image files on the server.
+    /// Absolute paths of folders or image files on the server (at most 1000).
+    #[schema(value_type = Vec<String>)]
     paths: Vec<PathBuf>,
+}
+
+/// Answer of `GET /api/jobs`.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct JobList {
+    jobs: Vec<JobInfo>,
 }
 
 /// `POST /api/jobs/index`: 202 with the job and its `Location`, or 409 `job_running` naming
 /// the job already running.
+#[utoipa::path(
+    post,
+    path = "/api/jobs/index",
+    tag = TAG_JOBS,
+    operation_id = "startIndexJob",
+    summary = "Index folders or files on the server in the background (as `imgsearch index` \
+               does). One job runs at a time; searches are answered meanwhile. With \
+               `index_roots` configured, every path must lie under one of them.",
+    request_body = IndexJobRequest,
+    responses(
+        (status = 202, description = "Started; `Location` names the job.", body = JobInfo,
+            headers(("Location" = String, description = "/api/jobs/{id} of the new job."))),
+        (status = 400, response = E400),
+        (status = 401, response = E401),
+        (status = 403, description = "A path outside `index_roots` (`path_not_allowed`).",
+            body = ErrorBody),
+        (status = 404, response = E404),
+        (status = 409, description = "A job is running already (`job_running`).",
+            body = ErrorBody),
+        (status = 503, description = "The server is shutting down (`shutting_down`).",
+            body = ErrorBody),
+    )
+)]
 pub async fn submit_index(
     State(state): State<AppState>,
     JsonBody(request): JsonBody<IndexJobRequest>,
@@ -65,6 +97,20 @@ pub async fn submit_index(
 /// `POST /api/libraries/rescan`: an indexing job over the configured libraries (`libraries`,
 /// `serve --watch`), as the periodic rescan starts. It takes no path, so it reads nothing the
 /// server was not told to keep in sync, and the page may ask for it without the local token.
+#[utoipa::path(
+    post,
+    path = "/api/libraries/rescan",
+    tag = TAG_JOBS,
+    operation_id = "rescanLibraries",
+    summary = "Index the configured libraries (`libraries`, `serve --watch`) now, as the periodic \
+               rescan does. Takes no path, so the page may ask for it without the local token.",
+    responses(
+        (status = 202, description = "Started.", body = JobInfo),
+        (status = 404, response = E404),
+        (status = 409, description = "A job is running already (`job_running`).",
+            body = ErrorBody),
+    )
+)]
 pub async fn rescan(State(state): State<AppState>) -> Result<Response, AppError> {
     let libraries = state.config.libraries.clone();
     if libraries.is_empty() {
@@ -130,11 +176,34 @@ fn allowed(path: &Path, roots: &[PathBuf]) -> bool {
 }
 
 /// `GET /api/jobs`: every job kept (the running one and the last finished ones), newest first.
-pub async fn list(State(state): State<AppState>) -> Json<serde_json::Value> {
-    Json(serde_json::json!({ "jobs": state.jobs.list() }))
+#[utoipa::path(
+    get,
+    path = "/api/jobs",
+    tag = TAG_JOBS,
+    operation_id = "listJobs",
+    summary = "The running job and the last finished ones, newest first.",
+    responses((status = 200, description = "OK", body = JobList))
+)]
+pub async fn list(State(state): State<AppState>) -> Json<JobList> {
+    Json(JobList {
+        jobs: state.jobs.list(),
+    })
 }
 
 /// `GET /api/jobs/{id}`.
+#[utoipa::path(
+    get,
+    path = "/api/jobs/{id}",
+    tag = TAG_JOBS,
+    operation_id = "getJob",
+    summary = "One job.",
+    params(("id" = u64, Path, description = "Id of the job.")),
+    responses(
+        (status = 200, description = "OK", body = JobInfo),
+        (status = 400, response = E400),
+        (status = 404, response = E404),
+    )
+)]
 pub async fn get(
     State(state): State<AppState>,
     PathParam(id): PathParam<u64>,
@@ -144,6 +213,22 @@ pub async fn get(
 
 /// `DELETE /api/jobs/{id}`: asks a running job to stop after its current batch and answers
 /// with the job (still `running`, with `cancel_requested`, until that batch is stored).
+#[utoipa::path(
+    delete,
+    path = "/api/jobs/{id}",
+    tag = TAG_JOBS,
+    operation_id = "cancelJob",
+    summary = "Cancel a running job: it stops after its current batch (everything stored is \
+               catalogued, and indexing the same paths again resumes). A finished job is left \
+               as it is.",
+    params(("id" = u64, Path, description = "Id of the job.")),
+    responses(
+        (status = 200, description = "The job, with `cancel_requested`.", body = JobInfo),
+        (status = 400, response = E400),
+        (status = 401, response = E401),
+        (status = 404, response = E404),
+    )
+)]
 pub async fn cancel(
     State(state): State<AppState>,
     PathParam(id): PathParam<u64>,
@@ -154,6 +239,22 @@ pub async fn cancel(
 /// `GET /api/jobs/{id}/events`: one event whenever the job changes, named after its state
 /// (`running`, then one of `done`, `failed`, `cancelled`), with the job as JSON data; the stream
 /// ends after the last one.
+#[utoipa::path(
+    get,
+    path = "/api/jobs/{id}/events",
+    tag = TAG_JOBS,
+    operation_id = "jobEvents",
+    summary = "The job's progress as Server-Sent Events: one event whenever it changes, named \
+               after its state (`running`, then `done`, `failed` or `cancelled`), with the job as \
+               JSON data. The stream ends after the last event.",
+    params(("id" = u64, Path, description = "Id of the job.")),
+    responses(
+        (status = 200, description = "An event stream.", body = String,
+            content_type = "text/event-stream"),
+        (status = 400, response = E400),
+        (status = 404, response = E404),
+    )
+)]
 pub async fn events(
     State(state): State<AppState>,
     PathParam(id): PathParam<u64>,

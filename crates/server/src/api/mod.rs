@@ -12,6 +12,7 @@ use crate::error::AppError;
 use crate::{AppState, ServerConfig};
 use serde::Serialize;
 use tokio::sync::OwnedSemaphorePermit;
+use utoipa::ToSchema;
 
 /// Runs a blocking engine call on tokio's blocking pool, so that decoding and embedding never
 /// stall the threads that serve other connections.
@@ -28,7 +29,7 @@ where
 }
 
 /// The URLs under which the page fetches an indexed image.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
 pub struct ImageUrls {
     pub thumbnail_url: String,
     pub image_url: String,

@@ -2,6 +2,7 @@
 
 use super::{blocking, check_k, check_threshold, decode_permit, parse_filter, ImageUrls};
 use crate::error::AppError;
+use crate::openapi::{E400, E404, E413, E415, E422, TAG_SEARCH};
 use crate::sniff::image_mime;
 use crate::AppState;
 use axum::extract::multipart::MultipartRejection;
@@ -12,26 +13,57 @@ use engine::SearchHit;
 use serde::{Deserialize, Serialize};
 use std::path::PathBuf;
 use std::time::Instant;
+use utoipa::{IntoParams, ToSchema};
 
 /// Query string of `GET /api/search`: exactly one of `id` and `text`.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, IntoParams)]
 #[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
 pub struct SearchParams {
+    /// Search for images like this indexed image (it is left out of the hits).
     id: Option<u64>,
+    /// Search by words (matched against the images' labels).
     text: Option<String>,
+    /// Number of hits (refused, not capped, above the server's max_k).
+    #[param(minimum = 1, maximum = 1000, default = 10)]
     k: Option<usize>,
+    /// Minimum score (cosine/IP) or maximum distance (L2) a hit must have.
     threshold: Option<f32>,
+    /// A metadata filter as JSON text, e.g. {"eq":{"field":"tags","value":"daisy"}}.
+    #[param(example = r#"{"eq":{"field":"tags","value":"daisy"}}"#)]
+    filter: Option<String>,
+}
+
+/// The multipart form of `POST /api/search`. The handler reads the fields one by one (to
+/// bound their size), so this type only describes the form to the OpenAPI document.
+#[derive(ToSchema)]
+#[allow(dead_code)]
+pub struct SearchForm {
+    /// JPEG, PNG, WebP, GIF, BMP or TIFF.
+    #[schema(value_type = String, format = Binary)]
+    image: Vec<u8>,
+    /// Number of hits (refused, not capped, above the server's max_k).
+    #[schema(minimum = 1, maximum = 1000, default = 10)]
+    k: Option<usize>,
+    /// Minimum score (cosine/IP) or maximum distance (L2) a hit must have.
+    threshold: Option<f32>,
+    /// A metadata filter as JSON text.
     filter: Option<String>,
 }
 
 /// One result as the API shows it.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
+#[schema(as = Hit)]
 pub struct HitOut {
     id: u64,
+    #[schema(value_type = String)]
     path: PathBuf,
+    /// Cosine similarity or inner product (higher is closer) or L2 distance (lower is closer),
+    /// by the index's metric.
     score: f32,
     #[serde(flatten)]
     urls: ImageUrls,
+    #[schema(value_type = Object)]
     metadata: serde_json::Value,
 }
 
@@ -48,9 +80,10 @@ impl From<SearchHit> for HitOut {
 }
 
 /// Body of every image-search answer.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
 pub struct SearchResponse {
     hits: Vec<HitOut>,
+    /// Time the search took, in milliseconds.
     took_ms: f64,
 }
 
@@ -118,6 +151,19 @@ async fn run_search(
 }
 
 /// `GET /api/search?id=..` or `?text=..`, with optional `k`, `threshold` and `filter`.
+#[utoipa::path(
+    get,
+    path = "/api/search",
+    tag = TAG_SEARCH,
+    operation_id = "searchGet",
+    summary = "Search by an indexed image (id) or by words (text). Give exactly one of id and text.",
+    params(SearchParams),
+    responses(
+        (status = 200, description = "OK", body = SearchResponse),
+        (status = 400, response = E400),
+        (status = 404, response = E404),
+    )
+)]
 pub async fn search_get(
     State(state): State<AppState>,
     params: Result<Query<SearchParams>, QueryRejection>,
@@ -142,6 +188,21 @@ pub async fn search_get(
 }
 
 /// `POST /api/search`, multipart: `image` (required), `k`, `threshold`, `filter` (JSON text).
+#[utoipa::path(
+    post,
+    path = "/api/search",
+    tag = TAG_SEARCH,
+    operation_id = "searchPost",
+    summary = "Search by an uploaded image.",
+    request_body(content = SearchForm, content_type = "multipart/form-data"),
+    responses(
+        (status = 200, description = "OK", body = SearchResponse),
+        (status = 400, response = E400),
+        (status = 413, response = E413),
+        (status = 415, response = E415),
+        (status = 422, response = E422),
+    )
+)]
 pub async fn search_post(
     State(state): State<AppState>,
     multipart: Result<Multipart, MultipartRejection>,
