@@ -5,6 +5,7 @@
 //! can fix and a 5xx status only for faults of the server or its store. The codes are part of the
 //! API: clients may branch on them, so they never change once published.
 
+use crate::openapi::string_enum;
 use axum::extract::multipart::{MultipartError, MultipartRejection};
 use axum::extract::rejection::{JsonRejection, PathRejection, QueryRejection};
 use axum::http::{header, HeaderValue, StatusCode};
@@ -14,7 +15,6 @@ use common::{Class, Classified, ErrorKind};
 use engine::store::StoreError;
 use engine::EngineError;
 use serde::Serialize;
-use utoipa::openapi::schema::{ObjectBuilder, Type};
 use utoipa::openapi::{RefOr, Schema};
 use utoipa::ToSchema;
 use vecdb::VecDbError;
@@ -87,22 +87,15 @@ pub struct ErrorDetail {
     origin: Option<&'static str>,
 }
 
-fn string_enum(values: &[&str], description: &str) -> RefOr<Schema> {
-    ObjectBuilder::new()
-        .schema_type(Type::String)
-        .enum_values(Some(values.iter().copied()))
-        .description(Some(description))
-        .into()
-}
-
 fn code_schema() -> RefOr<Schema> {
-    string_enum(ERROR_CODES, "Stable machine-readable code.")
+    string_enum(ERROR_CODES, "Stable machine-readable code.", None)
 }
 
 fn kind_schema() -> RefOr<Schema> {
     string_enum(
         ERROR_KINDS,
         "For errors of the engine and below: the kind of failure.",
+        None,
     )
 }
 
@@ -110,6 +103,7 @@ fn origin_schema() -> RefOr<Schema> {
     string_enum(
         ERROR_ORIGINS,
         "For errors of the engine and below: what the failure concerns.",
+        None,
     )
 }
 

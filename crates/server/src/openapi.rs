@@ -151,6 +151,16 @@ impl Modify for StaticAssets {
     }
 }
 
+/// A string that is one of `values`, with a description and a default.
+pub fn string_enum(values: &[&str], description: &str, default: Option<&str>) -> RefOr<Schema> {
+    ObjectBuilder::new()
+        .schema_type(Type::String)
+        .enum_values(Some(values.iter().copied()))
+        .description(Some(description))
+        .default(default.map(Into::into))
+        .into()
+}
+
 /// Raw bytes (an image), for responses that are files.
 pub struct Binary;
 

@@ -24,7 +24,34 @@ use vecdb::{CollectionConfig, Hit, IndexSpec, Point, SearchRequest};
 
 mod params;
 
-use params::{index_from_params, index_to_params, metric_from_name, metric_name};
+use params::{
+    index_from_params, index_to_params, metric_from_name, metric_name, INDEX_NAMES, METRIC_NAMES,
+};
+use utoipa::openapi::{RefOr, Schema};
+
+const METRIC_TEXT: &str = "The metric (any case on input).";
+const INDEX_TEXT: &str = "The index kind (any case on input).";
+
+fn metric_schema() -> RefOr<Schema> {
+    crate::openapi::string_enum(METRIC_NAMES, METRIC_TEXT, None)
+}
+
+fn asked_metric_schema() -> RefOr<Schema> {
+    let text = "The metric (any case); must equal the collection's when given.";
+    crate::openapi::string_enum(METRIC_NAMES, text, None)
+}
+
+fn index_schema() -> RefOr<Schema> {
+    crate::openapi::string_enum(INDEX_NAMES, INDEX_TEXT, None)
+}
+
+fn metric_default_schema() -> RefOr<Schema> {
+    crate::openapi::string_enum(METRIC_NAMES, METRIC_TEXT, Some("COSINE"))
+}
+
+fn index_default_schema() -> RefOr<Schema> {
+    crate::openapi::string_enum(INDEX_NAMES, INDEX_TEXT, Some("FLAT"))
+}
 
 /// Body of `POST /api/collections`.
 #[derive(Debug, Deserialize, ToSchema)]
@@ -35,19 +62,17 @@ pub struct CreateBody {
     name: String,
     #[schema(minimum = 1, maximum = 65536)]
     dimension: usize,
-    /// `L2`, `IP` or `COSINE`.
     #[serde(default = "default_metric")]
-    #[schema(default = "COSINE", example = "COSINE")]
+    #[schema(schema_with = metric_default_schema, required = false)]
     metric_type: String,
-    /// `FLAT`, `HNSW`, `IVF_FLAT`, `LSH`, `FLAT_SQ8`, `HNSW_SQ` or `IVF_SQ8`.
     #[serde(default = "default_index")]
-    #[schema(default = "FLAT", example = "HNSW")]
+    #[schema(schema_with = index_default_schema, required = false)]
     index_type: String,
     /// HNSW: M, efConstruction, ef; IVF_FLAT: nlist, nprobe; LSH: tables, bits, probes,
     /// bucket_width; FLAT_SQ8: refine, refine_k; HNSW_SQ: M, efConstruction, ef, refine,
     /// refine_k; IVF_SQ8: nlist, nprobe, refine, refine_k; FLAT: none. Other keys are refused.
     #[serde(default)]
-    #[schema(value_type = Object, example = json!({"M": 16, "efConstruction": 200}))]
+    #[schema(value_type = Object)]
     params: Map<String, Value>,
 }
 
@@ -65,7 +90,9 @@ fn default_index() -> String {
 pub struct CollectionOut {
     name: String,
     dimension: usize,
+    #[schema(schema_with = metric_schema)]
     metric_type: &'static str,
+    #[schema(schema_with = index_schema)]
     index_type: &'static str,
     /// The index's parameters, every one of them (defaults included).
     #[schema(value_type = Object)]
@@ -98,7 +125,7 @@ pub struct InsertBody {
 #[derive(Debug, Default, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct SearchParam {
-    /// `L2`, `IP` or `COSINE`: must equal the collection's metric when given.
+    #[schema(schema_with = asked_metric_schema, required = false)]
     metric_type: Option<String>,
     #[serde(default)]
     params: QueryParamsIn,
@@ -133,7 +160,7 @@ pub struct SearchBody {
     /// A metadata filter: {"eq":{field,value}}, {"in":{field,values}},
     /// {"range":{field,gt,gte,lt,lte}}, {"and":[...]}, {"or":[...]}, {"not":{...}}. field is a
     /// dotted path into the metadata; dates compare as instants.
-    #[schema(value_type = Option<Object>, example = json!({"eq": {"field": "tags", "value": "daisy"}}))]
+    #[schema(value_type = Option<Object>)]
     filter: Option<vecdb::Filter>,
     /// Minimum score (cosine/IP) or maximum distance (L2) a hit must have.
     threshold: Option<f32>,

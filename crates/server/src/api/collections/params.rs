@@ -8,6 +8,14 @@ use crate::error::AppError;
 use serde_json::{Map, Value};
 use vecdb::{IndexSpec, Metric};
 
+/// The Milvus names of the metrics, as the OpenAPI document lists them.
+pub const METRIC_NAMES: &[&str] = &["L2", "IP", "COSINE"];
+
+/// The Milvus names of the index kinds, as the OpenAPI document lists them.
+pub const INDEX_NAMES: &[&str] = &[
+    "FLAT", "HNSW", "IVF_FLAT", "LSH", "FLAT_SQ8", "HNSW_SQ", "IVF_SQ8",
+];
+
 /// `"L2"`, `"IP"` or `"COSINE"` (any case) to a metric.
 pub fn metric_from_name(name: &str) -> Result<Metric, AppError> {
     match name.to_ascii_uppercase().as_str() {
@@ -249,6 +257,17 @@ pub fn index_to_params(index: &IndexSpec) -> Map<String, Value> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_documented_names_are_the_ones_parsed_and_shown() {
+        for &name in METRIC_NAMES {
+            assert_eq!(metric_name(metric_from_name(name).unwrap()), name);
+        }
+        for &name in INDEX_NAMES {
+            let index = index_from_params(name, &Map::new()).unwrap();
+            assert_eq!(index_name(&index), name);
+        }
+    }
 
     #[test]
     fn milvus_names_round_trip() {
