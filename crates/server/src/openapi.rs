@@ -1,8 +1,9 @@
 //! The OpenAPI 3 document served at `/openapi.json`, generated from the code: every handler
 //! carries a `#[utoipa::path]` annotation next to its code, every request and response type
-//! derives its schema, and [`ApiDoc`] lists the handlers. Nothing here is written by hand that
-//! the code already says, so the document cannot drift from the routes and types it describes;
-//! `tests/http.rs` checks it against the router's table in both directions.
+//! derives its schema, and [`ApiDoc`] lists the handlers, so the document follows the types the
+//! handlers really take and answer. Only the multipart forms, which the handlers read field by
+//! field, are described by types of their own, beside the handler that parses them.
+//! `tests/http.rs` checks the document against the router's table in both directions.
 
 use std::sync::OnceLock;
 
@@ -36,6 +37,9 @@ const BEARER: &str = "The token `imgsearch serve` was started with (--token-file
     other commands; not required when none was given, except to start or cancel jobs, which need \
     one of them whenever the server has one.";
 
+/// The document. Every operation needs the bearer token when the server has one and nothing
+/// when it has none (hence the empty requirement beside it); the page, its assets, `/healthz`
+/// and this document never need it (`security(())` on their operations).
 #[derive(OpenApi)]
 #[openapi(
     servers((url = "/")),

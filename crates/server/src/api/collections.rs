@@ -19,6 +19,7 @@ use engine::CollectionInfo;
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 use std::time::Instant;
+use utoipa::openapi::{RefOr, Schema};
 use utoipa::ToSchema;
 use vecdb::{CollectionConfig, Hit, IndexSpec, Point, SearchRequest};
 
@@ -27,8 +28,14 @@ mod params;
 use params::{
     index_from_params, index_to_params, metric_from_name, metric_name, INDEX_NAMES, METRIC_NAMES,
 };
-use utoipa::openapi::{RefOr, Schema};
 
+/// What a collection gets when `metric_type` or `index_type` is left out.
+const DEFAULT_METRIC: &str = "COSINE";
+const DEFAULT_INDEX: &str = "FLAT";
+
+// The metric and index fields are documented as enums of the names `params` parses and shows.
+// A `schema_with` function replaces the field's whole schema, doc comment included, so each
+// carries its description.
 const METRIC_TEXT: &str = "The metric (any case on input).";
 const INDEX_TEXT: &str = "The index kind (any case on input).";
 
@@ -46,11 +53,11 @@ fn index_schema() -> RefOr<Schema> {
 }
 
 fn metric_default_schema() -> RefOr<Schema> {
-    crate::openapi::string_enum(METRIC_NAMES, METRIC_TEXT, Some("COSINE"))
+    crate::openapi::string_enum(METRIC_NAMES, METRIC_TEXT, Some(DEFAULT_METRIC))
 }
 
 fn index_default_schema() -> RefOr<Schema> {
-    crate::openapi::string_enum(INDEX_NAMES, INDEX_TEXT, Some("FLAT"))
+    crate::openapi::string_enum(INDEX_NAMES, INDEX_TEXT, Some(DEFAULT_INDEX))
 }
 
 /// Body of `POST /api/collections`.
@@ -77,11 +84,11 @@ pub struct CreateBody {
 }
 
 fn default_metric() -> String {
-    "COSINE".into()
+    DEFAULT_METRIC.into()
 }
 
 fn default_index() -> String {
-    "FLAT".into()
+    DEFAULT_INDEX.into()
 }
 
 /// A collection: its settings and size.
