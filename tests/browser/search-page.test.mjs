@@ -213,6 +213,41 @@ try {
     assert.ok(cards.every((c) => c.name !== second.name || cards.length === 0), "the query image is not a hit");
   });
 
+  await check("adding results to the query as + and − refines it, and a chip takes one out", async () => {
+    const queryId = Number(/^#id=(\d+)$/.exec(await page.evaluate(() => location.hash))[1]);
+    const before = await readCards(page);
+    assert.ok(before.length >= 3, `expected at least 3 hits, got ${before.length}`);
+    // Each click below changes the address and marks the grid busy in the same task, so waiting
+    // for the address then reading the cards reads the new search's.
+    // The first result becomes a counter-example: it leaves the results, the address keeps both.
+    await page.click("#results .card:nth-child(1) .refine button.negative");
+    await page.waitForFunction(() => /^#pos=\d+&neg=\d+$/.test(location.hash));
+    assert.equal(/pos=(\d+)/.exec(await page.evaluate(() => location.hash))[1], String(queryId));
+    let cards = await readCards(page);
+    assert.ok(cards.every((c) => c.name !== before[0].name), "the counter-example is not a hit");
+    assert.match(await page.textContent("#results-title"), /not like/);
+    assert.deepEqual(await page.$$eval("#examples .chip", (c) => c.map((x) => x.className)), ["chip positive", "chip negative"]);
+    // A second example, by keyboard: now two positives and one negative, none of them a hit.
+    const added = cards[0].name;
+    await page.focus("#results .card:nth-child(1) .refine button.positive");
+    await page.keyboard.press("Enter");
+    await page.waitForFunction(() => /^#pos=\d+,\d+&neg=\d+$/.test(location.hash));
+    cards = await readCards(page);
+    assert.ok(cards.every((c) => c.name !== added && c.name !== before[0].name), "examples are not hits");
+    assert.equal(await page.$$eval("#examples .chip", (c) => c.length), 3);
+    if (shots) {
+      await page.hover("#results .card:nth-child(1)");
+      await page.screenshot({ path: join(shots, "examples.png"), fullPage: true });
+    }
+    // Taking the counter-example out searches again without it.
+    await page.click("#examples .chip.negative button");
+    await page.waitForFunction(() => /^#pos=\d+,\d+$/.test(location.hash));
+    cards = await readCards(page);
+    // The index is small enough that every image not an example is a hit.
+    assert.ok(cards.some((c) => c.name === before[0].name), "the former counter-example is a hit again");
+    assert.ok(!(await page.textContent("#results-title")).includes("not like"));
+  });
+
   await check("searching by words answers with results or a clear empty state", async () => {
     await page.fill("#text-input", "flower");
     await page.press("#text-input", "Enter");

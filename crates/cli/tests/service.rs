@@ -87,13 +87,26 @@ fn observations(data: &Path, photos: &Path) -> Vec<(Vec<String>, Option<i32>, St
     let coffee = photos.join("coffee.jpg");
     let coffee = coffee.to_str().unwrap();
     let chelsea = fixture("chelsea.png");
+    let chelsea = chelsea.to_str().unwrap();
     let not_indexed = Path::new(env!("CARGO_MANIFEST_DIR")).join("Cargo.toml");
     let cases: Vec<Vec<&str>> = vec![
         vec!["search", "--text", "rocket", "-k", "3"],
         vec!["search", "--text", "rocket", "--json"],
-        vec!["search", chelsea.to_str().unwrap(), "--json", "-k", "2"],
+        vec!["search", chelsea, "--json", "-k", "2"],
         vec!["search", "--similar-to", coffee, "--json"],
         vec!["search", "--id", "1", "--threshold", "0.1"],
+        // Examples and counter-examples: files go as uploads, ids as fields.
+        vec![
+            "search",
+            chelsea,
+            coffee,
+            "--not-id",
+            "1",
+            "--strategy",
+            "best-score",
+            "--json",
+        ],
+        vec!["search", "--id", "2", "--not", chelsea, "--json"],
         vec![
             "search",
             "--text",
@@ -105,6 +118,7 @@ fn observations(data: &Path, photos: &Path) -> Vec<(Vec<String>, Option<i32>, St
         vec!["status"],
         // Failures: not found (4) and invalid input (5).
         vec!["search", "--id", "999999"],
+        vec!["search", "--id", "1", "--not-id", "999999"],
         vec!["search", "/no/such/image.jpg"],
         vec!["search", "--similar-to", not_indexed.to_str().unwrap()],
         vec!["search", "--text", "   "],

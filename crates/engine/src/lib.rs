@@ -10,6 +10,7 @@ mod collections;
 mod dedup;
 mod encoder;
 mod error;
+mod examples;
 mod files;
 mod ingest;
 pub mod jobs;
@@ -29,6 +30,7 @@ use vecdb::{CollectionConfig, IndexSpec, Metric};
 
 pub use collections::{CollectionInfo, Collections};
 pub use error::EngineError;
+pub use examples::{Example, Examples, Strategy, MAX_EXAMPLES};
 pub use ingest::IMAGE_EXTENSIONS;
 
 use catalog::{Catalog, FileRecord};

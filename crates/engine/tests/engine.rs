@@ -346,3 +346,86 @@ fn an_upload_and_a_removal_go_through_while_an_ingest_is_embedding() {
     });
     assert_eq!(eng.status().unwrap().points, 3);
 }
+
+/// Several examples and counter-examples: both strategies, ids left out, bad input refused.
+#[test]
+fn search_by_examples_and_counter_examples() {
+    use engine::{Example, Examples, Strategy};
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = photos(tmp.path());
+    for name in ["chelsea.png", "chelsea_small_rgb.png"] {
+        std::fs::copy(fixture(name), dir.join(name)).unwrap();
+    }
+    let eng = Engine::open(config(&tmp.path().join("data"))).unwrap();
+    eng.index_paths(std::slice::from_ref(&dir), &NoProgress)
+        .unwrap();
+    let id = |name: &str| eng.image_by_path(&dir.join(name)).unwrap().unwrap().id;
+    let q = Query::default();
+    let search = |positive: Vec<Example>, negative: Vec<Example>, strategy| {
+        let ex = Examples {
+            positive,
+            negative,
+            strategy,
+        };
+        eng.search_examples(&ex, &q)
+    };
+    let file = |name: &str| Example::File(dir.join(name));
+
+    // best_score: each of two unlike photos finds itself first, whatever the other looks like.
+    let hits = search(
+        vec![file("coffee.jpg"), file("rocket.jpg")],
+        vec![],
+        Strategy::BestScore,
+    )
+    .unwrap();
+    let top: std::collections::HashSet<u64> = hits[..2].iter().map(|h| h.id).collect();
+    assert_eq!(top, [id("coffee.jpg"), id("rocket.jpg")].into());
+    assert!(hits[..2].iter().all(|h| h.score > 0.74), "{hits:?}");
+    assert!(hits.windows(2).all(|w| w[0].score >= w[1].score));
+
+    // A counter-example: the cat photos, closest to it, score below zero and come last.
+    let cats = [id("chelsea.png"), id("chelsea_small_rgb.png")];
+    let hits = search(
+        vec![Example::Id(id("coffee.jpg"))],
+        vec![file("chelsea.png")],
+        Strategy::BestScore,
+    )
+    .unwrap();
+    assert_eq!(hits.len(), 4, "the positive given by id is left out");
+    for h in &hits {
+        assert_eq!(cats.contains(&h.id), h.score < 0.0, "{hits:?}");
+    }
+
+    // average: one search with 2 * positive - negative; ids given are left out of the results.
+    let hits = search(
+        vec![Example::Id(id("coffee.jpg"))],
+        vec![Example::Id(id("chelsea.png"))],
+        Strategy::Average,
+    )
+    .unwrap();
+    assert_eq!(hits.len(), 3);
+    assert!(hits
+        .iter()
+        .all(|h| ![id("coffee.jpg"), cats[0]].contains(&h.id)));
+    assert_eq!(
+        hits[2].id, cats[1],
+        "the copy of the counter-example ranks last"
+    );
+    // One positive and the average strategy is the plain search by that image.
+    let one = search(vec![file("rocket.jpg")], vec![], Strategy::Average).unwrap();
+    let plain = eng.search_path(&dir.join("rocket.jpg"), &q).unwrap();
+    let ids = |h: &[engine::SearchHit]| h.iter().map(|h| h.id).collect::<Vec<_>>();
+    assert_eq!(ids(&one), ids(&plain));
+
+    // Refused: no positive, an unknown id, too many examples.
+    let e = search(vec![], vec![file("coffee.jpg")], Strategy::Average).unwrap_err();
+    assert!(matches!(e, EngineError::InvalidInput { .. }), "{e}");
+    let e = search(vec![Example::Id(999_999)], vec![], Strategy::BestScore).unwrap_err();
+    assert!(
+        matches!(e, EngineError::ImageNotFound { id: 999_999 }),
+        "{e}"
+    );
+    let many = vec![Example::Id(id("coffee.jpg")); engine::MAX_EXAMPLES + 1];
+    let e = search(many, vec![], Strategy::Average).unwrap_err();
+    assert!(matches!(e, EngineError::InvalidInput { .. }), "{e}");
+}

@@ -1,4 +1,5 @@
-// imgsearch page: search by a dropped, pasted or chosen image, by an indexed image, or by words.
+// imgsearch page: search by a dropped, pasted or chosen image, by an indexed image, or by words,
+// and refine a search by adding results to it as examples (+) or counter-examples (−).
 // Plain DOM code, no framework and no build step; everything it loads comes from this server.
 "use strict";
 
@@ -17,6 +18,7 @@ const els = {
   uploadBtn: $("upload-btn"),
   uploadInput: $("upload-input"),
   title: $("results-title"),
+  examples: $("examples"),
   info: $("results-info"),
   message: $("message"),
   results: $("results"),
@@ -31,6 +33,9 @@ const els = {
 
 // Cosine and inner-product scores grow with similarity; L2 scores are distances that shrink.
 const state = { hits: [], metric: "cosine", higherIsCloser: true, previewUrl: null, seq: 0, libraryNext: null, jobTimer: null };
+// The examples of the current image search: the dropped file (if any) and indexed images, as
+// {id, name}, to look like (positive) or not (negative). Empty for text searches and the library.
+let query = { upload: null, positive: [], negative: [] };
 
 /** Reads an API error body ({"error":{"code","message"}}) into an Error. */
 async function apiError(res) {
@@ -225,7 +230,90 @@ function card(hit, rank) {
   open.textContent = "Open";
   open.setAttribute("aria-label", `Open ${name} in full size`);
   li.append(btn, badge, open);
+  if (scored) li.append(refineButtons(hit, name));
   return li;
+}
+
+/** The + and − buttons of a result: add it to the query as an example or a counter-example. */
+function refineButtons(hit, name) {
+  const box = document.createElement("div");
+  box.className = "refine";
+  for (const [sign, text, what] of [["positive", "+", "an example"], ["negative", "−", "a counter-example"]]) {
+    const b = document.createElement("button");
+    b.type = "button";
+    b.className = sign;
+    b.textContent = text;
+    b.title = `Add ${name} to the query as ${what}`;
+    b.setAttribute("aria-label", b.title);
+    b.addEventListener("click", () => addExample(hit.id, name, sign));
+    box.append(b);
+  }
+  return box;
+}
+
+/** Adds an indexed image to the query as an example or a counter-example, and searches again. */
+function addExample(id, name, sign) {
+  const other = sign === "positive" ? "negative" : "positive";
+  const positives = query.positive.filter((e) => e.id !== id).length + (query.upload ? 1 : 0);
+  if (sign === "negative" && positives === 0) {
+    toast("Add an example (+) before a counter-example (−).", true);
+    return;
+  }
+  query[other] = query[other].filter((e) => e.id !== id);
+  if (!query[sign].some((e) => e.id === id)) query[sign].push({ id, name });
+  searchByExamples();
+}
+
+/** Shows the query's examples as chips, each with a button that takes it out again. */
+function renderExamples() {
+  const chips = [];
+  const chip = (label, sign, remove) => {
+    const li = document.createElement("li");
+    li.className = `chip ${sign}`;
+    li.textContent = `${sign === "positive" ? "+" : "−"} ${label}`;
+    const x = document.createElement("button");
+    x.type = "button";
+    x.textContent = "×";
+    x.setAttribute("aria-label", `Take ${label} out of the query`);
+    x.addEventListener("click", remove);
+    li.append(x);
+    chips.push(li);
+  };
+  if (query.upload) chip(query.upload.name || "the pasted image", "positive", () => { query.upload = null; searchByExamples(); });
+  for (const sign of ["positive", "negative"]) {
+    for (const e of query[sign]) {
+      chip(e.name || `image ${e.id}`, sign, () => {
+        query[sign] = query[sign].filter((x) => x.id !== e.id);
+        searchByExamples();
+      });
+    }
+  }
+  els.examples.replaceChildren(...chips);
+  els.examples.hidden = chips.length < 2 && query.negative.length === 0;
+}
+
+/** Searches with the query's examples: one POST with the upload and the ids. */
+function searchByExamples() {
+  if (!query.upload && query.positive.length === 0) {
+    query.negative = [];
+    renderExamples();
+    return;
+  }
+  const form = new FormData();
+  if (query.upload) form.append("image", query.upload, query.upload.name || "pasted-image");
+  const ids = (list) => list.map((e) => e.id).join(",");
+  if (query.positive.length) form.append("positive", ids(query.positive));
+  if (query.negative.length) form.append("negative", ids(query.negative));
+  form.append("k", els.k.value);
+  if (!query.upload) {
+    const hash = `#pos=${ids(query.positive)}` + (query.negative.length ? `&neg=${ids(query.negative)}` : "");
+    if (location.hash !== hash) history.pushState(null, "", hash);
+  }
+  renderExamples();
+  const names = (list) => list.map((e) => e.name || `image ${e.id}`).join(", ");
+  const like = [query.upload && (query.upload.name || "the pasted image"), names(query.positive)].filter(Boolean).join(", ");
+  const title = `Like ${like}` + (query.negative.length ? `, not like ${names(query.negative)}` : "");
+  runSearch(title, () => api("/api/search", { method: "POST", body: form }));
 }
 
 /** Shows or hides cards by the slider, without asking the server again. */
@@ -305,6 +393,8 @@ function searchByFile(file) {
   }
   setPreview(URL.createObjectURL(file), file.name);
   history.replaceState(null, "", location.pathname);
+  query = { upload: file, positive: [], negative: [] };
+  renderExamples();
   const form = new FormData();
   form.append("image", file, file.name || "pasted-image");
   form.append("k", els.k.value);
@@ -314,6 +404,8 @@ function searchByFile(file) {
 function searchById(id, thumbUrl, name) {
   setPreview(thumbUrl || `/api/images/${id}/thumbnail`, name);
   if (location.hash !== `#id=${id}`) history.pushState(null, "", `#id=${id}`);
+  query = { upload: null, positive: [{ id, name }], negative: [] };
+  renderExamples();
   runSearch(`Similar to ${name || `image ${id}`}`, () => api(`/api/search?id=${encodeURIComponent(id)}&k=${els.k.value}`));
   window.scrollTo({ top: 0, behavior: "smooth" });
 }
@@ -325,12 +417,15 @@ function searchByText(text) {
     return;
   }
   setPreview(null);
+  query = { upload: null, positive: [], negative: [] };
+  renderExamples();
   const hash = `#text=${encodeURIComponent(words)}`;
   if (location.hash !== hash) history.pushState(null, "", hash);
   runSearch(`Images matching “${words}”`, () => api(`/api/search?text=${encodeURIComponent(words)}&k=${els.k.value}`));
 }
 
-/** Restores a search from the address (#id=.. or #text=..), so back and forward work. */
+/** Restores a search from the address (#id=.., #pos=..&neg=.. or #text=..), so back and forward
+ * work. */
 function fromHash() {
   const params = new URLSearchParams(location.hash.slice(1));
   if (params.get("id")) {
@@ -340,6 +435,12 @@ function fromHash() {
     api(`/api/images/${encodeURIComponent(id)}`)
       .then((r) => baseName(r.path), () => null)
       .then((name) => searchById(id, null, name));
+  } else if (params.get("pos")) {
+    // Names are not in the address; the chips show ids until a search by one image names it.
+    const list = (key) => (params.get(key) || "").split(",").filter((x) => /^\d+$/.test(x)).map((id) => ({ id: Number(id), name: null }));
+    query = { upload: null, positive: list("pos"), negative: list("neg") };
+    setPreview(null);
+    searchByExamples();
   } else if (params.get("text")) {
     els.textInput.value = params.get("text");
     searchByText(params.get("text"));
@@ -387,6 +488,8 @@ async function showLibrary(more) {
   const seq = more ? state.seq : ++state.seq;
   const after = more && state.libraryNext ? `&after=${encodeURIComponent(state.libraryNext)}` : "";
   if (!more) {
+    query = { upload: null, positive: [], negative: [] };
+    renderExamples();
     els.title.textContent = "Library";
     els.info.textContent = "Loading…";
     els.message.hidden = true;

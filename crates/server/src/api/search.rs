@@ -1,4 +1,5 @@
-//! Image search: by an uploaded image (POST), by an indexed image's id or by words (GET).
+//! Image search: by uploaded images and indexed ids as examples and counter-examples (POST), by
+//! an indexed image's id or by words (GET).
 
 use super::{blocking, check_k, check_threshold, decode_permit, parse_filter, ImageUrls};
 use crate::error::AppError;
@@ -55,19 +56,26 @@ pub struct SearchResponse {
 }
 
 enum SearchInput {
-    Bytes(Vec<u8>),
-    Id(u64),
+    /// Images (uploads or indexed ids) to look like and not to look like.
+    Examples(engine::Examples),
     Text(String),
 }
 
 impl SearchInput {
+    /// The metrics label: "image" when an upload is decoded, "id" for indexed images only.
     fn kind(&self) -> &'static str {
         match self {
-            SearchInput::Bytes(_) => "image",
-            SearchInput::Id(_) => "id",
+            SearchInput::Examples(ex) if ex.positive.iter().chain(&ex.negative).any(is_upload) => {
+                "image"
+            }
+            SearchInput::Examples(_) => "id",
             SearchInput::Text(_) => "text",
         }
     }
+}
+
+fn is_upload(e: &engine::Example) -> bool {
+    matches!(e, engine::Example::Bytes(_))
 }
 
 fn build_query(
@@ -91,22 +99,19 @@ async fn run_search(
 ) -> Result<Json<SearchResponse>, AppError> {
     let kind = input.kind();
     let engine = state.engine.clone();
-    // Only a search by image decodes and embeds; by id and by words it reads the index.
-    let permit = match input {
-        SearchInput::Bytes(_) => Some(decode_permit(&state).await?),
+    // Only a search by uploaded images decodes and embeds; by ids and by words it reads the
+    // index.
+    let permit = match kind {
+        "image" => Some(decode_permit(&state).await?),
         _ => None,
     };
     let started = Instant::now();
     let hits = blocking(move || {
         let _permit = permit;
-        match &input {
-            SearchInput::Bytes(bytes) => engine.search_bytes(bytes, &query).map_err(AppError::from),
-            SearchInput::Id(id) => engine.search_id(*id, &query).map_err(|err| match err {
-                engine::EngineError::NotFound { .. } => AppError::ImageNotFound { id: *id },
-                other => other.into(),
-            }),
-            SearchInput::Text(words) => engine.search_text(words, &query).map_err(AppError::from),
-        }
+        Ok(match &input {
+            SearchInput::Examples(examples) => engine.search_examples(examples, &query)?,
+            SearchInput::Text(words) => engine.search_text(words, &query)?,
+        })
     })
     .await?;
     let elapsed = started.elapsed();
@@ -124,7 +129,7 @@ pub async fn search_get(
 ) -> Result<Json<SearchResponse>, AppError> {
     let Query(params) = params?;
     let input = match (params.id, params.text) {
-        (Some(id), None) => SearchInput::Id(id),
+        (Some(id), None) => SearchInput::Examples(engine::Examples::one(engine::Example::Id(id))),
         (None, Some(text)) if !text.trim().is_empty() => SearchInput::Text(text),
         (None, Some(_)) => return Err(AppError::param("text", "must not be empty")),
         (Some(_), Some(_)) => {
@@ -141,34 +146,60 @@ pub async fn search_get(
     run_search(state, input, query).await
 }
 
-/// `POST /api/search`, multipart: `image` (required), `k`, `threshold`, `filter` (JSON text).
+/// `POST /api/search`, multipart: the examples as `image` parts (uploads to look like),
+/// `negative_image` parts (uploads not to look like), `positive` and `negative` fields (indexed
+/// images' ids, comma-separated, each field repeatable), at least one positive in all and at most
+/// [`engine::MAX_EXAMPLES`] examples; `strategy` (`average`, the default, or `best_score`); `k`,
+/// `threshold`, `filter` (JSON text).
 pub async fn search_post(
     State(state): State<AppState>,
     multipart: Result<Multipart, MultipartRejection>,
 ) -> Result<Json<SearchResponse>, AppError> {
     let limit = state.config.max_upload_bytes;
     let mut multipart = multipart?;
-    let (mut image, mut k, mut threshold, mut filter) = (None, None, None, None);
+    let mut examples = engine::Examples::default();
+    let (mut k, mut threshold, mut filter) = (None, None, None);
     while let Some(field) = multipart
         .next_field()
         .await
         .map_err(|e| AppError::from(e).with_limit(limit))?
     {
         let name = field.name().unwrap_or_default().to_string();
+        if examples.positive.len() + examples.negative.len() > engine::MAX_EXAMPLES {
+            // Refused before reading more parts: each example image would be held in memory.
+            return Err(AppError::param(
+                "image",
+                format!("at most {} examples are allowed", engine::MAX_EXAMPLES),
+            ));
+        }
         match name.as_str() {
-            "image" => {
+            "image" | "negative_image" => {
                 let bytes = field
                     .bytes()
                     .await
                     .map_err(|e| AppError::from(e).with_limit(limit))?;
-                image = Some(bytes.to_vec());
+                if image_mime(&bytes).is_none() {
+                    return Err(AppError::NotAnImage);
+                }
+                let example = engine::Example::Bytes(bytes.to_vec());
+                match name.as_str() {
+                    "image" => examples.positive.push(example),
+                    _ => examples.negative.push(example),
+                }
             }
-            "k" | "threshold" | "filter" => {
+            "positive" | "negative" | "strategy" | "k" | "threshold" | "filter" => {
                 let text = field
                     .text()
                     .await
                     .map_err(|e| AppError::from(e).with_limit(limit))?;
                 match name.as_str() {
+                    "positive" => examples.positive.extend(parse_ids("positive", &text)?),
+                    "negative" => examples.negative.extend(parse_ids("negative", &text)?),
+                    "strategy" => {
+                        examples.strategy = text.parse().map_err(|e: engine::EngineError| {
+                            AppError::param("strategy", e.to_string())
+                        })?
+                    }
                     "k" => k = Some(parse_number::<usize>("k", &text)?),
                     "threshold" => threshold = Some(parse_number::<f32>("threshold", &text)?),
                     _ => filter = Some(text),
@@ -181,14 +212,22 @@ pub async fn search_post(
             }
         }
     }
-    let image = image.ok_or_else(|| AppError::InvalidMultipart {
-        reason: "the image field is missing".to_string(),
-    })?;
-    if image_mime(&image).is_none() {
-        return Err(AppError::NotAnImage);
+    if examples.positive.is_empty() {
+        return Err(AppError::InvalidMultipart {
+            reason: "give an image field (an upload) or a positive field (indexed ids)".to_string(),
+        });
     }
     let query = build_query(&state, k, threshold, filter.as_deref())?;
-    run_search(state, SearchInput::Bytes(image), query).await
+    run_search(state, SearchInput::Examples(examples), query).await
+}
+
+/// Ids as a comma-separated list (`"12, 40"`), each an indexed image.
+fn parse_ids(name: &str, text: &str) -> Result<Vec<engine::Example>, AppError> {
+    text.split(',')
+        .map(str::trim)
+        .filter(|t| !t.is_empty())
+        .map(|t| parse_number::<u64>(name, t).map(engine::Example::Id))
+        .collect()
 }
 
 fn parse_number<T: std::str::FromStr>(name: &str, text: &str) -> Result<T, AppError> {
