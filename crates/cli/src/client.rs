@@ -11,7 +11,10 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use engine::jobs::{JobInfo, JobState};
-use engine::{EngineError, Example, Examples, IndexReport, ProgressSink, Query, SearchHit};
+use engine::{
+    EngineError, Example, Examples, IndexReport, Order, ProgressSink, Query, SearchHit,
+    SearchInput, SearchPage,
+};
 use serde_json::{json, Value};
 use server::owner::{self, ServerFile};
 
@@ -224,27 +227,48 @@ impl Client {
         if let Some(f) = &q.filter {
             fields.push(("filter", serde_json::to_string(f)?));
         }
+        if q.order != Order::Score {
+            fields.push((
+                "sort",
+                serde_json::to_value(q.order)?
+                    .as_str()
+                    .unwrap_or_default()
+                    .to_string(),
+            ));
+        }
+        if let Some(c) = q.cursor {
+            fields.push(("cursor", c.to_string()));
+        }
         Ok(fields)
     }
 
-    fn hits(v: Value) -> anyhow::Result<Vec<SearchHit>> {
-        Ok(serde_json::from_value(v["hits"].clone())?)
+    fn page(v: Value) -> anyhow::Result<SearchPage> {
+        let next = match v["next"].as_str() {
+            Some(c) => Some(c.parse()?),
+            None => None,
+        };
+        Ok(SearchPage {
+            hits: serde_json::from_value(v["hits"].clone())?,
+            next,
+        })
     }
 
-    /// `GET /api/search?text=`.
-    pub fn search_text(&self, words: &str, q: &Query) -> anyhow::Result<Vec<SearchHit>> {
-        let mut fields = Self::query_fields(q)?;
-        fields.push(("text", words.to_string()));
-        Self::hits(self.get("/api/search", &fields)?)
+    /// One page of a search, as [`engine::Engine::search`] answers it: `GET /api/search?text=`
+    /// for words, `POST /api/search` for examples.
+    pub fn search(&self, input: SearchInput<'_>, q: &Query) -> anyhow::Result<SearchPage> {
+        match input {
+            SearchInput::Text(words) => {
+                let mut fields = Self::query_fields(q)?;
+                fields.push(("text", words.to_string()));
+                Self::page(self.get("/api/search", &fields)?)
+            }
+            SearchInput::Examples(examples) => self.search_examples(examples, q),
+        }
     }
 
     /// `POST /api/search` with the examples: files are sent as uploads (the server need not be
     /// able to read them), ids as the `positive` / `negative` fields.
-    pub fn search_examples(
-        &self,
-        examples: &Examples,
-        q: &Query,
-    ) -> anyhow::Result<Vec<SearchHit>> {
+    fn search_examples(&self, examples: &Examples, q: &Query) -> anyhow::Result<SearchPage> {
         let boundary = format!("imgsearch-{:016x}", rand_u64());
         let mut body = Vec::with_capacity(1024);
         let field = |body: &mut Vec<u8>, name: &str, value: &str| {
@@ -298,7 +322,7 @@ impl Client {
             "Content-Type",
             &format!("multipart/form-data; boundary={boundary}"),
         );
-        Self::hits(self.answer(request.send_bytes(&body))?)
+        Self::page(self.answer(request.send_bytes(&body))?)
     }
 
     /// The id of the image indexed under `path` (`GET /api/images?path=`), `None` when it is not

@@ -169,6 +169,8 @@ fn errors_have_documented_exit_codes() {
     assert_eq!(code(&["search", "--not", "x.jpg"]), Some(2));
     assert_eq!(code(&["search", "--text", "cat", "--not-id", "1"]), Some(2));
     assert_eq!(code(&["search", "--strategy", "mean", "x.jpg"]), Some(2));
+    assert_eq!(code(&["search", "--all", "x.jpg"]), Some(2));
+    assert_eq!(code(&["search", "--sort", "date", "x.jpg"]), Some(2));
     assert_eq!(code(&["index"]), Some(2));
     assert_eq!(code(&["--no-such-flag", "status"]), Some(2));
     assert_eq!(

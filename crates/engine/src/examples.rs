@@ -26,6 +26,7 @@ use serde::{Deserialize, Serialize};
 use tracing::debug;
 use vecdb::{Hit, Metric, SearchRequest};
 
+use crate::ranking::SearchInput;
 use crate::store::StoreError;
 use crate::{Engine, EngineError, Query, SearchHit, MAX_K};
 
@@ -119,13 +120,22 @@ impl Examples {
 
 impl Engine {
     /// Images like the positive examples and unlike the negative ones (see the module
-    /// documentation).
+    /// documentation): the first page of [`Engine::search`].
     pub fn search_examples(
         &self,
         examples: &Examples,
         q: &Query,
     ) -> Result<Vec<SearchHit>, EngineError> {
-        self.check_query(q)?;
+        Ok(self.search(SearchInput::Examples(examples), q)?.hits)
+    }
+
+    /// The best `want` hits for the examples, best first.
+    pub(crate) fn rank_examples(
+        &self,
+        examples: &Examples,
+        q: &Query,
+        want: usize,
+    ) -> Result<Vec<SearchHit>, EngineError> {
         examples.check()?;
         let positive = self.example_vectors(&examples.positive)?;
         let negative = self.example_vectors(&examples.negative)?;
@@ -133,9 +143,11 @@ impl Engine {
         let hits = match examples.strategy {
             Strategy::Average => {
                 let v = average_vector(self.collection.metric, &positive, &negative)?;
-                self.search_vector(&v, q, &exclude)?
+                self.search_vector(&v, q, want, &exclude)?
             }
-            Strategy::BestScore => self.search_best_score(&positive, &negative, q, &exclude)?,
+            Strategy::BestScore => {
+                self.search_best_score(&positive, &negative, q, want, &exclude)?
+            }
         };
         debug!(hits = hits.len(), strategy = ?examples.strategy, "search by examples");
         Ok(hits)
@@ -184,15 +196,16 @@ impl Engine {
             .collect()
     }
 
-    /// Nearest images to a query vector, leaving some ids out.
-    pub(crate) fn search_vector(
+    /// The `k` nearest images to a query vector, leaving some ids out.
+    fn search_vector(
         &self,
         vector: &[f32],
         q: &Query,
+        k: usize,
         exclude: &[u64],
     ) -> Result<Vec<SearchHit>, EngineError> {
         let req = SearchRequest {
-            k: q.k + exclude.len(),
+            k: k + exclude.len(),
             filter: q.filter.clone(),
             threshold: q.threshold,
             ..SearchRequest::default()
@@ -203,23 +216,25 @@ impl Engine {
             .filter(|h| !exclude.contains(&h.id))
             .map(to_search_hit)
             .collect();
-        out.truncate(q.k);
+        out.truncate(k);
         Ok(out)
     }
 
-    /// The `best_score` strategy: candidates from each positive's neighbours, scored exactly.
+    /// The `best_score` strategy: candidates from each positive's neighbours, scored exactly;
+    /// the best `k`.
     fn search_best_score(
         &self,
         positive: &[Vec<f32>],
         negative: &[Vec<f32>],
         q: &Query,
+        k: usize,
         exclude: &[u64],
     ) -> Result<Vec<SearchHit>, EngineError> {
         let metric = self.collection.metric;
         // The best k by best positive similarity are among the union of each positive's k
         // nearest; the oversampling leaves room for negatives to push some of those out.
         let req = SearchRequest {
-            k: candidates_per_positive(q.k, negative.len()) + exclude.len(),
+            k: candidates_per_positive(k, negative.len()) + exclude.len(),
             filter: q.filter.clone(),
             ..SearchRequest::default()
         };
@@ -242,7 +257,7 @@ impl Engine {
             }
         }
         scored.sort_by(|a, b| b.score.total_cmp(&a.score).then(a.id.cmp(&b.id)));
-        scored.truncate(q.k);
+        scored.truncate(k);
         Ok(scored)
     }
 

@@ -17,6 +17,7 @@ pub mod jobs;
 pub mod learn;
 pub mod migrate;
 mod query;
+mod ranking;
 pub mod store;
 mod thumbs;
 mod words;
@@ -32,6 +33,7 @@ pub use collections::{CollectionInfo, Collections};
 pub use error::EngineError;
 pub use examples::{Example, Examples, Strategy, MAX_EXAMPLES};
 pub use ingest::IMAGE_EXTENSIONS;
+pub use ranking::{Order, SearchCursor, SearchInput, SearchPage, MAX_RANKED};
 
 use catalog::{Catalog, FileRecord};
 use store::VectorStore;
@@ -77,6 +79,10 @@ pub struct Query {
     /// minimum tag score.
     pub threshold: Option<f32>,
     pub filter: Option<vecdb::Filter>,
+    /// Best first, or newest first within the threshold.
+    pub order: Order,
+    /// Where the page starts: `None` for the first, else the `next` of the page before.
+    pub cursor: Option<SearchCursor>,
 }
 
 /// The largest `k` a query may ask for.
@@ -88,6 +94,8 @@ impl Default for Query {
             k: 10,
             threshold: None,
             filter: None,
+            order: Order::Score,
+            cursor: None,
         }
     }
 }

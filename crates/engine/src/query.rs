@@ -14,14 +14,25 @@ use std::path::PathBuf;
 
 use tracing::debug;
 
+use crate::ranking::SearchInput;
 use crate::store::StoreError;
 use crate::words::{self, Lexicon, Reading};
 use crate::{point_metadata, Engine, EngineError, Query, SearchHit};
 
 impl Engine {
-    /// Images whose auto-tags match the words (see the module documentation).
+    /// Images whose auto-tags match the words (see the module documentation): the first page
+    /// of [`Engine::search`].
     pub fn search_text(&self, words: &str, q: &Query) -> Result<Vec<SearchHit>, EngineError> {
-        self.check_query(q)?;
+        Ok(self.search(SearchInput::Text(words), q)?.hits)
+    }
+
+    /// The best `want` images for the words, best first.
+    pub(crate) fn rank_text(
+        &self,
+        words: &str,
+        q: &Query,
+        want: usize,
+    ) -> Result<Vec<SearchHit>, EngineError> {
         let text = TextQuery::new(words, self.encoder.embedder().labels())?;
         let matcher = q
             .filter
@@ -52,7 +63,7 @@ impl Engine {
                 .then(b.1.total_cmp(&a.1))
                 .then(a.2.id.cmp(&b.2.id))
         });
-        Ok(scored.into_iter().take(q.k).map(|(_, _, h)| h).collect())
+        Ok(scored.into_iter().take(want).map(|(_, _, h)| h).collect())
     }
 }
 

@@ -429,3 +429,102 @@ fn search_by_examples_and_counter_examples() {
     let e = search(many, vec![], Strategy::Average).unwrap_err();
     assert!(matches!(e, EngineError::InvalidInput { .. }), "{e}");
 }
+
+/// Every image within a threshold, page by page, best first or newest first.
+#[test]
+fn results_page_by_cursor_in_score_or_date_order() {
+    use engine::{Order, SearchInput};
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = photos(tmp.path());
+    for name in ["chelsea.png", "chelsea_small_rgb.png"] {
+        std::fs::copy(fixture(name), dir.join(name)).unwrap();
+    }
+    // Distinct file times, newest last in this list; none has an EXIF date.
+    let names = [
+        "chelsea.png",
+        "astronaut.jpg",
+        "chelsea_small_rgb.png",
+        "rocket.jpg",
+        "coffee.jpg",
+    ];
+    for (i, name) in names.iter().enumerate() {
+        let t = std::time::UNIX_EPOCH + std::time::Duration::from_secs(1_600_000_000 + i as u64);
+        let f = std::fs::File::options()
+            .write(true)
+            .open(dir.join(name))
+            .unwrap();
+        f.set_modified(t).unwrap();
+    }
+    let eng = Engine::open(config(&tmp.path().join("data"))).unwrap();
+    eng.index_paths(std::slice::from_ref(&dir), &NoProgress)
+        .unwrap();
+    let examples = engine::Examples::one(engine::Example::File(dir.join("coffee.jpg")));
+    let input = SearchInput::Examples(&examples);
+    let within = Query {
+        threshold: Some(-1.0),
+        ..Query::default()
+    };
+    let all = eng.search(input, &within).unwrap();
+    assert_eq!(all.hits.len(), 5);
+    assert!(all.next.is_none());
+
+    for order in [Order::Score, Order::Date] {
+        let mut q = Query {
+            k: 2,
+            order,
+            ..within.clone()
+        };
+        let mut paged = Vec::new();
+        loop {
+            let page = eng.search(input, &q).unwrap();
+            assert!(page.hits.len() <= 2);
+            paged.extend(page.hits);
+            match page.next {
+                Some(next) => q.cursor = Some(next),
+                None => break,
+            }
+        }
+        let ids: Vec<u64> = paged.iter().map(|h| h.id).collect();
+        match order {
+            Order::Score => assert_eq!(ids, all.hits.iter().map(|h| h.id).collect::<Vec<_>>()),
+            Order::Date => {
+                let newest_first: Vec<String> = paged
+                    .iter()
+                    .map(|h| h.path.file_name().unwrap().to_string_lossy().into_owned())
+                    .collect();
+                let mut expected: Vec<&str> = names.to_vec();
+                expected.reverse();
+                assert_eq!(newest_first, expected);
+            }
+        }
+    }
+
+    // A threshold cuts the ranking: the pages end where the scores do.
+    let tight = Query {
+        threshold: Some(0.5),
+        k: 1,
+        ..Query::default()
+    };
+    let first = eng.search(input, &tight).unwrap();
+    assert_eq!(first.hits[0].path, dir.join("coffee.jpg"));
+    let second = Query {
+        cursor: first.next,
+        ..tight.clone()
+    };
+    let rest = eng.search(input, &second).unwrap();
+    assert!(rest.hits.iter().all(|h| h.score >= 0.5), "{:?}", rest.hits);
+
+    // Refused: date order without a threshold, a cursor made for another order.
+    let no_threshold = Query {
+        order: Order::Date,
+        ..Query::default()
+    };
+    let e = eng.search(input, &no_threshold).unwrap_err();
+    assert!(matches!(e, EngineError::InvalidInput { .. }), "{e}");
+    let mixed = Query {
+        cursor: Some("date:2".parse().unwrap()),
+        ..within
+    };
+    let e = eng.search(SearchInput::Text("cat"), &mixed).unwrap_err();
+    assert!(matches!(e, EngineError::InvalidInput { .. }), "{e}");
+}

@@ -297,6 +297,48 @@ async fn search_by_examples_and_counter_examples() {
 }
 
 #[tokio::test]
+async fn search_pages_by_cursor_in_score_or_date_order() {
+    let r = router();
+    let id = id_of(&r, &fixture().images[0]).await;
+    let everything = format!("/api/search?id={id}&threshold=-1");
+    let (status, all) = json(&r, get(&format!("{everything}&k=100"))).await;
+    assert_eq!(status, 200, "{all}");
+    assert!(all["next"].is_null());
+    let ids = |body: &serde_json::Value| -> Vec<u64> {
+        let hits = body["hits"].as_array().unwrap();
+        hits.iter().map(|h| h["id"].as_u64().unwrap()).collect()
+    };
+    for sort in ["score", "date"] {
+        let mut seen = Vec::new();
+        let mut uri = format!("{everything}&k=2&sort={sort}");
+        loop {
+            let (status, page) = json(&r, get(&uri)).await;
+            assert_eq!(status, 200, "{page}");
+            seen.extend(ids(&page));
+            match page["next"].as_str() {
+                Some(next) => uri = format!("{everything}&k=2&sort={sort}&cursor={next}"),
+                None => break,
+            }
+        }
+        let mut expected = ids(&all);
+        if sort == "date" {
+            expected.sort_unstable();
+            seen.sort_unstable();
+        }
+        assert_eq!(seen, expected, "sort={sort}");
+    }
+    let bad = [
+        format!("/api/search?id={id}&sort=date"),
+        format!("/api/search?id={id}&sort=size"),
+        format!("{everything}&cursor=nope"),
+        format!("{everything}&sort=score&cursor=date:2"),
+    ];
+    for uri in bad {
+        expect_error(&r, get(&uri), 400, "invalid_parameter").await;
+    }
+}
+
+#[tokio::test]
 async fn search_by_id_and_by_text() {
     let r = router();
     let id = id_of(&r, &fixture().images[1]).await;

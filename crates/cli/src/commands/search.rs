@@ -4,7 +4,7 @@
 use std::path::{Path, PathBuf};
 
 use clap::{ArgGroup, Args};
-use engine::{Example, Examples, Query, SearchHit, Strategy};
+use engine::{Example, Examples, Order, Query, SearchHit, SearchInput, SearchPage, Strategy};
 
 use super::filters::FilterArgs;
 use crate::client;
@@ -39,8 +39,15 @@ pub struct SearchArgs {
     /// Number of results (1-1000)
     #[arg(long, short, default_value_t = 10, value_parser = clap::value_parser!(u64).range(1..=1000))]
     pub k: u64,
+    /// Every image within --threshold (at most 10,000), instead of the best k
+    #[arg(long, requires = "threshold", conflicts_with = "k")]
+    pub all: bool,
+    /// The order of the results: score (most similar first) or date (newest first, by the date
+    /// taken, else the file's time; needs --threshold: the images within it are ordered)
+    #[arg(long, default_value = "score", value_parser = parse_order, requires_if("date", "threshold"))]
+    pub sort: Order,
     /// Minimum score (cosine, ip; for --text the minimum tag score) or maximum distance (l2)
-    #[arg(long)]
+    #[arg(long, allow_negative_numbers = true)]
     pub threshold: Option<f32>,
     #[command(flatten)]
     pub filters: FilterArgs,
@@ -49,40 +56,79 @@ pub struct SearchArgs {
     pub json: bool,
 }
 
+fn parse_order(s: &str) -> Result<Order, String> {
+    s.parse().map_err(|e: engine::EngineError| e.to_string())
+}
+
 fn parse_strategy(s: &str) -> Result<Strategy, String> {
     s.parse().map_err(|e: engine::EngineError| e.to_string())
 }
 
 pub fn run(g: &GlobalArgs, args: &SearchArgs) -> anyhow::Result<()> {
-    let query = Query {
-        k: args.k as usize,
+    let mut query = Query {
+        k: if args.all {
+            engine::MAX_K
+        } else {
+            args.k as usize
+        },
         threshold: args.threshold,
         filter: args.filters.filter()?,
+        order: args.sort,
+        cursor: None,
     };
     let settings = g.settings(RawConfig::default())?;
-    let hits = match (client::for_settings(&settings)?, &args.text) {
-        (Some(server), Some(words)) => server.search_text(words, &query)?,
-        (Some(server), None) => {
-            let examples = args.examples(|p| server.indexed_id(p))?;
-            server.search_examples(&examples, &query)?
-        }
-        (None, text) => {
-            let engine = engine::Engine::open(settings.engine)?;
-            match text {
-                Some(words) => engine.search_text(words, &query)?,
-                None => {
-                    let examples = args.examples(|p| Ok(engine.image_by_path(p)?.map(|r| r.id)))?;
-                    engine.search_examples(&examples, &query)?
-                }
-            }
-        }
+    let backend = match client::for_settings(&settings)? {
+        Some(server) => Backend::Server(server),
+        None => Backend::Local(Box::new(engine::Engine::open(settings.engine)?)),
     };
+    let examples = match &args.text {
+        Some(_) => None,
+        None => Some(args.examples(|p| backend.indexed_id(p))?),
+    };
+    let input = match (&args.text, &examples) {
+        (Some(words), _) => SearchInput::Text(words),
+        (None, Some(examples)) => SearchInput::Examples(examples),
+        (None, None) => unreachable!("examples are made when there are no words"),
+    };
+    // One page, or with --all every page until the ranking ends.
+    let mut hits: Vec<SearchHit> = Vec::new();
+    loop {
+        let page = backend.search(input, &query)?;
+        hits.extend(page.hits);
+        match page.next {
+            Some(next) if args.all => query.cursor = Some(next),
+            _ => break,
+        }
+    }
     if args.json {
         println!("{}", serde_json::to_string_pretty(&hits)?);
     } else {
         print_table(&hits);
     }
     Ok(())
+}
+
+/// Where the search runs: a running server holding the data directory, or the engine opened
+/// here.
+enum Backend {
+    Server(client::Client),
+    Local(Box<engine::Engine>),
+}
+
+impl Backend {
+    fn search(&self, input: SearchInput<'_>, q: &Query) -> anyhow::Result<SearchPage> {
+        match self {
+            Backend::Server(server) => server.search(input, q),
+            Backend::Local(engine) => Ok(engine.search(input, q)?),
+        }
+    }
+
+    fn indexed_id(&self, path: &Path) -> anyhow::Result<Option<u64>> {
+        match self {
+            Backend::Server(server) => server.indexed_id(path),
+            Backend::Local(engine) => Ok(engine.image_by_path(path)?.map(|r| r.id)),
+        }
+    }
 }
 
 impl SearchArgs {

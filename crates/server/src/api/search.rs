@@ -23,6 +23,8 @@ pub struct SearchParams {
     k: Option<usize>,
     threshold: Option<f32>,
     filter: Option<String>,
+    sort: Option<String>,
+    cursor: Option<String>,
 }
 
 /// One result as the API shows it.
@@ -52,6 +54,8 @@ impl From<SearchHit> for HitOut {
 #[derive(Debug, Serialize)]
 pub struct SearchResponse {
     hits: Vec<HitOut>,
+    /// The `cursor` of the next page; `null` on the last one.
+    next: Option<String>,
     took_ms: f64,
 }
 
@@ -78,17 +82,31 @@ fn is_upload(e: &engine::Example) -> bool {
     matches!(e, engine::Example::Bytes(_))
 }
 
-fn build_query(
-    state: &AppState,
+/// The query's parameters as given (query string or multipart fields), before checking.
+struct RawQuery<'a> {
     k: Option<usize>,
     threshold: Option<f32>,
-    filter: Option<&str>,
-) -> Result<engine::Query, AppError> {
+    filter: Option<&'a str>,
+    sort: Option<&'a str>,
+    cursor: Option<&'a str>,
+}
+
+fn build_query(state: &AppState, raw: RawQuery<'_>) -> Result<engine::Query, AppError> {
     let defaults = engine::Query::default();
+    let refused =
+        |name: &'static str| move |e: engine::EngineError| AppError::param(name, e.to_string());
     Ok(engine::Query {
-        k: check_k("k", k.unwrap_or(defaults.k), state.config.max_k)?,
-        threshold: check_threshold(threshold)?,
-        filter: parse_filter(filter, &state.config)?,
+        k: check_k("k", raw.k.unwrap_or(defaults.k), state.config.max_k)?,
+        threshold: check_threshold(raw.threshold)?,
+        filter: parse_filter(raw.filter, &state.config)?,
+        order: match raw.sort {
+            None => defaults.order,
+            Some(s) => s.parse().map_err(refused("sort"))?,
+        },
+        cursor: match raw.cursor.map(str::trim) {
+            None | Some("") => None,
+            Some(c) => Some(c.parse().map_err(refused("cursor"))?),
+        },
     })
 }
 
@@ -106,23 +124,27 @@ async fn run_search(
         _ => None,
     };
     let started = Instant::now();
-    let hits = blocking(move || {
+    let page = blocking(move || {
         let _permit = permit;
-        Ok(match &input {
-            SearchInput::Examples(examples) => engine.search_examples(examples, &query)?,
-            SearchInput::Text(words) => engine.search_text(words, &query)?,
-        })
+        let input = match &input {
+            SearchInput::Examples(examples) => engine::SearchInput::Examples(examples),
+            SearchInput::Text(words) => engine::SearchInput::Text(words),
+        };
+        Ok(engine.search(input, &query)?)
     })
     .await?;
     let elapsed = started.elapsed();
     state.metrics.record_search(kind, elapsed);
     Ok(Json(SearchResponse {
-        hits: hits.into_iter().map(HitOut::from).collect(),
+        hits: page.hits.into_iter().map(HitOut::from).collect(),
+        next: page.next.map(|c| c.to_string()),
         took_ms: elapsed.as_secs_f64() * 1e3,
     }))
 }
 
-/// `GET /api/search?id=..` or `?text=..`, with optional `k`, `threshold` and `filter`.
+/// `GET /api/search?id=..` or `?text=..`, with optional `k` (the page size), `threshold`,
+/// `filter`, `sort` (`score`, the default, or `date`: newest first within the threshold) and
+/// `cursor` (the `next` of the page before).
 pub async fn search_get(
     State(state): State<AppState>,
     params: Result<Query<SearchParams>, QueryRejection>,
@@ -142,7 +164,16 @@ pub async fn search_get(
             ));
         }
     };
-    let query = build_query(&state, params.k, params.threshold, params.filter.as_deref())?;
+    let query = build_query(
+        &state,
+        RawQuery {
+            k: params.k,
+            threshold: params.threshold,
+            filter: params.filter.as_deref(),
+            sort: params.sort.as_deref(),
+            cursor: params.cursor.as_deref(),
+        },
+    )?;
     run_search(state, input, query).await
 }
 
@@ -150,7 +181,7 @@ pub async fn search_get(
 /// `negative_image` parts (uploads not to look like), `positive` and `negative` fields (indexed
 /// images' ids, comma-separated, each field repeatable), at least one positive in all and at most
 /// [`engine::MAX_EXAMPLES`] examples; `strategy` (`average`, the default, or `best_score`); `k`,
-/// `threshold`, `filter` (JSON text).
+/// `threshold`, `filter` (JSON text), `sort` and `cursor` as for `GET`.
 pub async fn search_post(
     State(state): State<AppState>,
     multipart: Result<Multipart, MultipartRejection>,
@@ -158,7 +189,8 @@ pub async fn search_post(
     let limit = state.config.max_upload_bytes;
     let mut multipart = multipart?;
     let mut examples = engine::Examples::default();
-    let (mut k, mut threshold, mut filter) = (None, None, None);
+    let (mut k, mut threshold) = (None, None);
+    let (mut filter, mut sort, mut cursor) = (None, None, None);
     while let Some(field) = multipart
         .next_field()
         .await
@@ -187,7 +219,8 @@ pub async fn search_post(
                     _ => examples.negative.push(example),
                 }
             }
-            "positive" | "negative" | "strategy" | "k" | "threshold" | "filter" => {
+            "positive" | "negative" | "strategy" | "k" | "threshold" | "filter" | "sort"
+            | "cursor" => {
                 let text = field
                     .text()
                     .await
@@ -202,6 +235,8 @@ pub async fn search_post(
                     }
                     "k" => k = Some(parse_number::<usize>("k", &text)?),
                     "threshold" => threshold = Some(parse_number::<f32>("threshold", &text)?),
+                    "sort" => sort = Some(text),
+                    "cursor" => cursor = Some(text),
                     _ => filter = Some(text),
                 }
             }
@@ -217,7 +252,14 @@ pub async fn search_post(
             reason: "give an image field (an upload) or a positive field (indexed ids)".to_string(),
         });
     }
-    let query = build_query(&state, k, threshold, filter.as_deref())?;
+    let raw = RawQuery {
+        k,
+        threshold,
+        filter: filter.as_deref(),
+        sort: sort.as_deref(),
+        cursor: cursor.as_deref(),
+    };
+    let query = build_query(&state, raw)?;
     run_search(state, SearchInput::Examples(examples), query).await
 }
 
