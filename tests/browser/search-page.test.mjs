@@ -248,6 +248,47 @@ try {
     assert.ok(!(await page.textContent("#results-title")).includes("not like"));
   });
 
+  await check("arrow keys move between results, and keys add the focused one to the query", async () => {
+    await page.focus("#results .card:nth-child(1) button");
+    await page.keyboard.press("ArrowRight");
+    assert.equal(await page.evaluate(() => document.activeElement.closest(".card") === document.querySelector("#results .card:nth-child(2)")), true);
+    await page.keyboard.press("ArrowLeft");
+    assert.equal(await page.evaluate(() => document.activeElement.closest(".card") === document.querySelector("#results .card:nth-child(1)")), true);
+    await page.keyboard.press("End");
+    const last = await page.evaluate(() => Array.from(document.querySelectorAll("#results .card")).indexOf(document.activeElement.closest(".card")));
+    assert.equal(last, (await readCards(page)).length - 1);
+    const before = await page.evaluate(() => location.hash);
+    await page.keyboard.press("-");
+    await page.waitForFunction((h) => location.hash !== h && /&neg=\d+$/.test(location.hash), before);
+    await readCards(page);
+  });
+
+  await check("filters narrow the search on screen: tag, date and folder", async () => {
+    const ids = () => page.$$eval("#results .card:not([hidden]) img.thumb", (imgs) => imgs.map((i) => Number(/\/images\/(\d+)\//.exec(i.getAttribute("src"))[1])));
+    const first = (await ids())[0];
+    const record = await page.evaluate((id) => fetch(`/api/images/${id}`).then((r) => r.json()), first);
+    const tag = record.tags[0].name;
+    await page.fill("#filter-tag", tag);
+    await page.press("#filter-tag", "Enter");
+    await page.waitForFunction(() => !document.querySelector("#results").hasAttribute("aria-busy"));
+    const tagged = await ids();
+    assert.ok(tagged.length >= 1, "the tag of a hit finds it");
+    for (const id of tagged) {
+      const r = await page.evaluate((id) => fetch(`/api/images/${id}`).then((r) => r.json()), id);
+      assert.ok(r.tags.some((t) => t.name === tag), `image ${id} lacks the tag ${tag}`);
+    }
+    // No test photo has an EXIF date, and no folder is named so: nothing passes either.
+    for (const [selector, value] of [["#filter-from", "2001-02-03"], ["#filter-folder", "/no/such/folder"]]) {
+      await page.fill("#filter-tag", "");
+      await page.fill(selector, value);
+      await page.dispatchEvent(selector, "change");
+      await page.waitForFunction(() => /No similar images/.test(document.querySelector("#message").textContent) && !document.querySelector("#message").hidden);
+      await page.fill(selector, "");
+      await page.dispatchEvent(selector, "change");
+      await readCards(page);
+    }
+  });
+
   await check("searching by words answers with results or a clear empty state", async () => {
     await page.fill("#text-input", "flower");
     await page.press("#text-input", "Enter");
@@ -291,6 +332,24 @@ try {
       assert.ok(bar.value <= bar.max, `progress ${bar.value} of ${bar.max}`);
       await page.waitForFunction((n) => new RegExp(`${n} images?`).test(document.querySelector("#status").textContent), count + added, { timeout: 90000 });
       await page.waitForFunction(() => document.querySelector("#job").hidden);
+    });
+  }
+
+  if (libraryDir && libraryImages.length > 0) {
+    await check("the duplicates view groups the copies, and a result's duplicates carry their band", async () => {
+      await page.click("#duplicates-btn");
+      await page.waitForFunction(() => /groups? of duplicates/.test(document.querySelector("#results-info").textContent));
+      const heads = await page.$$eval("#results .group-head", (h) => h.map((x) => x.textContent));
+      assert.ok(heads.length >= 1 && /Group 1 · \d+ images/.test(heads[0]), heads.join(" | "));
+      const bands = await page.$$eval("#results .card .band", (b) => b.map((x) => x.textContent));
+      assert.ok(bands.length >= 2 && bands.every((b) => b === "identical" || b === "edited copy"), bands.join(","));
+      if (shots) await page.screenshot({ path: join(shots, "duplicates.png"), fullPage: true });
+      await page.click("#results .card:nth-child(2) .refine button.duplicates");
+      await page.waitForFunction(() => /^Duplicates of /.test(document.querySelector("#results-title").textContent));
+      const cards = await readCards(page);
+      assert.ok(cards.length >= 1);
+      const labelled = await page.$$eval("#results .card", (c) => c.every((x) => x.querySelector(".band")));
+      assert.ok(labelled, "every duplicate shows its band");
     });
   }
 

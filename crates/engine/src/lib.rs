@@ -30,6 +30,7 @@ use serde_json::{json, Value};
 use vecdb::{CollectionConfig, IndexSpec, Metric};
 
 pub use collections::{CollectionInfo, Collections};
+pub use dedup::{DuplicateBands, DUPLICATE_BANDS};
 pub use error::EngineError;
 pub use examples::{Example, Examples, Strategy, MAX_EXAMPLES};
 pub use ingest::IMAGE_EXTENSIONS;
@@ -232,6 +233,9 @@ pub struct EngineStatus {
     /// Memory by component (mapped vectors, index, slot tables) and size on disk of the
     /// collection; `None` for stores that do not report it (Milvus).
     pub storage: Option<vecdb::CollectionStats>,
+    /// The score bands that tell copies from similar shots; `None` unless the metric is cosine,
+    /// where scores have a fixed meaning.
+    pub duplicates: Option<DuplicateBands>,
 }
 
 /// The facade: one per data directory, `Send + Sync` (wrap it in an `Arc` to share it).
@@ -401,6 +405,7 @@ impl Engine {
             text_search: self.text_search_kind().into(),
             runtime: self.encoder.embedder().runtime().name().into(),
             storage: self.store.storage_stats(&self.collection.name)?,
+            duplicates: (self.collection.metric == Metric::Cosine).then_some(DUPLICATE_BANDS),
         })
     }
 }
