@@ -213,6 +213,82 @@ try {
     assert.ok(cards.every((c) => c.name !== second.name || cards.length === 0), "the query image is not a hit");
   });
 
+  await check("adding results to the query as + and − refines it, and a chip takes one out", async () => {
+    const queryId = Number(/^#id=(\d+)$/.exec(await page.evaluate(() => location.hash))[1]);
+    const before = await readCards(page);
+    assert.ok(before.length >= 3, `expected at least 3 hits, got ${before.length}`);
+    // Each click below changes the address and marks the grid busy in the same task, so waiting
+    // for the address then reading the cards reads the new search's.
+    // The first result becomes a counter-example: it leaves the results, the address keeps both.
+    await page.click("#results .card:nth-child(1) .refine button.negative");
+    await page.waitForFunction(() => /^#pos=\d+&neg=\d+$/.test(location.hash));
+    assert.equal(/pos=(\d+)/.exec(await page.evaluate(() => location.hash))[1], String(queryId));
+    let cards = await readCards(page);
+    assert.ok(cards.every((c) => c.name !== before[0].name), "the counter-example is not a hit");
+    assert.match(await page.textContent("#results-title"), /not like/);
+    assert.deepEqual(await page.$$eval("#examples .chip", (c) => c.map((x) => x.className)), ["chip positive", "chip negative"]);
+    // A second example, by keyboard: now two positives and one negative, none of them a hit.
+    const added = cards[0].name;
+    await page.focus("#results .card:nth-child(1) .refine button.positive");
+    await page.keyboard.press("Enter");
+    await page.waitForFunction(() => /^#pos=\d+,\d+&neg=\d+$/.test(location.hash));
+    cards = await readCards(page);
+    assert.ok(cards.every((c) => c.name !== added && c.name !== before[0].name), "examples are not hits");
+    assert.equal(await page.$$eval("#examples .chip", (c) => c.length), 3);
+    if (shots) {
+      await page.hover("#results .card:nth-child(1)");
+      await page.screenshot({ path: join(shots, "examples.png"), fullPage: true });
+    }
+    // Taking the counter-example out searches again without it.
+    await page.click("#examples .chip.negative button");
+    await page.waitForFunction(() => /^#pos=\d+,\d+$/.test(location.hash));
+    cards = await readCards(page);
+    // The index is small enough that every image not an example is a hit.
+    assert.ok(cards.some((c) => c.name === before[0].name), "the former counter-example is a hit again");
+    assert.ok(!(await page.textContent("#results-title")).includes("not like"));
+  });
+
+  await check("arrow keys move between results, and keys add the focused one to the query", async () => {
+    await page.focus("#results .card:nth-child(1) button");
+    await page.keyboard.press("ArrowRight");
+    assert.equal(await page.evaluate(() => document.activeElement.closest(".card") === document.querySelector("#results .card:nth-child(2)")), true);
+    await page.keyboard.press("ArrowLeft");
+    assert.equal(await page.evaluate(() => document.activeElement.closest(".card") === document.querySelector("#results .card:nth-child(1)")), true);
+    await page.keyboard.press("End");
+    const last = await page.evaluate(() => Array.from(document.querySelectorAll("#results .card")).indexOf(document.activeElement.closest(".card")));
+    assert.equal(last, (await readCards(page)).length - 1);
+    const before = await page.evaluate(() => location.hash);
+    await page.keyboard.press("-");
+    await page.waitForFunction((h) => location.hash !== h && /&neg=\d+$/.test(location.hash), before);
+    await readCards(page);
+  });
+
+  await check("filters narrow the search on screen: tag, date and folder", async () => {
+    const ids = () => page.$$eval("#results .card:not([hidden]) img.thumb", (imgs) => imgs.map((i) => Number(/\/images\/(\d+)\//.exec(i.getAttribute("src"))[1])));
+    const first = (await ids())[0];
+    const record = await page.evaluate((id) => fetch(`/api/images/${id}`).then((r) => r.json()), first);
+    const tag = record.tags[0].name;
+    await page.fill("#filter-tag", tag);
+    await page.press("#filter-tag", "Enter");
+    await page.waitForFunction(() => !document.querySelector("#results").hasAttribute("aria-busy"));
+    const tagged = await ids();
+    assert.ok(tagged.length >= 1, "the tag of a hit finds it");
+    for (const id of tagged) {
+      const r = await page.evaluate((id) => fetch(`/api/images/${id}`).then((r) => r.json()), id);
+      assert.ok(r.tags.some((t) => t.name === tag), `image ${id} lacks the tag ${tag}`);
+    }
+    // No test photo has an EXIF date, and no folder is named so: nothing passes either.
+    for (const [selector, value] of [["#filter-from", "2001-02-03"], ["#filter-folder", "/no/such/folder"]]) {
+      await page.fill("#filter-tag", "");
+      await page.fill(selector, value);
+      await page.dispatchEvent(selector, "change");
+      await page.waitForFunction(() => /No similar images/.test(document.querySelector("#message").textContent) && !document.querySelector("#message").hidden);
+      await page.fill(selector, "");
+      await page.dispatchEvent(selector, "change");
+      await readCards(page);
+    }
+  });
+
   await check("searching by words answers with results or a clear empty state", async () => {
     await page.fill("#text-input", "flower");
     await page.press("#text-input", "Enter");
@@ -256,6 +332,24 @@ try {
       assert.ok(bar.value <= bar.max, `progress ${bar.value} of ${bar.max}`);
       await page.waitForFunction((n) => new RegExp(`${n} images?`).test(document.querySelector("#status").textContent), count + added, { timeout: 90000 });
       await page.waitForFunction(() => document.querySelector("#job").hidden);
+    });
+  }
+
+  if (libraryDir && libraryImages.length > 0) {
+    await check("the duplicates view groups the copies, and a result's duplicates carry their band", async () => {
+      await page.click("#duplicates-btn");
+      await page.waitForFunction(() => /groups? of duplicates/.test(document.querySelector("#results-info").textContent));
+      const heads = await page.$$eval("#results .group-head", (h) => h.map((x) => x.textContent));
+      assert.ok(heads.length >= 1 && /Group 1 · \d+ images/.test(heads[0]), heads.join(" | "));
+      const bands = await page.$$eval("#results .card .band", (b) => b.map((x) => x.textContent));
+      assert.ok(bands.length >= 2 && bands.every((b) => b === "identical" || b === "edited copy"), bands.join(","));
+      if (shots) await page.screenshot({ path: join(shots, "duplicates.png"), fullPage: true });
+      await page.click("#results .card:nth-child(2) .refine button.duplicates");
+      await page.waitForFunction(() => /^Duplicates of /.test(document.querySelector("#results-title").textContent));
+      const cards = await readCards(page);
+      assert.ok(cards.length >= 1);
+      const labelled = await page.$$eval("#results .card", (c) => c.every((x) => x.querySelector(".band")));
+      assert.ok(labelled, "every duplicate shows its band");
     });
   }
 

@@ -11,7 +11,10 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use engine::jobs::{JobInfo, JobState};
-use engine::{EngineError, IndexReport, ProgressSink, Query, SearchHit};
+use engine::{
+    EngineError, Example, Examples, IndexReport, Order, ProgressSink, Query, SearchHit,
+    SearchInput, SearchPage,
+};
 use serde_json::{json, Value};
 use server::owner::{self, ServerFile};
 
@@ -224,60 +227,102 @@ impl Client {
         if let Some(f) = &q.filter {
             fields.push(("filter", serde_json::to_string(f)?));
         }
+        if q.order != Order::Score {
+            fields.push((
+                "sort",
+                serde_json::to_value(q.order)?
+                    .as_str()
+                    .unwrap_or_default()
+                    .to_string(),
+            ));
+        }
+        if let Some(c) = q.cursor {
+            fields.push(("cursor", c.to_string()));
+        }
         Ok(fields)
     }
 
-    fn hits(v: Value) -> anyhow::Result<Vec<SearchHit>> {
-        Ok(serde_json::from_value(v["hits"].clone())?)
+    fn page(v: Value) -> anyhow::Result<SearchPage> {
+        let next = match v["next"].as_str() {
+            Some(c) => Some(c.parse()?),
+            None => None,
+        };
+        Ok(SearchPage {
+            hits: serde_json::from_value(v["hits"].clone())?,
+            next,
+        })
     }
 
-    /// `GET /api/search?id=`.
-    pub fn search_id(&self, id: u64, q: &Query) -> anyhow::Result<Vec<SearchHit>> {
-        let mut fields = Self::query_fields(q)?;
-        fields.push(("id", id.to_string()));
-        Self::hits(self.get("/api/search", &fields)?)
-    }
-
-    /// `GET /api/search?text=`.
-    pub fn search_text(&self, words: &str, q: &Query) -> anyhow::Result<Vec<SearchHit>> {
-        let mut fields = Self::query_fields(q)?;
-        fields.push(("text", words.to_string()));
-        Self::hits(self.get("/api/search", &fields)?)
-    }
-
-    /// `POST /api/search` with the file's bytes, which need not be readable by the server.
-    pub fn search_path(&self, path: &Path, q: &Query) -> anyhow::Result<Vec<SearchHit>> {
-        if !path.exists() {
-            return Err(EngineError::NotFound {
-                what: format!("file {}", path.display()),
+    /// One page of a search, as [`engine::Engine::search`] answers it: `GET /api/search?text=`
+    /// for words, `POST /api/search` for examples.
+    pub fn search(&self, input: SearchInput<'_>, q: &Query) -> anyhow::Result<SearchPage> {
+        match input {
+            SearchInput::Text(words) => {
+                let mut fields = Self::query_fields(q)?;
+                fields.push(("text", words.to_string()));
+                Self::page(self.get("/api/search", &fields)?)
             }
-            .into());
+            SearchInput::Examples(examples) => self.search_examples(examples, q),
         }
-        let bytes = std::fs::read(path)?;
+    }
+
+    /// `POST /api/search` with the examples: files are sent as uploads (the server need not be
+    /// able to read them), ids as the `positive` / `negative` fields.
+    fn search_examples(&self, examples: &Examples, q: &Query) -> anyhow::Result<SearchPage> {
         let boundary = format!("imgsearch-{:016x}", rand_u64());
-        let mut body = Vec::with_capacity(bytes.len() + 1024);
-        for (name, value) in Self::query_fields(q)? {
+        let mut body = Vec::with_capacity(1024);
+        let field = |body: &mut Vec<u8>, name: &str, value: &str| {
             body.extend_from_slice(
                 format!(
                     "--{boundary}\r\nContent-Disposition: form-data; name=\"{name}\"\r\n\r\n{value}\r\n"
                 )
                 .as_bytes(),
             );
+        };
+        for (name, value) in Self::query_fields(q)? {
+            field(&mut body, name, &value);
         }
-        body.extend_from_slice(
-            format!(
-                "--{boundary}\r\nContent-Disposition: form-data; name=\"image\"; \
-                 filename=\"query\"\r\nContent-Type: application/octet-stream\r\n\r\n"
-            )
-            .as_bytes(),
-        );
-        body.extend_from_slice(&bytes);
-        body.extend_from_slice(format!("\r\n--{boundary}--\r\n").as_bytes());
+        let strategy = serde_json::to_value(examples.strategy)?;
+        field(&mut body, "strategy", strategy.as_str().unwrap_or_default());
+        let lists = [
+            (&examples.positive, "image", "positive"),
+            (&examples.negative, "negative_image", "negative"),
+        ];
+        for (list, upload, ids) in lists {
+            for example in list {
+                let bytes = match example {
+                    Example::Id(id) => {
+                        field(&mut body, ids, &id.to_string());
+                        continue;
+                    }
+                    Example::Bytes(bytes) => bytes.clone(),
+                    Example::File(path) => std::fs::read(path).map_err(|e| {
+                        let what = format!("file {}", path.display());
+                        match e.kind() {
+                            std::io::ErrorKind::NotFound => {
+                                anyhow::Error::new(EngineError::NotFound { what })
+                            }
+                            _ => anyhow::Error::new(e).context(format!("I/O error on {what}")),
+                        }
+                    })?,
+                };
+                body.extend_from_slice(
+                    format!(
+                        "--{boundary}\r\nContent-Disposition: form-data; name=\"{upload}\"; \
+                         filename=\"query\"\r\nContent-Type: application/octet-stream\r\n\r\n"
+                    )
+                    .as_bytes(),
+                );
+                body.extend_from_slice(&bytes);
+                body.extend_from_slice(b"\r\n");
+            }
+        }
+        body.extend_from_slice(format!("--{boundary}--\r\n").as_bytes());
         let request = self.request("POST", "/api/search").set(
             "Content-Type",
             &format!("multipart/form-data; boundary={boundary}"),
         );
-        Self::hits(self.answer(request.send_bytes(&body))?)
+        Self::page(self.answer(request.send_bytes(&body))?)
     }
 
     /// The id of the image indexed under `path` (`GET /api/images?path=`), `None` when it is not

@@ -113,6 +113,20 @@ fn index_reindex_search_dedup() {
     ));
     assert_eq!(name(&sim[0]), "coffee-copy.jpg");
 
+    // An example file with its exact copy as a counter-example by id: the copy is left out, and
+    // since every image is as close to the counter-example as to the example, every score is
+    // below zero (ties go to the counter-example); the file itself, on it, comes last.
+    let copy_id = sim[0]["id"].as_u64().unwrap().to_string();
+    let args = ["search", coffee.to_str().unwrap(), "--not-id", &copy_id];
+    let refined = json_of(&run(
+        &data,
+        &[&args[..], &["--strategy", "best-score", "--json"]].concat(),
+    ));
+    let refined = refined.as_array().unwrap();
+    assert_eq!(refined.len(), 2, "{refined:?}");
+    assert_eq!(name(&refined[1]), "coffee.jpg");
+    assert!(refined.iter().all(|h| h["score"].as_f64().unwrap() < 0.0));
+
     // Shorthand filters reach the store.
     let none = json_of(&run(
         &data,
@@ -152,6 +166,11 @@ fn errors_have_documented_exit_codes() {
     // 2: bad command line.
     assert_eq!(code(&["search", "--k", "0", "x.jpg"]), Some(2));
     assert_eq!(code(&["search"]), Some(2));
+    assert_eq!(code(&["search", "--not", "x.jpg"]), Some(2));
+    assert_eq!(code(&["search", "--text", "cat", "--not-id", "1"]), Some(2));
+    assert_eq!(code(&["search", "--strategy", "mean", "x.jpg"]), Some(2));
+    assert_eq!(code(&["search", "--all", "x.jpg"]), Some(2));
+    assert_eq!(code(&["search", "--sort", "date", "x.jpg"]), Some(2));
     assert_eq!(code(&["index"]), Some(2));
     assert_eq!(code(&["--no-such-flag", "status"]), Some(2));
     assert_eq!(

@@ -87,13 +87,37 @@ fn observations(data: &Path, photos: &Path) -> Vec<(Vec<String>, Option<i32>, St
     let coffee = photos.join("coffee.jpg");
     let coffee = coffee.to_str().unwrap();
     let chelsea = fixture("chelsea.png");
+    let chelsea = chelsea.to_str().unwrap();
     let not_indexed = Path::new(env!("CARGO_MANIFEST_DIR")).join("Cargo.toml");
     let cases: Vec<Vec<&str>> = vec![
         vec!["search", "--text", "rocket", "-k", "3"],
         vec!["search", "--text", "rocket", "--json"],
-        vec!["search", chelsea.to_str().unwrap(), "--json", "-k", "2"],
+        vec!["search", chelsea, "--json", "-k", "2"],
         vec!["search", "--similar-to", coffee, "--json"],
         vec!["search", "--id", "1", "--threshold", "0.1"],
+        // Examples and counter-examples: files go as uploads, ids as fields.
+        vec![
+            "search",
+            chelsea,
+            coffee,
+            "--not-id",
+            "1",
+            "--strategy",
+            "best-score",
+            "--json",
+        ],
+        vec!["search", "--id", "2", "--not", chelsea, "--json"],
+        // Every image within a threshold, newest first, read page by page.
+        vec![
+            "search",
+            "--id",
+            "1",
+            "--threshold",
+            "-1",
+            "--all",
+            "--sort",
+            "date",
+        ],
         vec![
             "search",
             "--text",
@@ -105,6 +129,7 @@ fn observations(data: &Path, photos: &Path) -> Vec<(Vec<String>, Option<i32>, St
         vec!["status"],
         // Failures: not found (4) and invalid input (5).
         vec!["search", "--id", "999999"],
+        vec!["search", "--id", "1", "--not-id", "999999"],
         vec!["search", "/no/such/image.jpg"],
         vec!["search", "--similar-to", not_indexed.to_str().unwrap()],
         vec!["search", "--text", "   "],
@@ -145,9 +170,9 @@ fn commands_go_through_a_running_server_and_recognise_a_stale_one() {
     let indexed = json_of(&run(&data, &["index", photos_arg, "--json"]));
     assert_eq!(indexed["added"], 3);
     let direct = observations(&data, &photos);
-    // The searches, dedup and status succeed; the last five cases fail.
+    // The searches, dedup and status succeed; the last six cases fail.
     assert!(
-        direct[..8].iter().all(|(_, code, _)| *code == Some(0)),
+        direct[..11].iter().all(|(_, code, _)| *code == Some(0)),
         "{direct:?}"
     );
     assert!(direct.iter().any(|(_, code, _)| *code == Some(4)));

@@ -8,6 +8,23 @@ use vecdb::{Metric, SearchRequest};
 
 use crate::{Engine, EngineError, SearchHit};
 
+/// Where the cosine similarity of two images says how they relate, for the default model's
+/// GeM embeddings: at or above `identical` the two look the same (exact copies, lossless or
+/// near-lossless re-encodings); at or above `duplicate`, one is an edited copy of the other (a
+/// crop, a resize, a strong re-encoding, a colour change); below, they are at most similar
+/// shots. `duplicate` is the default threshold of `dedup`.
+#[derive(Clone, Copy, Debug, PartialEq, serde::Serialize)]
+pub struct DuplicateBands {
+    pub identical: f32,
+    pub duplicate: f32,
+}
+
+/// The bands of cosine collections (see [`DuplicateBands`]).
+pub const DUPLICATE_BANDS: DuplicateBands = DuplicateBands {
+    identical: 0.995,
+    duplicate: 0.85,
+};
+
 /// Neighbours examined per image; a group larger than this still forms through chains.
 const NEIGHBOURS: usize = 16;
 const PAGE: usize = 256;

@@ -22,6 +22,9 @@ pub enum EngineError {
     /// An id, path or collection that does not exist.
     #[error("not found: {what}")]
     NotFound { what: String },
+    /// No indexed image has this id.
+    #[error("no indexed image has id {id}")]
+    ImageNotFound { id: u64 },
     /// A request that cannot be carried out as given (bad parameter, bad filter, empty text).
     #[error("invalid input: {reason}")]
     InvalidInput { reason: String },
@@ -80,6 +83,9 @@ impl Classified for EngineError {
             EngineError::Catalog { .. } => Class::internal(Origin::Store),
             EngineError::NotFound { .. } => {
                 Class::new(ErrorKind::NotFound, Origin::Request, "not_found")
+            }
+            EngineError::ImageNotFound { .. } => {
+                Class::new(ErrorKind::NotFound, Origin::Request, "image_not_found")
             }
             EngineError::InvalidInput { .. } => Class::invalid(Origin::Request),
             // The index was built by another model than the one loaded now: the request is fine,

@@ -10,12 +10,14 @@ mod collections;
 mod dedup;
 mod encoder;
 mod error;
+mod examples;
 mod files;
 mod ingest;
 pub mod jobs;
 pub mod learn;
 pub mod migrate;
 mod query;
+mod ranking;
 pub mod store;
 mod thumbs;
 mod words;
@@ -28,8 +30,11 @@ use serde_json::{json, Value};
 use vecdb::{CollectionConfig, IndexSpec, Metric};
 
 pub use collections::{CollectionInfo, Collections};
+pub use dedup::{DuplicateBands, DUPLICATE_BANDS};
 pub use error::EngineError;
+pub use examples::{Example, Examples, Strategy, MAX_EXAMPLES};
 pub use ingest::IMAGE_EXTENSIONS;
+pub use ranking::{Order, SearchCursor, SearchInput, SearchPage, MAX_RANKED};
 
 use catalog::{Catalog, FileRecord};
 use store::VectorStore;
@@ -75,6 +80,10 @@ pub struct Query {
     /// minimum tag score.
     pub threshold: Option<f32>,
     pub filter: Option<vecdb::Filter>,
+    /// Best first, or newest first within the threshold.
+    pub order: Order,
+    /// Where the page starts: `None` for the first, else the `next` of the page before.
+    pub cursor: Option<SearchCursor>,
 }
 
 /// The largest `k` a query may ask for.
@@ -86,6 +95,8 @@ impl Default for Query {
             k: 10,
             threshold: None,
             filter: None,
+            order: Order::Score,
+            cursor: None,
         }
     }
 }
@@ -236,6 +247,9 @@ pub struct EngineStatus {
     /// Memory by component (mapped vectors, index, slot tables) and size on disk of the
     /// collection; `None` for stores that do not report it (Milvus).
     pub storage: Option<vecdb::CollectionStats>,
+    /// The score bands that tell copies from similar shots; `None` unless the metric is cosine,
+    /// where scores have a fixed meaning.
+    pub duplicates: Option<DuplicateBands>,
 }
 
 /// The facade: one per data directory, `Send + Sync` (wrap it in an `Arc` to share it).
@@ -405,6 +419,7 @@ impl Engine {
             text_search: self.text_search_kind().into(),
             runtime: self.encoder.embedder().runtime().name().into(),
             storage: self.store.storage_stats(&self.collection.name)?,
+            duplicates: (self.collection.metric == Metric::Cosine).then_some(DUPLICATE_BANDS),
         })
     }
 }

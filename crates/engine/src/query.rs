@@ -1,4 +1,4 @@
-//! Queries: by image bytes, by a file on disk, by an indexed image's id, and by words.
+//! Queries by words (queries by images are in [`crate::examples`]).
 //!
 //! Text search: the model has no text encoder, so words are matched against the auto-tags the
 //! classifier gave each image at ingest. With a model whose classes are ImageNet-1k's (the
@@ -10,90 +10,29 @@
 //! query's concepts rank first, then by summed score; `threshold` is the minimum text score and
 //! `filter` applies as for image search.
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 use tracing::debug;
-use vecdb::{Hit, SearchRequest};
 
+use crate::ranking::SearchInput;
 use crate::store::StoreError;
 use crate::words::{self, Lexicon, Reading};
-use crate::{point_metadata, Engine, EngineError, Query, SearchHit, MAX_K};
+use crate::{point_metadata, Engine, EngineError, Query, SearchHit};
 
 impl Engine {
-    fn check_query(&self, q: &Query) -> Result<(), EngineError> {
-        self.ready()?;
-        vecdb::search::check_k("k", q.k, MAX_K).map_err(StoreError::from)?;
-        vecdb::search::check_threshold(q.threshold).map_err(StoreError::from)?;
-        Ok(())
-    }
-
-    /// Nearest images to a query vector, optionally leaving one id out.
-    fn search_vector(
-        &self,
-        vector: &[f32],
-        q: &Query,
-        exclude: Option<u64>,
-    ) -> Result<Vec<SearchHit>, EngineError> {
-        let req = SearchRequest {
-            k: q.k + usize::from(exclude.is_some()),
-            filter: q.filter.clone(),
-            threshold: q.threshold,
-            ..SearchRequest::default()
-        };
-        let hits = self.store.search(&self.collection.name, vector, &req)?;
-        let mut out: Vec<SearchHit> = hits
-            .into_iter()
-            .filter(|h| Some(h.id) != exclude)
-            .map(to_search_hit)
-            .collect();
-        out.truncate(q.k);
-        debug!(hits = out.len(), "search");
-        Ok(out)
-    }
-
-    /// Images similar to an uploaded image (not stored).
-    pub fn search_bytes(&self, bytes: &[u8], q: &Query) -> Result<Vec<SearchHit>, EngineError> {
-        self.check_query(q)?;
-        let img = embed::decode_bytes_scaled(
-            bytes,
-            "query",
-            &self.config.limits,
-            self.encoder.embedder().preprocessor().min_source_side(),
-        )?;
-        let emb = self.encoder.embed(&img)?;
-        self.search_vector(&emb.vector, q, None)
-    }
-
-    /// Images similar to any image file on disk (indexed or not).
-    pub fn search_path(&self, path: &Path, q: &Query) -> Result<Vec<SearchHit>, EngineError> {
-        self.check_query(q)?;
-        if !path.exists() {
-            return Err(EngineError::NotFound {
-                what: format!("file {}", path.display()),
-            });
-        }
-        let (img, _) = embed::decode_file_scaled(
-            path,
-            &self.config.limits,
-            self.encoder.embedder().preprocessor().min_source_side(),
-        )?;
-        let emb = self.encoder.embed(&img)?;
-        self.search_vector(&emb.vector, q, None)
-    }
-
-    /// Images similar to an indexed image, which is left out of the results.
-    pub fn search_id(&self, id: u64, q: &Query) -> Result<Vec<SearchHit>, EngineError> {
-        self.check_query(q)?;
-        let point = self.store.get(&self.collection.name, &[id])?.pop();
-        let point = point.ok_or_else(|| EngineError::NotFound {
-            what: format!("image id {id}"),
-        })?;
-        self.search_vector(&point.vector, q, Some(id))
-    }
-
-    /// Images whose auto-tags match the words (see the module documentation).
+    /// Images whose auto-tags match the words (see the module documentation): the first page
+    /// of [`Engine::search`].
     pub fn search_text(&self, words: &str, q: &Query) -> Result<Vec<SearchHit>, EngineError> {
-        self.check_query(q)?;
+        Ok(self.search(SearchInput::Text(words), q)?.hits)
+    }
+
+    /// The best `want` images for the words, best first.
+    pub(crate) fn rank_text(
+        &self,
+        words: &str,
+        q: &Query,
+        want: usize,
+    ) -> Result<Vec<SearchHit>, EngineError> {
         let text = TextQuery::new(words, self.encoder.embedder().labels())?;
         let matcher = q
             .filter
@@ -124,7 +63,7 @@ impl Engine {
                 .then(b.1.total_cmp(&a.1))
                 .then(a.2.id.cmp(&b.2.id))
         });
-        Ok(scored.into_iter().take(q.k).map(|(_, _, h)| h).collect())
+        Ok(scored.into_iter().take(want).map(|(_, _, h)| h).collect())
     }
 }
 
@@ -178,19 +117,6 @@ impl TextQuery {
                 .fold((0, 0.0), |(n, total), s| (n + 1, total + s)),
             TextQuery::Spelling(terms) => text_score(terms, tags),
         }
-    }
-}
-
-fn to_search_hit(h: Hit) -> SearchHit {
-    let path = h.metadata["path"]
-        .as_str()
-        .map(PathBuf::from)
-        .unwrap_or_default();
-    SearchHit {
-        id: h.id,
-        path,
-        score: h.score,
-        metadata: h.metadata,
     }
 }
 

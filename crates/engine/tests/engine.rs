@@ -346,3 +346,185 @@ fn an_upload_and_a_removal_go_through_while_an_ingest_is_embedding() {
     });
     assert_eq!(eng.status().unwrap().points, 3);
 }
+
+/// Several examples and counter-examples: both strategies, ids left out, bad input refused.
+#[test]
+fn search_by_examples_and_counter_examples() {
+    use engine::{Example, Examples, Strategy};
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = photos(tmp.path());
+    for name in ["chelsea.png", "chelsea_small_rgb.png"] {
+        std::fs::copy(fixture(name), dir.join(name)).unwrap();
+    }
+    let eng = Engine::open(config(&tmp.path().join("data"))).unwrap();
+    eng.index_paths(std::slice::from_ref(&dir), &NoProgress)
+        .unwrap();
+    let id = |name: &str| eng.image_by_path(&dir.join(name)).unwrap().unwrap().id;
+    let q = Query::default();
+    let search = |positive: Vec<Example>, negative: Vec<Example>, strategy| {
+        let ex = Examples {
+            positive,
+            negative,
+            strategy,
+        };
+        eng.search_examples(&ex, &q)
+    };
+    let file = |name: &str| Example::File(dir.join(name));
+
+    // best_score: each of two unlike photos finds itself first, whatever the other looks like.
+    let hits = search(
+        vec![file("coffee.jpg"), file("rocket.jpg")],
+        vec![],
+        Strategy::BestScore,
+    )
+    .unwrap();
+    let top: std::collections::HashSet<u64> = hits[..2].iter().map(|h| h.id).collect();
+    assert_eq!(top, [id("coffee.jpg"), id("rocket.jpg")].into());
+    assert!(hits[..2].iter().all(|h| h.score > 0.74), "{hits:?}");
+    assert!(hits.windows(2).all(|w| w[0].score >= w[1].score));
+
+    // A counter-example: the cat photos, closest to it, score below zero and come last.
+    let cats = [id("chelsea.png"), id("chelsea_small_rgb.png")];
+    let hits = search(
+        vec![Example::Id(id("coffee.jpg"))],
+        vec![file("chelsea.png")],
+        Strategy::BestScore,
+    )
+    .unwrap();
+    assert_eq!(hits.len(), 4, "the positive given by id is left out");
+    for h in &hits {
+        assert_eq!(cats.contains(&h.id), h.score < 0.0, "{hits:?}");
+    }
+
+    // average: one search with 2 * positive - negative; ids given are left out of the results.
+    let hits = search(
+        vec![Example::Id(id("coffee.jpg"))],
+        vec![Example::Id(id("chelsea.png"))],
+        Strategy::Average,
+    )
+    .unwrap();
+    assert_eq!(hits.len(), 3);
+    assert!(hits
+        .iter()
+        .all(|h| ![id("coffee.jpg"), cats[0]].contains(&h.id)));
+    assert_eq!(
+        hits[2].id, cats[1],
+        "the copy of the counter-example ranks last"
+    );
+    // One positive and the average strategy is the plain search by that image.
+    let one = search(vec![file("rocket.jpg")], vec![], Strategy::Average).unwrap();
+    let plain = eng.search_path(&dir.join("rocket.jpg"), &q).unwrap();
+    let ids = |h: &[engine::SearchHit]| h.iter().map(|h| h.id).collect::<Vec<_>>();
+    assert_eq!(ids(&one), ids(&plain));
+
+    // Refused: no positive, an unknown id, too many examples.
+    let e = search(vec![], vec![file("coffee.jpg")], Strategy::Average).unwrap_err();
+    assert!(matches!(e, EngineError::InvalidInput { .. }), "{e}");
+    let e = search(vec![Example::Id(999_999)], vec![], Strategy::BestScore).unwrap_err();
+    assert!(
+        matches!(e, EngineError::ImageNotFound { id: 999_999 }),
+        "{e}"
+    );
+    let many = vec![Example::Id(id("coffee.jpg")); engine::MAX_EXAMPLES + 1];
+    let e = search(many, vec![], Strategy::Average).unwrap_err();
+    assert!(matches!(e, EngineError::InvalidInput { .. }), "{e}");
+}
+
+/// Every image within a threshold, page by page, best first or newest first.
+#[test]
+fn results_page_by_cursor_in_score_or_date_order() {
+    use engine::{Order, SearchInput};
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = photos(tmp.path());
+    for name in ["chelsea.png", "chelsea_small_rgb.png"] {
+        std::fs::copy(fixture(name), dir.join(name)).unwrap();
+    }
+    // Distinct file times, newest last in this list; none has an EXIF date.
+    let names = [
+        "chelsea.png",
+        "astronaut.jpg",
+        "chelsea_small_rgb.png",
+        "rocket.jpg",
+        "coffee.jpg",
+    ];
+    for (i, name) in names.iter().enumerate() {
+        let t = std::time::UNIX_EPOCH + std::time::Duration::from_secs(1_600_000_000 + i as u64);
+        let f = std::fs::File::options()
+            .write(true)
+            .open(dir.join(name))
+            .unwrap();
+        f.set_modified(t).unwrap();
+    }
+    let eng = Engine::open(config(&tmp.path().join("data"))).unwrap();
+    eng.index_paths(std::slice::from_ref(&dir), &NoProgress)
+        .unwrap();
+    let examples = engine::Examples::one(engine::Example::File(dir.join("coffee.jpg")));
+    let input = SearchInput::Examples(&examples);
+    let within = Query {
+        threshold: Some(-1.0),
+        ..Query::default()
+    };
+    let all = eng.search(input, &within).unwrap();
+    assert_eq!(all.hits.len(), 5);
+    assert!(all.next.is_none());
+
+    for order in [Order::Score, Order::Date] {
+        let mut q = Query {
+            k: 2,
+            order,
+            ..within.clone()
+        };
+        let mut paged = Vec::new();
+        loop {
+            let page = eng.search(input, &q).unwrap();
+            assert!(page.hits.len() <= 2);
+            paged.extend(page.hits);
+            match page.next {
+                Some(next) => q.cursor = Some(next),
+                None => break,
+            }
+        }
+        let ids: Vec<u64> = paged.iter().map(|h| h.id).collect();
+        match order {
+            Order::Score => assert_eq!(ids, all.hits.iter().map(|h| h.id).collect::<Vec<_>>()),
+            Order::Date => {
+                let newest_first: Vec<String> = paged
+                    .iter()
+                    .map(|h| h.path.file_name().unwrap().to_string_lossy().into_owned())
+                    .collect();
+                let mut expected: Vec<&str> = names.to_vec();
+                expected.reverse();
+                assert_eq!(newest_first, expected);
+            }
+        }
+    }
+
+    // A threshold cuts the ranking: the pages end where the scores do.
+    let tight = Query {
+        threshold: Some(0.5),
+        k: 1,
+        ..Query::default()
+    };
+    let first = eng.search(input, &tight).unwrap();
+    assert_eq!(first.hits[0].path, dir.join("coffee.jpg"));
+    let second = Query {
+        cursor: first.next,
+        ..tight.clone()
+    };
+    let rest = eng.search(input, &second).unwrap();
+    assert!(rest.hits.iter().all(|h| h.score >= 0.5), "{:?}", rest.hits);
+
+    // Refused: date order without a threshold, a cursor made for another order.
+    let no_threshold = Query {
+        order: Order::Date,
+        ..Query::default()
+    };
+    let e = eng.search(input, &no_threshold).unwrap_err();
+    assert!(matches!(e, EngineError::InvalidInput { .. }), "{e}");
+    let mixed = Query {
+        cursor: Some("date:2".parse().unwrap()),
+        ..within
+    };
+    let e = eng.search(SearchInput::Text("cat"), &mixed).unwrap_err();
+    assert!(matches!(e, EngineError::InvalidInput { .. }), "{e}");
+}

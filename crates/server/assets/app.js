@@ -1,4 +1,5 @@
-// imgsearch page: search by a dropped, pasted or chosen image, by an indexed image, or by words.
+// imgsearch page: search by a dropped, pasted or chosen image, by an indexed image, or by words,
+// and refine a search by adding results to it as examples (+) or counter-examples (−).
 // Plain DOM code, no framework and no build step; everything it loads comes from this server.
 "use strict";
 
@@ -17,12 +18,19 @@ const els = {
   uploadBtn: $("upload-btn"),
   uploadInput: $("upload-input"),
   title: $("results-title"),
+  examples: $("examples"),
   info: $("results-info"),
   message: $("message"),
   results: $("results"),
   toast: $("toast"),
   libraryBtn: $("library-btn"),
   rescanBtn: $("rescan-btn"),
+  duplicatesBtn: $("duplicates-btn"),
+  filters: $("filters"),
+  filterFolder: $("filter-folder"),
+  filterTag: $("filter-tag"),
+  filterFrom: $("filter-from"),
+  filterTo: $("filter-to"),
   moreBtn: $("more-btn"),
   job: $("job"),
   jobInfo: $("job-info"),
@@ -31,6 +39,11 @@ const els = {
 
 // Cosine and inner-product scores grow with similarity; L2 scores are distances that shrink.
 const state = { hits: [], metric: "cosine", higherIsCloser: true, previewUrl: null, seq: 0, libraryNext: null, jobTimer: null };
+// The examples of the current image search: the dropped file (if any) and indexed images, as
+// {id, name}, to look like (positive) or not (negative). Empty for text searches and the library.
+let query = { upload: null, positive: [], negative: [] };
+// Runs the current search again (after a filter changed); null for the library views.
+let rerun = null;
 
 /** Reads an API error body ({"error":{"code","message"}}) into an Error. */
 async function apiError(res) {
@@ -116,6 +129,8 @@ async function loadStatus() {
     const metric = String(s.metric ?? "cosine").toLowerCase();
     state.metric = metric;
     state.higherIsCloser = metric !== "l2";
+    state.bands = s.duplicates || null;
+    els.duplicatesBtn.hidden = !state.bands;
     configureSlider();
     const index = typeof s.index === "object" && s.index ? (s.index.kind || "") : (s.index || "");
     const parts = [`${count.toLocaleString()} image${count === 1 ? "" : "s"}`];
@@ -200,6 +215,13 @@ function card(hit, rank) {
     fill.style.setProperty("width", `${Math.round(Math.max(0, Math.min(1, frac)) * 100)}%`);
     bar.append(fill);
     row.append(score, bar);
+    const band = bandOf(hit.score);
+    if (band) {
+      const tag = document.createElement("span");
+      tag.className = `band ${band === "identical" ? "identical" : "copy"}`;
+      tag.textContent = band;
+      row.append(tag);
+    }
   } else {
     // A library card: when the photo was taken (EXIF), else when the file last changed.
     const when = document.createElement("span");
@@ -225,7 +247,109 @@ function card(hit, rank) {
   open.textContent = "Open";
   open.setAttribute("aria-label", `Open ${name} in full size`);
   li.append(btn, badge, open);
+  if (scored) li.append(refineButtons(hit, name));
   return li;
+}
+
+/** "identical" or "edited copy" for a score in the duplicate bands, else null. */
+function bandOf(score) {
+  if (!state.bands || typeof score !== "number") return null;
+  if (score >= state.bands.identical) return "identical";
+  if (score >= state.bands.duplicate) return "edited copy";
+  return null;
+}
+
+/** The + and − buttons of a result (add it to the query as an example or a counter-example),
+ * and ⧉ (its duplicates). */
+function refineButtons(hit, name) {
+  const box = document.createElement("div");
+  box.className = "refine";
+  if (state.bands) {
+    const d = document.createElement("button");
+    d.type = "button";
+    d.className = "duplicates";
+    d.textContent = "⧉";
+    d.title = `Duplicates of ${name}`;
+    d.setAttribute("aria-label", d.title);
+    d.addEventListener("click", () => searchDuplicatesOf(hit.id, name));
+    box.append(d);
+  }
+  for (const [sign, text, what] of [["positive", "+", "an example"], ["negative", "−", "a counter-example"]]) {
+    const b = document.createElement("button");
+    b.type = "button";
+    b.className = sign;
+    b.textContent = text;
+    b.title = `Add ${name} to the query as ${what}`;
+    b.setAttribute("aria-label", b.title);
+    b.addEventListener("click", () => addExample(hit.id, name, sign));
+    box.append(b);
+  }
+  return box;
+}
+
+/** Adds an indexed image to the query as an example or a counter-example, and searches again. */
+function addExample(id, name, sign) {
+  const other = sign === "positive" ? "negative" : "positive";
+  const positives = query.positive.filter((e) => e.id !== id).length + (query.upload ? 1 : 0);
+  if (sign === "negative" && positives === 0) {
+    toast("Add an example (+) before a counter-example (−).", true);
+    return;
+  }
+  query[other] = query[other].filter((e) => e.id !== id);
+  if (!query[sign].some((e) => e.id === id)) query[sign].push({ id, name });
+  searchByExamples();
+}
+
+/** Shows the query's examples as chips, each with a button that takes it out again. */
+function renderExamples() {
+  const chips = [];
+  const chip = (label, sign, remove) => {
+    const li = document.createElement("li");
+    li.className = `chip ${sign}`;
+    li.textContent = `${sign === "positive" ? "+" : "−"} ${label}`;
+    const x = document.createElement("button");
+    x.type = "button";
+    x.textContent = "×";
+    x.setAttribute("aria-label", `Take ${label} out of the query`);
+    x.addEventListener("click", remove);
+    li.append(x);
+    chips.push(li);
+  };
+  if (query.upload) chip(query.upload.name || "the pasted image", "positive", () => { query.upload = null; searchByExamples(); });
+  for (const sign of ["positive", "negative"]) {
+    for (const e of query[sign]) {
+      chip(e.name || `image ${e.id}`, sign, () => {
+        query[sign] = query[sign].filter((x) => x.id !== e.id);
+        searchByExamples();
+      });
+    }
+  }
+  els.examples.replaceChildren(...chips);
+  els.examples.hidden = chips.length < 2 && query.negative.length === 0;
+}
+
+/** Searches with the query's examples: one POST with the upload and the ids. */
+function searchByExamples() {
+  if (!query.upload && query.positive.length === 0) {
+    query.negative = [];
+    renderExamples();
+    return;
+  }
+  const form = new FormData();
+  if (query.upload) form.append("image", query.upload, query.upload.name || "pasted-image");
+  const ids = (list) => list.map((e) => e.id).join(",");
+  if (query.positive.length) form.append("positive", ids(query.positive));
+  if (query.negative.length) form.append("negative", ids(query.negative));
+  form.append("k", els.k.value);
+  if (!query.upload) {
+    const hash = `#pos=${ids(query.positive)}` + (query.negative.length ? `&neg=${ids(query.negative)}` : "");
+    if (location.hash !== hash) history.pushState(null, "", hash);
+  }
+  renderExamples();
+  const names = (list) => list.map((e) => e.name || `image ${e.id}`).join(", ");
+  const like = [query.upload && (query.upload.name || "the pasted image"), names(query.positive)].filter(Boolean).join(", ");
+  const title = `Like ${like}` + (query.negative.length ? `, not like ${names(query.negative)}` : "");
+  runSearch(title, () => api("/api/search", { method: "POST", body: formWithFilter(form) }));
 }
 
 /** Shows or hides cards by the slider, without asking the server again. */
@@ -233,12 +357,24 @@ function applyThreshold() {
   const t = Number(els.threshold.value);
   els.thresholdValue.value = t.toFixed(2);
   let shown = 0;
+  let head = null;
+  let headShown = 0;
   for (const li of els.results.children) {
+    if (li.classList.contains("group-head")) {
+      if (head) head.hidden = headShown === 0;
+      head = li;
+      headShown = 0;
+      continue;
+    }
     const s = Number(li.dataset.score);
     const keep = state.higherIsCloser ? s >= t : s <= t;
     li.hidden = !keep;
-    if (keep) shown += 1;
+    if (keep) {
+      shown += 1;
+      headShown += 1;
+    }
   }
+  if (head) head.hidden = headShown === 0;
   const total = state.hits.length;
   if (total === 0) return;
   els.info.textContent = shown === total ? `${total} result${total === 1 ? "" : "s"}` : `${shown} of ${total} shown (threshold ${t.toFixed(2)})`;
@@ -263,8 +399,43 @@ function render(hits, title, tookMs) {
   }
 }
 
+/** The filters' JSON (conditions combined with "and"), or null when none is set. */
+function currentFilter() {
+  const all = [];
+  const folder = els.filterFolder.value.trim().replace(/(.)[\\/]+$/, "$1");
+  if (folder) all.push({ eq: { field: "dirs", value: folder } });
+  const tag = els.filterTag.value.trim().toLowerCase();
+  if (tag) all.push({ eq: { field: "tags", value: tag } });
+  const from = els.filterFrom.value;
+  const to = els.filterTo.value;
+  if (from || to) {
+    const range = { field: "taken" };
+    if (from) range.gte = from;
+    // "to" includes its whole day.
+    if (to) range.lt = new Date(Date.parse(to) + 86400000).toISOString().slice(0, 10);
+    all.push({ range });
+  }
+  if (all.length === 0) return null;
+  return JSON.stringify(all.length === 1 ? all[0] : { and: all });
+}
+
+/** A search URL with the filters added. */
+function withFilter(url) {
+  const f = currentFilter();
+  return f ? `${url}&filter=${encodeURIComponent(f)}` : url;
+}
+
+/** A search form with the filters set (or taken out), ready to send again. */
+function formWithFilter(form) {
+  const f = currentFilter();
+  if (f) form.set("filter", f);
+  else form.delete("filter");
+  return form;
+}
+
 /** Runs one search; a newer search makes the answer of an older one be ignored. */
 async function runSearch(title, request) {
+  rerun = () => runSearch(title, request);
   const seq = ++state.seq;
   state.libraryNext = null;
   els.moreBtn.hidden = true;
@@ -305,16 +476,20 @@ function searchByFile(file) {
   }
   setPreview(URL.createObjectURL(file), file.name);
   history.replaceState(null, "", location.pathname);
+  query = { upload: file, positive: [], negative: [] };
+  renderExamples();
   const form = new FormData();
   form.append("image", file, file.name || "pasted-image");
   form.append("k", els.k.value);
-  runSearch(`Similar to ${file.name || "the pasted image"}`, () => api("/api/search", { method: "POST", body: form }));
+  runSearch(`Similar to ${file.name || "the pasted image"}`, () => api("/api/search", { method: "POST", body: formWithFilter(form) }));
 }
 
 function searchById(id, thumbUrl, name) {
   setPreview(thumbUrl || `/api/images/${id}/thumbnail`, name);
   if (location.hash !== `#id=${id}`) history.pushState(null, "", `#id=${id}`);
-  runSearch(`Similar to ${name || `image ${id}`}`, () => api(`/api/search?id=${encodeURIComponent(id)}&k=${els.k.value}`));
+  query = { upload: null, positive: [{ id, name }], negative: [] };
+  renderExamples();
+  runSearch(`Similar to ${name || `image ${id}`}`, () => api(withFilter(`/api/search?id=${encodeURIComponent(id)}&k=${els.k.value}`)));
   window.scrollTo({ top: 0, behavior: "smooth" });
 }
 
@@ -325,12 +500,99 @@ function searchByText(text) {
     return;
   }
   setPreview(null);
+  query = { upload: null, positive: [], negative: [] };
+  renderExamples();
   const hash = `#text=${encodeURIComponent(words)}`;
   if (location.hash !== hash) history.pushState(null, "", hash);
-  runSearch(`Images matching “${words}”`, () => api(`/api/search?text=${encodeURIComponent(words)}&k=${els.k.value}`));
+  runSearch(`Images matching “${words}”`, () => api(withFilter(`/api/search?text=${encodeURIComponent(words)}&k=${els.k.value}`)));
 }
 
-/** Restores a search from the address (#id=.. or #text=..), so back and forward work. */
+/** The images within the duplicate band of an indexed image. */
+function searchDuplicatesOf(id, name) {
+  setPreview(`/api/images/${id}/thumbnail`, name);
+  query = { upload: null, positive: [{ id, name }], negative: [] };
+  renderExamples();
+  const url = `/api/search?id=${encodeURIComponent(id)}&threshold=${state.bands.duplicate}&k=${els.k.value}`;
+  runSearch(`Duplicates of ${name || `image ${id}`}`, () => api(withFilter(url)));
+  window.scrollTo({ top: 0, behavior: "smooth" });
+}
+
+/** Every group of duplicates in the library, largest first, each image with its band. */
+async function showDuplicates() {
+  const seq = ++state.seq;
+  rerun = null;
+  state.libraryNext = null;
+  els.moreBtn.hidden = true;
+  query = { upload: null, positive: [], negative: [] };
+  renderExamples();
+  setPreview(null);
+  els.title.textContent = "Duplicates";
+  els.info.textContent = "Looking for duplicates…";
+  els.message.hidden = true;
+  els.results.setAttribute("aria-busy", "true");
+  try {
+    const body = await api(`/api/dedup?threshold=${state.bands.duplicate}`);
+    if (seq !== state.seq) return;
+    const items = [];
+    const hits = [];
+    body.groups.forEach((group, i) => {
+      const head = document.createElement("li");
+      head.className = "group-head";
+      head.textContent = `Group ${i + 1} · ${group.length} images`;
+      items.push(head);
+      for (const h of group) {
+        const hit = { ...h, thumbnail_url: `/api/images/${h.id}/thumbnail`, image_url: `/api/images/${h.id}/original` };
+        hits.push(hit);
+        items.push(card(hit, hits.length));
+      }
+    });
+    state.hits = hits;
+    els.results.replaceChildren(...items);
+    if (hits.length === 0) {
+      els.info.textContent = "";
+      showMessage("No duplicates found", "No two images are copies or edited copies of each other.");
+    } else {
+      applyThreshold();
+      els.info.textContent = `${body.groups.length} group${body.groups.length === 1 ? "" : "s"} of duplicates, ${hits.length} images`;
+    }
+  } catch (err) {
+    if (seq !== state.seq) return;
+    showMessage("Could not look for duplicates", err.message, true);
+  } finally {
+    if (seq === state.seq) els.results.removeAttribute("aria-busy");
+  }
+}
+
+/** Arrow keys move between results (a grid, so up and down skip a row); +, − and d act on the
+ * focused result as its buttons do. */
+function onResultsKey(e) {
+  const cardEl = e.target.closest && e.target.closest(".card");
+  if (!cardEl || e.altKey || e.ctrlKey || e.metaKey) return;
+  const cards = Array.from(els.results.querySelectorAll(".card:not([hidden])"));
+  const at = cards.indexOf(cardEl);
+  if (at < 0) return;
+  const top = cards[0].offsetTop;
+  const columns = Math.max(1, cards.filter((c) => c.offsetTop === top).length);
+  const move = { ArrowRight: 1, ArrowLeft: -1, ArrowDown: columns, ArrowUp: -columns, Home: -at, End: cards.length - 1 - at }[e.key];
+  const press = (selector) => {
+    const b = cardEl.querySelector(selector);
+    if (b) b.click();
+  };
+  if (move !== undefined) {
+    const next = cards[Math.max(0, Math.min(cards.length - 1, at + move))];
+    next.querySelector("button").focus();
+    e.preventDefault();
+  } else if (e.key === "+" && e.target.tagName === "BUTTON") {
+    press(".refine button.positive");
+  } else if (e.key === "-" && e.target.tagName === "BUTTON") {
+    press(".refine button.negative");
+  } else if (e.key === "d" && e.target.tagName === "BUTTON") {
+    press(".refine button.duplicates");
+  }
+}
+
+/** Restores a search from the address (#id=.., #pos=..&neg=.. or #text=..), so back and forward
+ * work. */
 function fromHash() {
   const params = new URLSearchParams(location.hash.slice(1));
   if (params.get("id")) {
@@ -340,6 +602,12 @@ function fromHash() {
     api(`/api/images/${encodeURIComponent(id)}`)
       .then((r) => baseName(r.path), () => null)
       .then((name) => searchById(id, null, name));
+  } else if (params.get("pos")) {
+    // Names are not in the address; the chips show ids until a search by one image names it.
+    const list = (key) => (params.get(key) || "").split(",").filter((x) => /^\d+$/.test(x)).map((id) => ({ id: Number(id), name: null }));
+    query = { upload: null, positive: list("pos"), negative: list("neg") };
+    setPreview(null);
+    searchByExamples();
   } else if (params.get("text")) {
     els.textInput.value = params.get("text");
     searchByText(params.get("text"));
@@ -387,6 +655,9 @@ async function showLibrary(more) {
   const seq = more ? state.seq : ++state.seq;
   const after = more && state.libraryNext ? `&after=${encodeURIComponent(state.libraryNext)}` : "";
   if (!more) {
+    rerun = null;
+    query = { upload: null, positive: [], negative: [] };
+    renderExamples();
     els.title.textContent = "Library";
     els.info.textContent = "Loading…";
     els.message.hidden = true;
@@ -508,6 +779,14 @@ function wireEvents() {
   els.libraryBtn.addEventListener("click", () => showLibrary(false));
   els.moreBtn.addEventListener("click", () => showLibrary(true));
   els.rescanBtn.addEventListener("click", rescan);
+  els.duplicatesBtn.addEventListener("click", showDuplicates);
+  els.results.addEventListener("keydown", onResultsKey);
+  // A changed filter applies to the search on screen at once.
+  for (const input of [els.filterFolder, els.filterTag, els.filterFrom, els.filterTo]) {
+    input.addEventListener("change", () => {
+      if (rerun) rerun();
+    });
+  }
 }
 
 wireEvents();

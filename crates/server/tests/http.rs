@@ -332,6 +332,121 @@ async fn search_by_upload_rejects_bad_requests() {
 }
 
 #[tokio::test]
+async fn search_by_examples_and_counter_examples() {
+    let r = router();
+    let images = &fixture().images;
+    let (first, last) = (&images[0], images.last().unwrap());
+    let (a, b) = (std::fs::read(first).unwrap(), std::fs::read(last).unwrap());
+    let search = |parts: &[(&str, Part)]| multipart("/api/search", parts);
+    // Two uploads, best_score: each finds itself among the first two.
+    let (status, body) = json(
+        &r,
+        search(&[
+            ("image", Part::File("a.jpg", &a)),
+            ("image", Part::File("b.jpg", &b)),
+            ("strategy", Part::Text("best_score")),
+            ("k", Part::Text("3")),
+        ]),
+    )
+    .await;
+    assert_eq!(status, 200, "{body}");
+    let paths: Vec<&str> = body["hits"].as_array().unwrap()[..2]
+        .iter()
+        .map(|h| h["path"].as_str().unwrap())
+        .collect();
+    assert!(paths.contains(&first.to_str().unwrap()), "{body}");
+    assert!(paths.contains(&last.to_str().unwrap()), "{body}");
+    // Ids as examples and counter-examples are left out of the results.
+    let ids = [id_of(&r, &images[1]).await, id_of(&r, first).await];
+    let negative = format!("{}, {}", ids[1], ids[1]);
+    let (status, body) = json(
+        &r,
+        search(&[
+            ("positive", Part::Text(&ids[0].to_string())),
+            ("negative", Part::Text(&negative)),
+        ]),
+    )
+    .await;
+    assert_eq!(status, 200, "{body}");
+    let hits = body["hits"].as_array().unwrap();
+    assert!(!hits.is_empty(), "{body}");
+    assert!(
+        hits.iter()
+            .all(|h| !ids.contains(&h["id"].as_u64().unwrap())),
+        "{body}"
+    );
+
+    let upload = || ("image", Part::File("a.jpg", &a));
+    let cases = [
+        (
+            Some(upload()),
+            ("strategy", "mean"),
+            400,
+            "invalid_parameter",
+        ),
+        (
+            Some(upload()),
+            ("positive", "abc"),
+            400,
+            "invalid_parameter",
+        ),
+        (None, ("positive", "999999999"), 404, "image_not_found"),
+        (None, ("negative", "1"), 400, "invalid_multipart"),
+    ];
+    for (image, (name, value), status, code) in cases {
+        let parts: Vec<(&str, Part)> = image
+            .into_iter()
+            .chain([(name, Part::Text(value))])
+            .collect();
+        expect_error(&r, search(&parts), status, code).await;
+    }
+    let too_many: Vec<(&str, Part)> = (0..=engine::MAX_EXAMPLES).map(|_| upload()).collect();
+    expect_error(&r, search(&too_many), 400, "invalid_parameter").await;
+}
+
+#[tokio::test]
+async fn search_pages_by_cursor_in_score_or_date_order() {
+    let r = router();
+    let id = id_of(&r, &fixture().images[0]).await;
+    let everything = format!("/api/search?id={id}&threshold=-1");
+    let (status, all) = json(&r, get(&format!("{everything}&k=100"))).await;
+    assert_eq!(status, 200, "{all}");
+    assert!(all["next"].is_null());
+    let ids = |body: &serde_json::Value| -> Vec<u64> {
+        let hits = body["hits"].as_array().unwrap();
+        hits.iter().map(|h| h["id"].as_u64().unwrap()).collect()
+    };
+    for sort in ["score", "date"] {
+        let mut seen = Vec::new();
+        let mut uri = format!("{everything}&k=2&sort={sort}");
+        loop {
+            let (status, page) = json(&r, get(&uri)).await;
+            assert_eq!(status, 200, "{page}");
+            seen.extend(ids(&page));
+            match page["next"].as_str() {
+                Some(next) => uri = format!("{everything}&k=2&sort={sort}&cursor={next}"),
+                None => break,
+            }
+        }
+        let mut expected = ids(&all);
+        if sort == "date" {
+            expected.sort_unstable();
+            seen.sort_unstable();
+        }
+        assert_eq!(seen, expected, "sort={sort}");
+    }
+    let bad = [
+        format!("/api/search?id={id}&sort=date"),
+        format!("/api/search?id={id}&sort=size"),
+        format!("{everything}&cursor=nope"),
+        format!("{everything}&sort=score&cursor=date:2"),
+    ];
+    for uri in bad {
+        expect_error(&r, get(&uri), 400, "invalid_parameter").await;
+    }
+}
+
+#[tokio::test]
 async fn search_by_id_and_by_text() {
     let r = router();
     let id = id_of(&r, &fixture().images[1]).await;

@@ -3,6 +3,7 @@
 pub mod dedup;
 pub mod docs;
 pub mod eval;
+pub mod filters;
 pub mod index;
 pub mod migrate;
 pub mod models;

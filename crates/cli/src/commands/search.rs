@@ -1,126 +1,105 @@
-//! `imgsearch search IMAGE | --similar-to PATH | --id ID | --text WORDS`
+//! `imgsearch search IMAGE... | --similar-to PATH | --id ID | --text WORDS`, with `--not` for
+//! counter-examples.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use clap::{ArgGroup, Args};
-use engine::{Query, SearchHit};
-use vecdb::Filter;
+use engine::{Example, Examples, Order, Query, SearchHit, SearchInput, SearchPage, Strategy};
 
+use super::filters::FilterArgs;
 use crate::client;
 use crate::config::RawConfig;
-use crate::exit::UsageError;
 use crate::GlobalArgs;
 
 #[derive(Args, Debug)]
-#[command(group(ArgGroup::new("query").required(true).args(["image", "similar_to", "id", "text"])))]
+#[command(group(ArgGroup::new("query").required(true).multiple(true).args(["image", "similar_to", "id", "text"])))]
 pub struct SearchArgs {
-    /// An image file to search with (it need not be indexed)
+    /// Image files to search with (they need not be indexed); several find images like all of them
     #[arg(value_name = "IMAGE")]
-    pub image: Option<PathBuf>,
-    /// An indexed image to search with; it is left out of the results
+    pub image: Vec<PathBuf>,
+    /// An indexed image to search with, left out of the results; repeatable
     #[arg(long, value_name = "PATH")]
-    pub similar_to: Option<PathBuf>,
-    /// An indexed image's id to search with; it is left out of the results
+    pub similar_to: Vec<PathBuf>,
+    /// An indexed image's id to search with, left out of the results; repeatable
     #[arg(long, value_name = "ID")]
-    pub id: Option<u64>,
+    pub id: Vec<u64>,
     /// Words, matched by meaning (WordNet) against the images' auto-tags: "dog" finds every breed
-    #[arg(long, value_name = "WORDS")]
+    #[arg(long, value_name = "WORDS", conflicts_with_all = ["image", "similar_to", "id", "not", "not_id"])]
     pub text: Option<String>,
+    /// An image file the results should not look like; repeatable
+    #[arg(long, value_name = "IMAGE")]
+    pub not: Vec<PathBuf>,
+    /// An indexed image's id the results should not look like (left out of them); repeatable
+    #[arg(long, value_name = "ID")]
+    pub not_id: Vec<u64>,
+    /// How several examples combine: average (one search with the mean, pushed away from the
+    /// counter-examples) or best-score (each image scored by its closest example)
+    #[arg(long, default_value = "average", value_parser = parse_strategy)]
+    pub strategy: Strategy,
     /// Number of results (1-1000)
     #[arg(long, short, default_value_t = 10, value_parser = clap::value_parser!(u64).range(1..=1000))]
     pub k: u64,
+    /// Every image within --threshold (at most 10,000), instead of the best k
+    #[arg(long, requires = "threshold", conflicts_with = "k")]
+    pub all: bool,
+    /// The order of the results: score (most similar first) or date (newest first, by the date
+    /// taken, else the file's time; needs --threshold: the images within it are ordered)
+    #[arg(long, default_value = "score", value_parser = parse_order, requires_if("date", "threshold"))]
+    pub sort: Order,
     /// Minimum score (cosine, ip; for --text the minimum tag score) or maximum distance (l2)
-    #[arg(long)]
+    #[arg(long, allow_negative_numbers = true)]
     pub threshold: Option<f32>,
-    /// Metadata filter as JSON, e.g. '{"range":{"field":"width","gte":1000}}'
-    #[arg(long, value_name = "JSON", value_parser = parse_filter)]
-    pub filter: Option<Filter>,
-    /// Only images under this folder (recursively); repeat for several (any of them)
-    #[arg(long, value_name = "DIR")]
-    pub folder: Vec<PathBuf>,
-    /// Only images with this auto-tag; repeat to require several
-    #[arg(long, value_name = "TAG")]
-    pub tag: Vec<String>,
-    /// Only images taken (EXIF) on or after this date (YYYY-MM-DD or RFC 3339)
-    #[arg(long, value_name = "DATE", value_parser = parse_date)]
-    pub taken_after: Option<String>,
-    /// Only images taken (EXIF) before this date (YYYY-MM-DD or RFC 3339)
-    #[arg(long, value_name = "DATE", value_parser = parse_date)]
-    pub taken_before: Option<String>,
-    /// Only files of at least this many bytes
-    #[arg(long, value_name = "BYTES")]
-    pub min_size: Option<u64>,
+    #[command(flatten)]
+    pub filters: FilterArgs,
     /// Print the hits as JSON on stdout
     #[arg(long)]
     pub json: bool,
 }
 
-fn parse_filter(s: &str) -> Result<Filter, String> {
-    let v: serde_json::Value = serde_json::from_str(s).map_err(|e| format!("not JSON: {e}"))?;
-    Filter::from_json(&v).map_err(|e| e.to_string())
+fn parse_order(s: &str) -> Result<Order, String> {
+    s.parse().map_err(|e: engine::EngineError| e.to_string())
 }
 
-fn parse_date(s: &str) -> Result<String, String> {
-    match vecdb::filter::parse_instant(s) {
-        Some(_) => Ok(s.to_string()),
-        None => Err("expected a date like 2024-05-01 or 2024-05-01T10:00:00Z".into()),
-    }
-}
-
-impl SearchArgs {
-    /// The --filter JSON and the shorthands, combined with `and`.
-    fn filter(&self) -> anyhow::Result<Option<Filter>> {
-        let mut all: Vec<Filter> = self.filter.iter().cloned().collect();
-        if !self.folder.is_empty() {
-            let mut any = Vec::new();
-            for f in &self.folder {
-                let dir = f
-                    .canonicalize()
-                    .map_err(|e| UsageError(format!("--folder {}: {e}", f.display())))?;
-                any.push(Filter::eq("dirs", dir.to_string_lossy().into_owned()));
-            }
-            all.push(Filter::Or(any));
-        }
-        for t in &self.tag {
-            all.push(Filter::eq("tags", t.to_lowercase()));
-        }
-        if self.taken_after.is_some() || self.taken_before.is_some() {
-            all.push(Filter::Range {
-                field: "taken".into(),
-                gt: None,
-                gte: self.taken_after.clone().map(Into::into),
-                lt: self.taken_before.clone().map(Into::into),
-                lte: None,
-            });
-        }
-        if let Some(n) = self.min_size {
-            all.push(Filter::Range {
-                field: "size".into(),
-                gt: None,
-                gte: Some(n.into()),
-                lt: None,
-                lte: None,
-            });
-        }
-        Ok(match all.len() {
-            0 => None,
-            1 => all.pop(),
-            _ => Some(Filter::And(all)),
-        })
-    }
+fn parse_strategy(s: &str) -> Result<Strategy, String> {
+    s.parse().map_err(|e: engine::EngineError| e.to_string())
 }
 
 pub fn run(g: &GlobalArgs, args: &SearchArgs) -> anyhow::Result<()> {
-    let query = Query {
-        k: args.k as usize,
+    let mut query = Query {
+        k: if args.all {
+            engine::MAX_K
+        } else {
+            args.k as usize
+        },
         threshold: args.threshold,
-        filter: args.filter()?,
+        filter: args.filters.filter()?,
+        order: args.sort,
+        cursor: None,
     };
     let settings = g.settings(RawConfig::default())?;
-    let hits = match client::for_settings(&settings)? {
-        Some(server) => search_through(&server, args, &query)?,
-        None => search_direct(&engine::Engine::open(settings.engine)?, args, &query)?,
+    let backend = match client::for_settings(&settings)? {
+        Some(server) => Backend::Server(server),
+        None => Backend::Local(Box::new(engine::Engine::open(settings.engine)?)),
     };
+    let examples = match &args.text {
+        Some(_) => None,
+        None => Some(args.examples(|p| backend.indexed_id(p))?),
+    };
+    let input = match (&args.text, &examples) {
+        (Some(words), _) => SearchInput::Text(words),
+        (None, Some(examples)) => SearchInput::Examples(examples),
+        (None, None) => unreachable!("examples are made when there are no words"),
+    };
+    // One page, or with --all every page until the ranking ends.
+    let mut hits: Vec<SearchHit> = Vec::new();
+    loop {
+        let page = backend.search(input, &query)?;
+        hits.extend(page.hits);
+        match page.next {
+            Some(next) if args.all => query.cursor = Some(next),
+            _ => break,
+        }
+    }
     if args.json {
         println!("{}", serde_json::to_string_pretty(&hits)?);
     } else {
@@ -129,55 +108,59 @@ pub fn run(g: &GlobalArgs, args: &SearchArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// Where the search runs: a running server holding the data directory, or the engine opened
+/// here.
+enum Backend {
+    Server(client::Client),
+    Local(Box<engine::Engine>),
+}
+
+impl Backend {
+    fn search(&self, input: SearchInput<'_>, q: &Query) -> anyhow::Result<SearchPage> {
+        match self {
+            Backend::Server(server) => server.search(input, q),
+            Backend::Local(engine) => Ok(engine.search(input, q)?),
+        }
+    }
+
+    fn indexed_id(&self, path: &Path) -> anyhow::Result<Option<u64>> {
+        match self {
+            Backend::Server(server) => server.indexed_id(path),
+            Backend::Local(engine) => Ok(engine.image_by_path(path)?.map(|r| r.id)),
+        }
+    }
+}
+
+impl SearchArgs {
+    /// The image examples, each `--similar-to` path looked up by `indexed_id`.
+    fn examples(
+        &self,
+        indexed_id: impl Fn(&Path) -> anyhow::Result<Option<u64>>,
+    ) -> anyhow::Result<Examples> {
+        let mut positive: Vec<Example> = self.image.iter().cloned().map(Example::File).collect();
+        for p in &self.similar_to {
+            let id = indexed_id(p)?.ok_or_else(|| not_indexed(p))?;
+            positive.push(Example::Id(id));
+        }
+        positive.extend(self.id.iter().copied().map(Example::Id));
+        let files = self.not.iter().cloned().map(Example::File);
+        let negative = files.chain(self.not_id.iter().copied().map(Example::Id));
+        Ok(Examples {
+            positive,
+            negative: negative.collect(),
+            strategy: self.strategy,
+        })
+    }
+}
+
 /// The message of an image given with --similar-to that is not indexed.
-fn not_indexed(p: &std::path::Path) -> engine::EngineError {
+fn not_indexed(p: &Path) -> engine::EngineError {
     engine::EngineError::NotFound {
         what: format!(
             "{} is not indexed (search with it as IMAGE instead of --similar-to)",
             p.display()
         ),
     }
-}
-
-/// The search through a running server's API.
-fn search_through(
-    server: &client::Client,
-    args: &SearchArgs,
-    query: &Query,
-) -> anyhow::Result<Vec<SearchHit>> {
-    Ok(if let Some(p) = &args.image {
-        server.search_path(p, query)?
-    } else if let Some(p) = &args.similar_to {
-        let id = server.indexed_id(p)?.ok_or_else(|| not_indexed(p))?;
-        server.search_id(id, query)?
-    } else if let Some(id) = args.id {
-        server.search_id(id, query)?
-    } else if let Some(t) = &args.text {
-        server.search_text(t, query)?
-    } else {
-        return Err(UsageError("give IMAGE, --similar-to, --id or --text".into()).into());
-    })
-}
-
-/// The search on the engine, opened here.
-fn search_direct(
-    engine: &engine::Engine,
-    args: &SearchArgs,
-    query: &Query,
-) -> anyhow::Result<Vec<SearchHit>> {
-    let hits = if let Some(p) = &args.image {
-        engine.search_path(p, query)?
-    } else if let Some(p) = &args.similar_to {
-        let rec = engine.image_by_path(p)?.ok_or_else(|| not_indexed(p))?;
-        engine.search_id(rec.id, query)?
-    } else if let Some(id) = args.id {
-        engine.search_id(id, query)?
-    } else if let Some(t) = &args.text {
-        engine.search_text(t, query)?
-    } else {
-        return Err(UsageError("give IMAGE, --similar-to, --id or --text".into()).into());
-    };
-    Ok(hits)
 }
 
 /// Top tags of a hit as "name (score)".
@@ -215,38 +198,5 @@ fn print_table(hits: &[SearchHit]) {
             h.path.display(),
             tags_of(h)
         );
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use serde_json::json;
-
-    #[test]
-    fn shorthands_combine_with_and() {
-        let args = SearchArgs {
-            image: None,
-            similar_to: None,
-            id: Some(1),
-            text: None,
-            k: 10,
-            threshold: None,
-            filter: Some(parse_filter(r#"{"eq":{"field":"width","value":10}}"#).unwrap()),
-            folder: vec![],
-            tag: vec!["Daisy".into()],
-            taken_after: Some("2020-01-01".into()),
-            taken_before: None,
-            min_size: Some(5),
-            json: false,
-        };
-        let f = serde_json::to_value(args.filter().unwrap().unwrap()).unwrap();
-        assert_eq!(f["and"].as_array().unwrap().len(), 4);
-        assert_eq!(
-            f["and"][1],
-            json!({"eq": {"field": "tags", "value": "daisy"}})
-        );
-        assert!(parse_filter("{\"nope\":1}").is_err());
-        assert!(parse_date("yesterday").is_err());
     }
 }

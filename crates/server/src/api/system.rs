@@ -39,7 +39,8 @@ pub async fn healthz() -> Json<Health> {
 #[derive(Serialize, ToSchema)]
 pub struct Status {
     /// The engine's part: `files`, `points`, `model`, `collection_model`, `runtime`, `dim`,
-    /// `metric`, `index`, `text_search`, `store`, `collection`, `data_dir`, `storage`.
+    /// `metric`, `index`, `text_search`, `store`, `collection`, `data_dir`, `storage`,
+    /// `duplicates` (the score bands that tell copies from similar shots; cosine only).
     #[serde(flatten)]
     #[schema(value_type = Object)]
     engine: EngineStatus,

@@ -44,6 +44,35 @@ pub enum Metric {
     Cosine,
 }
 
+impl Metric {
+    /// The score of `b` for the query `a`, as a search hit reports it: the euclidean distance
+    /// (L2), the inner product (Ip) or the cosine similarity (Cosine; 0 when either vector is
+    /// zero). Panics if the lengths differ.
+    pub fn score(self, a: &[f32], b: &[f32]) -> f32 {
+        match self {
+            Metric::L2 => crate::distance::l2_squared(a, b).max(0.0).sqrt(),
+            Metric::Ip => crate::distance::dot(a, b),
+            Metric::Cosine => {
+                let norms = crate::distance::norm(a) * crate::distance::norm(b);
+                if norms > 0.0 {
+                    crate::distance::dot(a, b) / norms
+                } else {
+                    0.0
+                }
+            }
+        }
+    }
+
+    /// A score turned so that larger is always more similar: the score itself, or minus the
+    /// distance for L2.
+    pub fn similarity(self, score: f32) -> f32 {
+        match self {
+            Metric::L2 => -score,
+            Metric::Ip | Metric::Cosine => score,
+        }
+    }
+}
+
 /// Which index structure a collection uses, with its build-time parameters.
 /// See `docs/index-parameters.md` for what each parameter trades.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
