@@ -5,8 +5,14 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
+/// The repository root. Cargo sets CARGO_MANIFEST_DIR when it runs the test too, and that is
+/// preferred: a test binary reused from a build of another checkout has the other one's
+/// directory compiled in.
 fn root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
+    let dir = std::env::var_os("CARGO_MANIFEST_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")));
+    dir.join("../..")
 }
 
 /// The bullet lines of the paragraph that starts with `heading` in ARCHITECTURE.md.
