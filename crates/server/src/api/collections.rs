@@ -29,6 +29,17 @@ use params::{
     index_from_params, index_to_params, metric_from_name, metric_name, INDEX_NAMES, METRIC_NAMES,
 };
 
+/// The `{name}` path segment of the routes under `/api/collections/{name}`, described once for
+/// every operation that takes it.
+#[derive(utoipa::IntoParams)]
+#[into_params(parameter_in = Path)]
+#[allow(dead_code)] // Only the OpenAPI document reads it; the handlers extract the name as text.
+struct CollectionName {
+    /// Collection name.
+    #[param(pattern = "^[A-Za-z0-9_-]{1,64}$")]
+    name: String,
+}
+
 /// What a collection gets when `metric_type` or `index_type` is left out.
 const DEFAULT_METRIC: &str = "COSINE";
 const DEFAULT_INDEX: &str = "FLAT";
@@ -307,7 +318,7 @@ pub async fn list(State(state): State<AppState>) -> Result<Json<CollectionList>,
     tag = TAG_VECTORS,
     operation_id = "getCollection",
     summary = "Describe a collection.",
-    params(("name" = String, Path, description = "Collection name.", pattern = "^[A-Za-z0-9_-]{1,64}$")),
+    params(CollectionName),
     responses(
         (status = 200, description = "OK", body = CollectionOut),
         (status = 404, response = E404),
@@ -328,7 +339,7 @@ pub async fn info(
     tag = TAG_VECTORS,
     operation_id = "dropCollection",
     summary = "Drop a collection (not the image index's own).",
-    params(("name" = String, Path, description = "Collection name.", pattern = "^[A-Za-z0-9_-]{1,64}$")),
+    params(CollectionName),
     responses(
         (status = 200, description = "OK", body = CollectionDropped),
         (status = 403, response = E403),
@@ -357,7 +368,7 @@ pub async fn drop_collection(
     tag = TAG_VECTORS,
     operation_id = "insertPoints",
     summary = "Insert or replace points, all or nothing.",
-    params(("name" = String, Path, description = "Collection name.", pattern = "^[A-Za-z0-9_-]{1,64}$")),
+    params(CollectionName),
     request_body = InsertBody,
     responses(
         (status = 200, description = "OK", body = Inserted),
@@ -416,7 +427,7 @@ pub async fn insert(
     tag = TAG_VECTORS,
     operation_id = "searchVectors",
     summary = "Nearest neighbours of each query vector.",
-    params(("name" = String, Path, description = "Collection name.", pattern = "^[A-Za-z0-9_-]{1,64}$")),
+    params(CollectionName),
     request_body = SearchBody,
     responses(
         (status = 200, description = "OK", body = VectorResults),
@@ -488,7 +499,7 @@ pub async fn search(
     tag = TAG_VECTORS,
     operation_id = "deletePoints",
     summary = "Delete points by id; unknown ids are skipped.",
-    params(("name" = String, Path, description = "Collection name.", pattern = "^[A-Za-z0-9_-]{1,64}$")),
+    params(CollectionName),
     request_body = IdsBody,
     responses(
         (status = 200, description = "OK", body = Deleted),
@@ -519,7 +530,7 @@ pub async fn delete_points(
     tag = TAG_VECTORS,
     operation_id = "getPoints",
     summary = "Points by id with vectors and metadata; unknown ids are skipped.",
-    params(("name" = String, Path, description = "Collection name.", pattern = "^[A-Za-z0-9_-]{1,64}$")),
+    params(CollectionName),
     request_body = IdsBody,
     responses(
         (status = 200, description = "OK", body = Points),
