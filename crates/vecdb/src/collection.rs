@@ -1,7 +1,8 @@
 //! A collection: validation, the write path, loading and snapshot saving.
 //!
 //! Storage: vectors live in the collection's memory-mapped vector file (`vectors.bin`), points'
-//! slots and metadata in redb (`points.redb`), the index in its snapshot (`index.snap`). Write
+//! slots and metadata in redb (`points.redb`), the index in its snapshot (`index.snap`), the field
+//! indexes that answer filters in theirs (`fields.snap`, [`crate::fields`]). Write
 //! protocol, per batch: plan slots (free ones first, then the end of the file), write the
 //! vectors there and fsync the vector file, map it if it grew, then commit the redb transaction
 //! that makes the slots live (one fsync), then apply to memory. A crash before the commit leaves
@@ -35,6 +36,7 @@ use serde_json::Value;
 
 use crate::config::CollectionConfig;
 use crate::error::VecDbError;
+use crate::fields::FieldIndex;
 use crate::index::{IndexSpec, Metric, VectorArena};
 use crate::state::State;
 use crate::storage::points::{Change, PointStore, Stored, CONFIG_FORMAT_VERSION};
@@ -65,6 +67,7 @@ pub const IVF_RETRAIN_MIN: usize = 1_024;
 pub(crate) const POINTS_FILE: &str = "points.redb";
 pub(crate) const SNAPSHOT_FILE: &str = "index.snap";
 pub(crate) const VECTORS_FILE: &str = "vectors.bin";
+pub(crate) const FIELDS_FILE: &str = "fields.snap";
 
 /// Memory and disk use of a collection, by component ([`Collection::stats`]).
 #[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
@@ -84,9 +87,10 @@ pub struct CollectionStats {
     pub index_bytes: u64,
     /// Heap bytes of the id <-> slot tables.
     pub slot_table_bytes: u64,
-    /// Whether a filtered search loaded the per-slot metadata cache (heap, proportional to the
-    /// metadata's size).
-    pub metadata_cache_loaded: bool,
+    /// Whether a filtered search or a write loaded the field indexes.
+    pub field_index_loaded: bool,
+    /// Heap bytes of the field indexes (an estimate; 0 while not loaded).
+    pub field_index_bytes: u64,
     /// Bytes the collection's files take on disk (allocated blocks).
     pub disk_bytes: u64,
 }
@@ -227,6 +231,8 @@ impl Collection {
         self.check_open()?;
         let _w = self.inner.writer.lock();
         self.check_open()?;
+        // Loaded so that the field index file saved with the next snapshot stays current.
+        self.inner.load_fields_locked()?;
         let mut existing: Vec<u64> = {
             let st = self.inner.state.read();
             ids.iter()
@@ -310,7 +316,8 @@ impl Collection {
                     vectors_mapped_bytes: st.arena.mapped_bytes() as u64,
                     index_bytes: st.index.memory_bytes() as u64,
                     slot_table_bytes: st.slot_table_bytes() as u64,
-                    metadata_cache_loaded: st.metadata.is_some(),
+                    field_index_loaded: st.fields.is_some(),
+                    field_index_bytes: st.fields.as_ref().map_or(0, |f| f.heap_bytes() as u64),
                     disk_bytes: 0,
                 },
                 self.inner.dir.clone(),
@@ -342,50 +349,43 @@ impl Collection {
         records.into_iter().map(|r| self.point_of(&st, r)).collect()
     }
 
-    /// The metadata of the given live points, for search hits: from the cache when a filtered
-    /// search loaded it, else from redb. `None` for a point whose record is gone (deleted by a
-    /// write that is committed but not applied to memory yet).
-    pub(crate) fn hit_metadata(
-        &self,
-        st: &State,
-        slots_ids: &[(u32, u64)],
-    ) -> Result<Vec<Option<Value>>, VecDbError> {
-        if let Some(m) = &st.metadata {
-            return Ok(slots_ids
-                .iter()
-                .map(|&(s, _)| Some(m[s as usize].clone()))
-                .collect());
-        }
-        let ids: Vec<u64> = slots_ids.iter().map(|&(_, id)| id).collect();
-        self.inner.store.get_metadata(&ids)
+    /// The metadata of the given points, for search hits, from redb. `None` for a point whose
+    /// record is gone (deleted by a write that is committed but not applied to memory yet).
+    pub(crate) fn hit_metadata(&self, ids: &[u64]) -> Result<Vec<Option<Value>>, VecDbError> {
+        self.inner.store.get_metadata(ids)
     }
 
-    /// Loads the per-slot metadata cache that filtered searches evaluate, once (one read of
-    /// every record); writes keep it current afterwards.
-    pub(crate) fn ensure_metadata(&self) -> Result<(), VecDbError> {
-        if self.inner.state.read().metadata.is_some() {
+    /// The metadata of the given slots (live ones; others are skipped), for the filter leaves
+    /// the field indexes answer from JSON.
+    pub(crate) fn slot_metadata(
+        &self,
+        st: &State,
+        slots: &roaring::RoaringBitmap,
+    ) -> Result<Vec<(u32, Value)>, VecDbError> {
+        let live: Vec<(u32, u64)> = slots
+            .iter()
+            .filter(|&s| (s as usize) < st.slot_ids.len() && st.is_live(s))
+            .map(|s| (s, st.slot_ids[s as usize]))
+            .collect();
+        let ids: Vec<u64> = live.iter().map(|&(_, id)| id).collect();
+        let metadata = self.inner.store.get_metadata(&ids)?;
+        Ok(live
+            .into_iter()
+            .zip(metadata)
+            .filter_map(|((s, _), m)| m.map(|m| (s, m)))
+            .collect())
+    }
+
+    /// Loads the field indexes that filtered searches evaluate, once; writes keep them current
+    /// afterwards.
+    pub(crate) fn ensure_fields(&self) -> Result<(), VecDbError> {
+        if self.inner.state.read().fields.is_some() {
             return Ok(());
         }
         // Under the writer lock no write changes the slots while the records are read.
         let _w = self.inner.writer.lock();
         self.check_open()?;
-        let cache = {
-            let st = self.inner.state.read();
-            if st.metadata.is_some() {
-                return Ok(());
-            }
-            let mut cache = vec![Value::Null; st.slot_ids.len()];
-            self.inner.store.for_each_metadata(|id, m| {
-                if let Some(&s) = st.id_slot.get(&id) {
-                    cache[s as usize] = m;
-                }
-                Ok(())
-            })?;
-            cache
-        };
-        tracing::debug!(slots = cache.len(), "metadata cache loaded for filtering");
-        self.inner.state.write().metadata = Some(cache);
-        Ok(())
+        self.inner.load_fields_locked()
     }
 
     /// Writes the index snapshot now (atomically). Durable when it returns `Ok`.
@@ -403,6 +403,7 @@ impl Collection {
         }
         let _w = self.inner.writer.lock();
         self.check_open()?;
+        self.inner.load_fields_locked()?;
         // Which points keep their slot (an upsert with a bit-identical vector) and which slots
         // the others get. Only writers change the state, so this plan stays true until applied.
         let (keep, new_slots) = {
@@ -427,6 +428,20 @@ impl Collection {
             }
             (keep, st.plan_slots(fresh))
         };
+        // A point keeping its slot replaces its metadata: the field indexes must unindex the
+        // old values, which only redb knows (read before the commit overwrites them).
+        let kept_ids: Vec<u64> = prepared
+            .iter()
+            .zip(&keep)
+            .filter(|(_, k)| k.is_some())
+            .map(|(p, _)| p.id)
+            .collect();
+        let mut old_metadata = self
+            .inner
+            .store
+            .get_metadata(&kept_ids)?
+            .into_iter()
+            .map(|m| m.unwrap_or(Value::Null));
         let mut slots = Vec::with_capacity(prepared.len());
         let mut planned = new_slots.iter();
         for k in &keep {
@@ -509,9 +524,12 @@ impl Collection {
             let held = std::time::Instant::now();
             for (p, k, slot) in it.by_ref().take(APPLY_CHUNK) {
                 match k {
-                    Some(s) => st.set_metadata(s, p.metadata),
+                    Some(s) => {
+                        let old = old_metadata.next().expect("one old record per kept point");
+                        st.set_metadata(s, &old, &p.metadata);
+                    }
                     None => {
-                        if st.stage(p.id, slot, Some(p.metadata)) {
+                        if st.stage(p.id, slot, &p.metadata) {
                             staged.push(slot);
                         }
                     }
@@ -586,17 +604,103 @@ impl Collection {
 impl Inner {
     /// Saves the snapshot; the caller holds the writer lock, so no write is half-applied.
     fn save_locked(&self) -> Result<(), VecDbError> {
-        let bytes = self
-            .state
-            .read()
-            .to_snapshot(&self.config, self.uid)
-            .encode();
+        let (bytes, fields) = {
+            let st = self.state.read();
+            (
+                st.to_snapshot(&self.config, self.uid).encode(),
+                st.fields
+                    .as_ref()
+                    .map(|f| f.encode(self.uid, st.generation)),
+            )
+        };
+        if let Some(fields) = fields {
+            snapshot::write_atomic(&self.dir.join(FIELDS_FILE), &fields)?;
+        }
         snapshot::write_atomic(&self.dir.join(SNAPSHOT_FILE), &bytes)?;
         self.changes_since_save.store(0, Ordering::Release);
         self.snapshot_current.store(true, Ordering::Release);
         tracing::debug!(bytes = bytes.len(), "index snapshot saved");
         Ok(())
     }
+
+    /// Loads the field indexes if they are not loaded: from `fields.snap` when it belongs to
+    /// this point set, else rebuilt from every record's metadata (and saved, so the next process
+    /// need not). The caller holds the writer lock, so the slots do not change meanwhile.
+    fn load_fields_locked(&self) -> Result<(), VecDbError> {
+        if self.state.read().fields.is_some() {
+            return Ok(());
+        }
+        let path = self.dir.join(FIELDS_FILE);
+        let loaded = {
+            let st = self.state.read();
+            match std::fs::read(&path) {
+                Ok(bytes) => match FieldIndex::decode(&bytes) {
+                    Ok((f, uid, generation)) if uid == self.uid && generation == st.generation => {
+                        adopt_fields(&st, f)
+                    }
+                    Ok((_, uid, generation)) => Err(if uid == self.uid {
+                        format!(
+                            "it is for generation {generation}, the points are at {}",
+                            st.generation
+                        )
+                    } else {
+                        "it belongs to another collection (uid differs)".into()
+                    }),
+                    Err(reason) => Err(reason),
+                },
+                Err(e) => Err(e.to_string()),
+            }
+        };
+        let fields = match loaded {
+            Ok(f) => {
+                tracing::debug!("field indexes loaded");
+                f
+            }
+            Err(reason) => {
+                tracing::info!(%reason, "field index file not usable; rebuilding from the points");
+                let started = std::time::Instant::now();
+                let f = {
+                    let st = self.state.read();
+                    let mut f = FieldIndex::default();
+                    self.store.for_each_metadata(|id, m| {
+                        if let Some(&s) = st.id_slot.get(&id) {
+                            f.add(s, &m);
+                        }
+                        Ok(())
+                    })?;
+                    f
+                };
+                let bytes = f.encode(self.uid, self.state.read().generation);
+                // Only a cost later if it fails: the next process rebuilds again.
+                if let Err(e) = snapshot::write_atomic(&path, &bytes) {
+                    tracing::warn!(error = %e, "could not save the field indexes");
+                }
+                tracing::info!(elapsed = ?started.elapsed(), bytes = bytes.len(), "field indexes rebuilt");
+                f
+            }
+        };
+        self.state.write().fields = Some(fields);
+        Ok(())
+    }
+}
+
+/// Checks a field index file against the state it is loaded into (same uid and generation):
+/// every live slot is indexed, and slots no longer live are dropped from it, since a rebuilt
+/// state may have freed them for reuse.
+fn adopt_fields(st: &State, mut f: FieldIndex) -> Result<FieldIndex, String> {
+    let (live, gone): (Vec<u32>, Vec<u32>) = f
+        .indexed()
+        .iter()
+        .partition(|&s| (s as usize) < st.slot_ids.len() && st.is_live(s));
+    if live.len() != st.live_count() {
+        return Err(format!(
+            "it indexes {} of the {} live points",
+            live.len(),
+            st.live_count()
+        ));
+    }
+    f.purge(&gone.into_iter().collect());
+    Ok(f)
 }
 
 impl Drop for Inner {

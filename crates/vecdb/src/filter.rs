@@ -174,6 +174,27 @@ impl ValueSet {
         set
     }
 
+    /// The scalar values of the set, each once (numbers equal by value are one).
+    pub(crate) fn scalars(&self) -> impl Iterator<Item = Value> + '_ {
+        let numbers = self.numbers.iter().filter_map(|&bits| {
+            serde_json::Number::from_f64(f64::from_bits(bits)).map(Value::Number)
+        });
+        let strings = self.strings.iter().map(|s| Value::String(s.clone()));
+        let bools = [false, true]
+            .into_iter()
+            .filter(|&b| self.bools[usize::from(b)])
+            .map(Value::Bool);
+        numbers
+            .chain(strings)
+            .chain(bools)
+            .chain(self.null.then_some(Value::Null))
+    }
+
+    /// Whether the set holds an array or an object (compared by a scan of the JSON).
+    pub(crate) fn has_composite(&self) -> bool {
+        !self.other.is_empty()
+    }
+
     fn contains(&self, v: &Value) -> bool {
         match v {
             Value::Number(n) => match n.as_f64() {

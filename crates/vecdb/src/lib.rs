@@ -6,7 +6,8 @@
 //! through a mapped [`index::VectorArena`]. The index is saved as a checksummed snapshot file, so
 //! reopening maps the vectors and loads the index structure without reading any point.
 //!
-//! Layering: `distance` (kernels) and `index` (structures, no IO) know nothing of storage;
+//! Layering: `distance` (kernels), `index` (structures, no IO) and `fields` (the field indexes
+//! that answer filters, no IO) know nothing of storage;
 //! `storage` does all IO; `collection`, `search` and `db` tie them together and own validation,
 //! filtering and concurrency. See `docs/vecdb.md` for file formats and durability contracts.
 
@@ -20,6 +21,7 @@ pub mod search;
 pub mod storage;
 
 mod collection;
+mod fields;
 mod migrate;
 mod state;
 

@@ -4,9 +4,9 @@
 //! is a maximum distance). Ip returns the dot product and Cosine the cosine similarity (hits
 //! descending; `threshold` is a minimum score). Ties keep the index's order.
 //!
-//! Filter planning: the filter is first evaluated on every live point's metadata (the per-slot
-//! cache, loaded from redb by the first filtered search) to get the set of matching slots (a
-//! bitset). If that set is small, fewer than
+//! Filter planning: the filter is first evaluated on the field indexes ([`crate::fields`], loaded
+//! by the first filtered search) to get the set of matching live slots (a bitset), without
+//! reading the metadata of points it does not match. If that set is small, fewer than
 //! `max(k * EXACT_FACTOR, live / EXACT_DIVISOR)` slots, the search is exact over just those slots
 //! (cheap, and approximate indexes lose recall when most candidates are rejected); otherwise the
 //! index searches with the bitset as its `accept` predicate, so the filter applies during the
@@ -19,6 +19,7 @@ use serde_json::Value;
 use crate::collection::{check_vector, prepare_vector, Collection};
 use crate::config::CollectionConfig;
 use crate::error::VecDbError;
+use crate::fields::ReadSlots;
 use crate::filter::{CompiledFilter, Filter};
 use crate::index::quant::{check_refine_k, refine_candidates, MAX_REFINE_CANDIDATES};
 use crate::index::{AnyIndex, DistanceKind, IndexSpec, QueryParams, VectorArena};
@@ -143,10 +144,12 @@ impl Collection {
         let kind = distance_kind(config);
         let _span = tracing::debug_span!("search", collection = %config.name, k = req.k).entered();
         if filter.is_some() {
-            self.ensure_metadata()?;
+            self.ensure_fields()?;
         }
         // A hit whose record is gone was deleted by a write that is committed but not yet
-        // applied to memory; searching again once it is applied gives a full answer.
+        // applied to memory; searching again once it is applied gives a full answer. The
+        // writer lock is held from the commit until the write is applied, so taking it once
+        // waits for exactly that (a yield alone left short answers on a loaded machine).
         for attempt in 0..3 {
             let st = self.inner.state.read();
             validate_params(&st.index, &params)?;
@@ -154,7 +157,12 @@ impl Collection {
                 None => st
                     .index
                     .search(&st.arena, &q, req.k, &params, &|s| st.is_live(s)),
-                Some(f) => filtered_search(&st, f, &q, req.k, &params, kind),
+                Some(f) => filtered_search(
+                    &st,
+                    f,
+                    &mut |slots| self.slot_metadata(&st, slots),
+                    (&q, req.k, &params, kind),
+                )?,
             };
             let mut kept = Vec::with_capacity(found.len());
             for (slot, dist) in found {
@@ -170,11 +178,11 @@ impl Collection {
                 }
                 kept.push((slot, st.slot_ids[slot as usize], score));
             }
-            let pairs: Vec<(u32, u64)> = kept.iter().map(|&(s, id, _)| (s, id)).collect();
-            let metadata = self.hit_metadata(&st, &pairs)?;
+            let ids: Vec<u64> = kept.iter().map(|&(_, id, _)| id).collect();
+            let metadata = self.hit_metadata(&ids)?;
             if metadata.iter().any(Option::is_none) && attempt < 2 {
                 drop(st);
-                std::thread::yield_now();
+                drop(self.inner.writer.lock());
                 continue;
             }
             return Ok(kept
@@ -263,34 +271,32 @@ fn to_score(kind: DistanceKind, dist: f32) -> f32 {
 fn filtered_search(
     st: &State,
     filter: &CompiledFilter,
-    q: &[f32],
-    k: usize,
-    params: &QueryParams,
-    kind: DistanceKind,
-) -> Vec<(u32, f32)> {
+    read: &mut ReadSlots<'_>,
+    (q, k, params, kind): (&[f32], usize, &QueryParams, DistanceKind),
+) -> Result<Vec<(u32, f32)>, VecDbError> {
     let n = st.slot_ids.len();
+    let Some(fields) = &st.fields else {
+        unreachable!("filtered searches load the field indexes first")
+    };
     let mut bits = Bitset(vec![0u64; n.div_ceil(64)]);
     let mut matched = Vec::new();
-    let Some(metadata) = &st.metadata else {
-        unreachable!("filtered searches load the metadata cache first")
-    };
-    for slot in 0..n as u32 {
-        if st.is_live(slot) && filter.matches(&metadata[slot as usize]) {
+    for slot in fields.matching(filter, read)? {
+        if (slot as usize) < n && st.is_live(slot) {
             bits.0[slot as usize / 64] |= 1 << (slot % 64);
             matched.push(slot);
         }
     }
     let exact_below = (k.saturating_mul(EXACT_FACTOR)).max(st.live_count() / EXACT_DIVISOR);
     if matched.len() < exact_below {
-        return exact_over(&st.arena, &matched, q, k, kind);
+        return Ok(exact_over(&st.arena, &matched, q, k, kind));
     }
     let found = st.index.search(&st.arena, q, k, params, &|s| bits.get(s));
     if found.len() < k.min(matched.len()) {
         // The index ran out of accepted candidates (a filter that is selective in the region of
         // the query): fall back to exact search rather than return fewer than k hits.
-        return exact_over(&st.arena, &matched, q, k, kind);
+        return Ok(exact_over(&st.arena, &matched, q, k, kind));
     }
-    found
+    Ok(found)
 }
 
 /// Exact k-nearest over the given slots, ascending internal distance.

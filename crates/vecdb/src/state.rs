@@ -7,8 +7,9 @@
 //! usable snapshot), dead slots become free, and new vectors are written into free slots before
 //! the file is extended.
 //!
-//! Nothing here holds metadata by default: hits read theirs from redb. The per-slot metadata
-//! cache (`metadata`) is loaded on the first filtered search and kept up to date from then on.
+//! No metadata is held here: hits read theirs from redb, and filters are answered by the field
+//! indexes (`fields`), loaded by the first filtered search or write and kept up to date from then
+//! on (see [`crate::fields`]).
 //!
 //! This module also converts between the state and an index snapshot ([`Snapshot`]).
 
@@ -17,6 +18,7 @@ use std::collections::HashMap;
 use serde_json::Value;
 
 use crate::config::CollectionConfig;
+use crate::fields::FieldIndex;
 use crate::index::{AnyIndex, DistanceKind, VectorArena};
 use crate::storage::snapshot::{
     Snapshot, DEAD_SLOT, FREE_SLOT, SNAPSHOT_RESTORABLE, SNAPSHOT_VERSION,
@@ -31,8 +33,8 @@ pub(crate) struct State {
     pub id_slot: HashMap<u64, u32>,
     /// Free slots, reused before the file grows (popped from the end).
     pub free: Vec<u32>,
-    /// Metadata per slot (`Null` for dead and free slots), once a filtered search loaded it.
-    pub metadata: Option<Vec<Value>>,
+    /// The field indexes, once a filtered search or a write loaded them.
+    pub fields: Option<FieldIndex>,
     /// The redb generation this state reflects.
     pub generation: u64,
     /// Live points when the index was last bulk-built (drives IVF retraining).
@@ -95,7 +97,7 @@ impl State {
             slot_ids,
             id_slot,
             free,
-            metadata: None,
+            fields: None,
             generation,
         }
     }
@@ -115,13 +117,19 @@ impl State {
     pub(crate) fn install_rebuilt(&mut self, index: AnyIndex) {
         self.index = index;
         self.built_live = self.live_count();
+        let mut freed = roaring::RoaringBitmap::new();
         for (s, id) in self.slot_ids.iter_mut().enumerate() {
             if *id == DEAD_SLOT {
                 *id = FREE_SLOT;
                 self.free.push(s as u32);
+                freed.insert(s as u32);
             }
         }
         self.free.sort_unstable_by(|a, b| b.cmp(a));
+        // A freed slot's entries name metadata that is gone; purged before the slot is reused.
+        if let Some(f) = &mut self.fields {
+            f.purge(&freed);
+        }
     }
 
     pub(crate) fn is_live(&self, slot: u32) -> bool {
@@ -153,7 +161,7 @@ impl State {
     /// mapped) live for `id`, killing the point's previous slot if it had one, and stages it in
     /// the index. Returns whether the caller must then run the index's [`AnyIndex::link`] for
     /// the slot (it needs only `&self`, so it can run under the read lock).
-    pub(crate) fn stage(&mut self, id: u64, slot: u32, metadata: Option<Value>) -> bool {
+    pub(crate) fn stage(&mut self, id: u64, slot: u32, metadata: &Value) -> bool {
         if let Some(&old) = self.id_slot.get(&id) {
             self.kill(old);
         }
@@ -165,25 +173,23 @@ impl State {
                 self.free.push(f as u32);
             }
             self.slot_ids.resize(s + 1, FREE_SLOT);
-            if let Some(m) = &mut self.metadata {
-                m.resize(s + 1, Value::Null);
-            }
             self.arena.remap(None, s + 1);
         } else if let Some(pos) = self.free.iter().rposition(|&f| f == slot) {
             self.free.remove(pos);
         }
         self.slot_ids[s] = id;
-        if let (Some(m), Some(v)) = (&mut self.metadata, metadata) {
-            m[s] = v;
+        if let Some(f) = &mut self.fields {
+            f.add(slot, metadata);
         }
         self.id_slot.insert(id, slot);
         self.index.stage(&self.arena, slot)
     }
 
-    /// Replaces a live point's metadata (an upsert with a bit-identical vector).
-    pub(crate) fn set_metadata(&mut self, slot: u32, metadata: Value) {
-        if let Some(m) = &mut self.metadata {
-            m[slot as usize] = metadata;
+    /// Replaces a live point's metadata `old` by `new` (an upsert with a bit-identical vector).
+    pub(crate) fn set_metadata(&mut self, slot: u32, old: &Value, new: &Value) {
+        if let Some(f) = &mut self.fields {
+            f.remove(slot, old);
+            f.add(slot, new);
         }
     }
 
@@ -198,11 +204,10 @@ impl State {
         }
     }
 
+    /// Marks a slot dead. Its field entries stay until the slot is freed: searches accept live
+    /// slots only, and forgetting them now would need the metadata it held.
     fn kill(&mut self, slot: u32) {
         self.slot_ids[slot as usize] = DEAD_SLOT;
-        if let Some(m) = &mut self.metadata {
-            m[slot as usize] = Value::Null;
-        }
     }
 
     /// Heap bytes of the slot tables (ids per slot, id -> slot map, free list).
@@ -308,7 +313,7 @@ impl State {
             slot_ids: snap.slot_ids,
             id_slot,
             free,
-            metadata: None,
+            fields: None,
             generation,
         })
     }

@@ -87,14 +87,14 @@ pub fn run(g: &GlobalArgs, args: &StatusArgs) -> anyhow::Result<()> {
             st.get(key).and_then(|b| b.as_u64()).unwrap_or(0) as f64 / (1024.0 * 1024.0)
         };
         println!(
-            "memory:      {:.1} MiB vectors mapped (page cache), {:.1} MiB index, {:.1} MiB slot tables{}",
+            "memory:      {:.1} MiB vectors mapped (page cache), {:.1} MiB index, {:.1} MiB slot tables, {}",
             mib("vectors_mapped_bytes"),
             mib("index_bytes"),
             mib("slot_table_bytes"),
-            if st.get("metadata_cache_loaded").and_then(|b| b.as_bool()) == Some(true) {
-                ", metadata cache loaded (filters)"
+            if st.get("field_index_loaded").and_then(|b| b.as_bool()) == Some(true) {
+                format!("{:.1} MiB field indexes", mib("field_index_bytes"))
             } else {
-                ""
+                "field indexes not loaded".to_string()
             }
         );
         println!("disk:        {:.1} MiB", mib("disk_bytes"));

@@ -5,6 +5,7 @@ mod common;
 mod concurrency;
 mod conformance;
 mod crash;
+mod fields;
 mod fixture;
 mod recall;
 mod snapshots;
