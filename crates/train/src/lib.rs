@@ -36,7 +36,7 @@ pub use rand_chacha;
 
 pub use augment::{augment, AugmentConfig, ViewDatasetBuilder};
 pub use cache::EmbeddingCache;
-pub use edits::Edit;
+pub use edits::{Edit, PictureSignature};
 pub use error::{Result, TrainError};
 pub use head::{Dense, Head, HeadArch, HeadKind};
 pub use loss::{Loss, LossOutput, Mining};

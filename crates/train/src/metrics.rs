@@ -160,16 +160,18 @@ pub fn class_retrieval(embeddings: &Matrix, labels: &[usize]) -> Result<Retrieva
     class_retrieval_from_similarity(&cosine_matrix(embeddings, embeddings), labels)
 }
 
-/// Near-duplicate retrieval. Row `q` of every edit type's matrix is an edited copy of
-/// `database` row `targets[q]` and queries the whole database, where the only relevant item
-/// is that original; the other images act as distractors. With one relevant item, AP is the
-/// reciprocal rank.
+/// Near-duplicate retrieval. Row `q` of every edit type's matrix is an edited copy of one
+/// `database` row and queries the whole database; `answers[q]` lists the rows that count as
+/// its original: the source row first, then any other file of the database that shows the same
+/// picture (a data set may hold one photo twice; finding that copy first is not a miss). The
+/// other images act as distractors. The first answer in the ranking is the hit, and the other
+/// answers are left out of the ranking, so AP is the reciprocal rank of the first answer.
 pub fn near_duplicate(
     database: &Matrix,
     edited: &[(String, Matrix)],
-    targets: &[usize],
+    answers: &[Vec<usize>],
 ) -> Result<Vec<EditReport>> {
-    if let Some(&bad) = targets.iter().find(|&&t| t >= database.rows()) {
+    if let Some(&bad) = answers.iter().flatten().find(|&&t| t >= database.rows()) {
         return Err(TrainError::WrongDimension {
             expected: database.rows(),
             got: bad,
@@ -177,9 +179,9 @@ pub fn near_duplicate(
     }
     let mut out = Vec::with_capacity(edited.len());
     for (name, queries) in edited {
-        if queries.rows() != targets.len() || queries.cols() != database.cols() {
+        if queries.rows() != answers.len() || queries.cols() != database.cols() {
             return Err(TrainError::WrongDimension {
-                expected: targets.len(),
+                expected: answers.len(),
                 got: queries.rows(),
             });
         }
@@ -187,11 +189,20 @@ pub fn near_duplicate(
         let rep = average(
             (0..queries.rows())
                 .filter_map(|q| {
+                    let answer = &answers[q];
+                    let mut found = false;
                     let relevance: Vec<bool> = rank_desc(sim.row(q))
                         .into_iter()
-                        .map(|j| j == targets[q])
+                        .filter_map(|j| match answer.contains(&j) {
+                            true if found => None,
+                            true => {
+                                found = true;
+                                Some(true)
+                            }
+                            false => Some(false),
+                        })
                         .collect();
-                    query_metrics(&relevance, 1)
+                    query_metrics(&relevance, usize::from(!answer.is_empty()))
                 })
                 .collect::<Vec<_>>(),
         );
@@ -284,7 +295,7 @@ mod tests {
         // (cosine 0.99 against 0.8 for its original), so its original ranks second (1/2).
         let good = orig.clone();
         let bad = Matrix::from_rows(&[[0.8, 0.6], [0.0, 1.0], [0.7, 0.7]]).unwrap();
-        let targets = [0, 1, 2];
+        let targets = [vec![0], vec![1], vec![2]];
         let reps = near_duplicate(
             &orig,
             &[("good".into(), good), ("bad".into(), bad)],
@@ -296,11 +307,30 @@ mod tests {
         assert!(close(reps[1].map, (0.5 + 1.0 + 1.0) / 3.0));
         let wrong = Matrix::from_rows(&[[1.0, 0.0]]).unwrap();
         assert!(near_duplicate(&orig, &[("x".into(), wrong.clone())], &targets).is_err());
-        assert!(near_duplicate(&orig, &[("x".into(), wrong.clone())], &[3]).is_err());
+        assert!(near_duplicate(&orig, &[("x".into(), wrong.clone())], &[vec![3]]).is_err());
         // One query (an exact copy of item 2) against the three-item database.
         let copy = Matrix::from_rows(&[[0.7, 0.7]]).unwrap();
-        let one = near_duplicate(&orig, &[("copy".into(), copy)], &[2]).unwrap();
+        let one = near_duplicate(&orig, &[("copy".into(), copy)], &[vec![2]]).unwrap();
         assert_eq!(one[0].queries, 1);
         assert!(close(one[0].recall_at_1, 1.0));
+    }
+
+    #[test]
+    fn a_copy_of_the_source_in_the_database_counts_as_the_original() {
+        // Item 3 shows the same picture as item 0 and lies nearer the edited query, which
+        // ranks 3, 0, 2, 1.
+        let db = Matrix::from_rows(&[[1.0, 0.0], [0.0, 1.0], [0.7, 0.7], [0.95, 0.05]]).unwrap();
+        let query = Matrix::from_rows(&[[0.9, 0.1]]).unwrap();
+        let edits = [("e".to_string(), query)];
+        // Without the copy among the answers the original ranks second.
+        let alone = near_duplicate(&db, &edits, &[vec![0]]).unwrap();
+        assert!(close(alone[0].recall_at_1, 0.0) && close(alone[0].map, 0.5));
+        // With it the copy is the hit at rank 1, and the original after it is not counted.
+        let with = near_duplicate(&db, &edits, &[vec![0, 3]]).unwrap();
+        assert!(close(with[0].recall_at_1, 1.0) && close(with[0].map, 1.0));
+        // A copy ranked below a distractor still leaves the distractor first.
+        let far = Matrix::from_rows(&[[0.6, 0.8]]).unwrap();
+        let late = near_duplicate(&db, &[("e".to_string(), far)], &[vec![0, 3]]).unwrap();
+        assert!(close(late[0].recall_at_1, 0.0));
     }
 }

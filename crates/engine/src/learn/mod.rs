@@ -20,6 +20,12 @@ mod fit;
 
 pub use fit::{train, Method, Plan, Trained};
 
+/// The cosine similarity from which a file is compared pixel by pixel with a near-duplicate
+/// original (see [`Workbench::same_picture_answers`]): two files of one picture score about 1.0
+/// under any usable model, and the default model's best scores between different photos of
+/// flowers17 stay below 0.9 (bench/README.md), so 0.8 misses no copy and decodes few files.
+pub const SAME_PICTURE_CANDIDATE: f32 = 0.8;
+
 /// Image files under a folder of class sub-folders.
 #[derive(Debug, Clone)]
 pub struct Corpus {
@@ -255,6 +261,31 @@ impl Workbench {
             .collect())
     }
 
+    /// The answers of each picked original in near-duplicate retrieval (see
+    /// [`train::near_duplicate`]): `rows[r]` is the embedding of `paths[files[r]]`, and the
+    /// answers of `picked[q]` are that row itself, then every other row whose file shows the
+    /// same picture ([`train::PictureSignature`]). Decoding every file would cost what the
+    /// embedding cache saves, so only rows within cosine [`SAME_PICTURE_CANDIDATE`] of the
+    /// original are decoded and compared; the decision itself is made on pixels.
+    pub fn same_picture_answers(
+        &self,
+        paths: &[PathBuf],
+        files: &[usize],
+        rows: &[Vec<f32>],
+        picked: &[usize],
+    ) -> Vec<Vec<usize>> {
+        answers_by_picture(rows, picked, |row| {
+            let path = &paths[files[row]];
+            match decode_file(path, &self.limits) {
+                Ok(d) => Some(train::PictureSignature::of(&d.rgb)),
+                Err(e) => {
+                    tracing::warn!("cannot compare {} with its neighbours: {e}", path.display());
+                    None
+                }
+            }
+        })
+    }
+
     /// Embedded augmented views of every image, one class per image (self-supervised
     /// training). The cache is saved every 50 images, so an interrupted run resumes.
     pub fn view_dataset(
@@ -358,6 +389,40 @@ pub fn project(rows: &[Vec<f32>], head: Option<&Head>) -> Result<Matrix, EngineE
     Ok(m)
 }
 
+/// [`Workbench::same_picture_answers`] on embeddings `rows`, with `signature` giving a row's
+/// picture (`None` when its file cannot be read: then it matches nothing). Signatures are only
+/// asked for the originals with a candidate and for those candidates.
+fn answers_by_picture(
+    rows: &[Vec<f32>],
+    picked: &[usize],
+    mut signature: impl FnMut(usize) -> Option<train::PictureSignature>,
+) -> Vec<Vec<usize>> {
+    let norm = |v: &[f32]| train::matrix::dot(v, v).sqrt().max(f32::MIN_POSITIVE);
+    let norms: Vec<f32> = rows.iter().map(|r| norm(r)).collect();
+    let mut answers = Vec::with_capacity(picked.len());
+    for &r in picked {
+        let mut answer = vec![r];
+        let candidates: Vec<usize> = (0..rows.len())
+            .filter(|&j| {
+                j != r
+                    && train::matrix::dot(&rows[r], &rows[j]) / (norms[r] * norms[j])
+                        >= SAME_PICTURE_CANDIDATE
+            })
+            .collect();
+        if !candidates.is_empty() {
+            if let Some(original) = signature(r) {
+                for j in candidates {
+                    if signature(j).is_some_and(|s| s.same_picture(&original)) {
+                        answer.push(j);
+                    }
+                }
+            }
+        }
+        answers.push(answer);
+    }
+    answers
+}
+
 /// `n` of the indices `0..len`, chosen at random with `seed` and kept in order (all when `n`
 /// is 0 or too large).
 pub fn pick(len: usize, n: usize, seed: u64) -> Vec<usize> {
@@ -422,6 +487,44 @@ fn manifest_path_for(head: &Path) -> PathBuf {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_same_picture_copy_near_the_original_is_an_answer_and_nothing_else_is() {
+        use train::image::{Rgb, RgbImage};
+        let card = RgbImage::from_fn(64, 48, |x, y| Rgb([(x * 4) as u8, (y * 5) as u8, 90]));
+        let pictures = [
+            card.clone(),                                     // 0: the original
+            train::edits::jpeg_roundtrip(&card, 90).unwrap(), // 1: re-encoded: the same picture
+            train::image::imageops::flip_horizontal(&card),   // 2: near in embedding, mirrored
+            card.clone(),                                     // 3: the same picture, far embedding
+            card,                                             // 4: an original with no candidate
+        ];
+        let rows = vec![
+            vec![1.0, 0.0, 0.0],
+            vec![0.99, 0.1, 0.0],
+            vec![0.95, 0.2, 0.0],
+            vec![0.0, 1.0, 0.0],
+            vec![0.0, 0.0, 1.0],
+        ];
+        let mut asked = Vec::new();
+        let answers = answers_by_picture(&rows, &[0, 4], |row| {
+            asked.push(row);
+            Some(train::PictureSignature::of(&pictures[row]))
+        });
+        // Row 3 shows the picture too, but the model puts it far away: it is never decoded, the
+        // price of not decoding the whole corpus.
+        assert_eq!(answers, vec![vec![0, 1], vec![4]]);
+        assert_eq!(
+            asked,
+            vec![0, 1, 2],
+            "only the original with candidates and those candidates"
+        );
+        // A file that cannot be read matches nothing.
+        let unreadable = answers_by_picture(&rows, &[0], |row| {
+            (row != 1).then(|| train::PictureSignature::of(&pictures[row]))
+        });
+        assert_eq!(unreadable, vec![vec![0]]);
+    }
 
     #[test]
     fn corpus_lists_class_folders_and_images_in_order() {
