@@ -148,6 +148,18 @@ try {
       .then(() => true, () => false);
     assert.ok(loaded, "the first thumbnail did not load");
     assert.equal(await page.isVisible("#query-preview"), true);
+    // Each result carries the band its score falls in, by the status's bands, and no other.
+    const bands = (await page.evaluate(async () => (await fetch("/api/status")).json())).duplicates;
+    assert.ok(bands && bands.identical > bands.duplicate && bands.duplicate > bands.similar, JSON.stringify(bands));
+    const shown = await page.$$eval("#results .card:not([hidden])", (cs) =>
+      cs.map((c) => ({ score: Number(c.querySelector(".score").textContent), band: c.querySelector(".band")?.textContent ?? null })),
+    );
+    for (const c of shown) {
+      // The card shows three decimals; a score that close to a bound may round across it.
+      if ([bands.identical, bands.duplicate, bands.similar].some((b) => Math.abs(c.score - b) <= 0.0005)) continue;
+      const want = c.score >= bands.identical ? "identical" : c.score >= bands.duplicate ? "edited copy" : c.score >= bands.similar ? "similar shot" : null;
+      assert.equal(c.band, want, `band of a result scored ${c.score}`);
+    }
     if (shots) await page.screenshot({ path: join(shots, "results.png"), fullPage: true });
   });
 

@@ -6,10 +6,10 @@
 //! class, an exact copy and one copy per built-in edit of `train::Edit` (a JPEG re-encoding at
 //! quality 15, a 70% centre crop, half size rotated 5 degrees, brightness and contrast, a mirror
 //! image). Two images are duplicates when they come from the same source photo: a copy or an edit
-//! of it, or another file of the data set that shows the same picture (its 32x32 grey thumbnail
-//! within 3 levels on average of the other's: the data set holds re-encoded copies, which no
-//! model score decides here). Every other pair, other photos of the same flower and
-//! near-identical shots of one plant included, is not.
+//! of it, or another file of the data set that shows the same picture (`train::PictureSignature`:
+//! the same size, and 32x32 grey thumbnails within 3 levels on average; the data set holds
+//! re-encoded copies, which no model score decides here). Every other pair, other photos of the
+//! same flower and near-identical shots of one plant included, is not.
 //!
 //! The library is indexed through the engine with its defaults (the default model, HNSW), then
 //! `dedup` runs at each threshold of a sweep; every pair within a group is a predicted duplicate.
@@ -26,7 +26,7 @@ use engine::{Engine, EngineConfig, NoProgress, Query};
 use rand::seq::SliceRandom;
 use rand::SeedableRng;
 use serde_json::json;
-use train::Edit;
+use train::{Edit, PictureSignature};
 
 #[derive(Parser, Debug)]
 #[command(about = "Labelled near-duplicate benchmark of dedup (see bench/README.md)")]
@@ -44,10 +44,11 @@ struct Args {
     work: PathBuf,
 }
 
-/// What a library file is: which source photo it comes from and how.
+/// What a library file is: which source photo it comes from and how, and its class folder.
 struct Label {
     source: usize,
     kind: &'static str,
+    class: usize,
 }
 
 const THRESHOLDS: [f32; 12] = [
@@ -169,6 +170,53 @@ fn main() -> Result<()> {
         );
     }
     println!("{}", json!({ "scores_against_original": summary }));
+    similar_shots(&engine, &labels)
+}
+
+/// Where "similar shot" begins. The data set labels no bursts, only the kind of flower, so the
+/// band is calibrated on that: for each lower bound, of the pairs of different source photos
+/// (every data set photo's 16 nearest neighbours) scoring between it and the duplicate threshold,
+/// the share that shows the same kind of flower.
+fn similar_shots(engine: &Engine, labels: &HashMap<PathBuf, Label>) -> Result<()> {
+    let duplicate = engine::DUPLICATE_BANDS.duplicate;
+    let mut pairs: HashMap<(usize, usize), (f32, bool)> = HashMap::new();
+    for (p, l) in labels
+        .iter()
+        .filter(|(_, l)| matches!(l.kind, "original" | "photo"))
+    {
+        let id = engine.image_by_path(p)?.context("photo not indexed")?.id;
+        let q = Query {
+            k: 16,
+            ..Query::default()
+        };
+        for hit in engine.search_id(id, &q)? {
+            let h = labels
+                .get(&hit.path)
+                .with_context(|| format!("unlabelled {}", hit.path.display()))?;
+            if h.source != l.source && matches!(h.kind, "original" | "photo") {
+                let key = (l.source.min(h.source), l.source.max(h.source));
+                pairs.insert(key, (hit.score, h.class == l.class));
+            }
+        }
+    }
+    for from in [
+        0.60f32, 0.65, 0.70, 0.72, 0.75, 0.78, 0.80, 0.83, 0.85, 0.88,
+    ] {
+        let band: Vec<bool> = pairs
+            .values()
+            .filter(|(score, _)| (from..duplicate).contains(score))
+            .map(|&(_, same)| same)
+            .collect();
+        let same = band.iter().filter(|&&s| s).count();
+        println!(
+            "{}",
+            json!({
+                "similar_from": from,
+                "pairs": band.len(),
+                "same_class": if band.is_empty() { 1.0 } else { same as f64 / band.len() as f64 },
+            })
+        );
+    }
     Ok(())
 }
 
@@ -179,11 +227,11 @@ fn build_library(args: &Args, library: &Path) -> Result<(HashMap<PathBuf, Label>
     let mut labels = HashMap::new();
     // Each data set photo's grey thumbnail and source; a photo showing the same picture as one
     // seen before takes that one's source.
-    let mut thumbs: Vec<(Vec<u8>, usize)> = Vec::new();
+    let mut thumbs: Vec<(PictureSignature, usize)> = Vec::new();
     let mut identical = HashSet::new();
     let mut classes: Vec<PathBuf> = dirs_of(&args.data)?;
     classes.sort();
-    for class in classes {
+    for (class_no, class) in classes.into_iter().enumerate() {
         let name = class.file_name().context("class folder")?.to_owned();
         let out = library.join(&name);
         std::fs::create_dir_all(&out)?;
@@ -197,18 +245,8 @@ fn build_library(args: &Args, library: &Path) -> Result<(HashMap<PathBuf, Label>
             let img = image::open(&photo)
                 .with_context(|| format!("decoding {}", photo.display()))?
                 .to_rgb8();
-            let grey = image::imageops::grayscale(&img);
-            let thumb =
-                image::imageops::resize(&grey, 32, 32, image::imageops::FilterType::Triangle)
-                    .into_raw();
-            let same = thumbs.iter().find(|(t, _)| {
-                let diff: u32 = t
-                    .iter()
-                    .zip(&thumb)
-                    .map(|(a, b)| u32::from(a.abs_diff(*b)))
-                    .sum();
-                diff <= 3 * 32 * 32
-            });
+            let thumb = PictureSignature::of(&img);
+            let same = thumbs.iter().find(|(t, _)| t.same_picture(&thumb));
             let source = match same {
                 Some(&(_, s)) => {
                     identical.insert(s);
@@ -222,7 +260,14 @@ fn build_library(args: &Args, library: &Path) -> Result<(HashMap<PathBuf, Label>
             std::fs::copy(&photo, &dst)?;
             let is_original = picked.contains(&photo);
             let kind = if is_original { "original" } else { "photo" };
-            labels.insert(dst.canonicalize()?, Label { source, kind });
+            labels.insert(
+                dst.canonicalize()?,
+                Label {
+                    source,
+                    kind,
+                    class: class_no,
+                },
+            );
             if !is_original {
                 continue;
             }
@@ -237,6 +282,7 @@ fn build_library(args: &Args, library: &Path) -> Result<(HashMap<PathBuf, Label>
                 Label {
                     source,
                     kind: "exact copy",
+                    class: class_no,
                 },
             );
             for edit in Edit::ALL {
@@ -248,6 +294,7 @@ fn build_library(args: &Args, library: &Path) -> Result<(HashMap<PathBuf, Label>
                     Label {
                         source,
                         kind: edit.name(),
+                        class: class_no,
                     },
                 );
             }

@@ -218,7 +218,7 @@ function card(hit, rank) {
     const band = bandOf(hit.score);
     if (band) {
       const tag = document.createElement("span");
-      tag.className = `band ${band === "identical" ? "identical" : "copy"}`;
+      tag.className = `band ${{ identical: "identical", "edited copy": "copy" }[band] || "similar"}`;
       tag.textContent = band;
       row.append(tag);
     }
@@ -251,11 +251,12 @@ function card(hit, rank) {
   return li;
 }
 
-/** "identical" or "edited copy" for a score in the duplicate bands, else null. */
+/** "identical", "edited copy" or "similar shot" for a score in the duplicate bands, else null. */
 function bandOf(score) {
   if (!state.bands || typeof score !== "number") return null;
   if (score >= state.bands.identical) return "identical";
   if (score >= state.bands.duplicate) return "edited copy";
+  if (score >= state.bands.similar) return "similar shot";
   return null;
 }
 

@@ -40,7 +40,8 @@ pub async fn healthz() -> Json<Health> {
 pub struct Status {
     /// The engine's part: `files`, `points`, `model`, `collection_model`, `runtime`, `dim`,
     /// `metric`, `index`, `text_search`, `store`, `collection`, `data_dir`, `storage`,
-    /// `duplicates` (the score bands that tell copies from similar shots; cosine only).
+    /// `duplicates` (the score bands `identical`, `duplicate` and `similar` that tell copies
+    /// from similar shots; cosine only).
     #[serde(flatten)]
     #[schema(value_type = Object)]
     engine: EngineStatus,
