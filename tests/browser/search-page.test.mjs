@@ -92,6 +92,25 @@ async function readCards(page) {
   );
 }
 
+/** Checks that each result carries the band its score falls in, by the status's bands, and no
+ * other; returns the bands shown. */
+async function bandsMatchScores(page) {
+  const bands = (await page.evaluate(async () => (await fetch("/api/status")).json())).duplicates;
+  assert.ok(bands && bands.identical > bands.duplicate && bands.duplicate > bands.similar, JSON.stringify(bands));
+  const shown = await page.$$eval("#results .card:not([hidden])", (cs) =>
+    cs.map((c) => ({ score: Number(c.querySelector(".score").textContent), band: c.querySelector(".band")?.textContent ?? null })),
+  );
+  for (const c of shown) {
+    // The card shows three decimals; a score that close to a bound may round across it.
+    if ([bands.identical, bands.duplicate, bands.similar].some((b) => Math.abs(c.score - b) <= 0.0005)) continue;
+    const want = c.score >= bands.identical ? "identical" : c.score >= bands.duplicate ? "edited copy" : c.score >= bands.similar ? "similar shot" : null;
+    assert.equal(c.band, want, `band of a result scored ${c.score}`);
+  }
+  return shown.map((c) => c.band).filter(Boolean);
+}
+
+// The id of chelsea.png, a fixture photo with two smaller copies of itself in the index.
+let chelseaId = null;
 const userDataDir = mkdtempSync(join(tmpdir(), "imgsearch-chromium-"));
 const context = await chromium.launchPersistentContext(userDataDir, {
   executablePath,
@@ -148,18 +167,9 @@ try {
       .then(() => true, () => false);
     assert.ok(loaded, "the first thumbnail did not load");
     assert.equal(await page.isVisible("#query-preview"), true);
-    // Each result carries the band its score falls in, by the status's bands, and no other.
-    const bands = (await page.evaluate(async () => (await fetch("/api/status")).json())).duplicates;
-    assert.ok(bands && bands.identical > bands.duplicate && bands.duplicate > bands.similar, JSON.stringify(bands));
-    const shown = await page.$$eval("#results .card:not([hidden])", (cs) =>
-      cs.map((c) => ({ score: Number(c.querySelector(".score").textContent), band: c.querySelector(".band")?.textContent ?? null })),
-    );
-    for (const c of shown) {
-      // The card shows three decimals; a score that close to a bound may round across it.
-      if ([bands.identical, bands.duplicate, bands.similar].some((b) => Math.abs(c.score - b) <= 0.0005)) continue;
-      const want = c.score >= bands.identical ? "identical" : c.score >= bands.duplicate ? "edited copy" : c.score >= bands.similar ? "similar shot" : null;
-      assert.equal(c.band, want, `band of a result scored ${c.score}`);
-    }
+    await bandsMatchScores(page);
+    const chelsea = cards.find((c) => c.name === "chelsea.png");
+    if (chelsea) chelseaId = Number(/\/api\/images\/(\d+)\//.exec(chelsea.thumb)[1]);
     if (shots) await page.screenshot({ path: join(shots, "results.png"), fullPage: true });
   });
 
@@ -364,6 +374,19 @@ try {
       assert.ok(labelled, "every duplicate shows its band");
     });
   }
+
+  await check("results say how they relate by their score: identical, edited copy, similar shot", async () => {
+    // chelsea.png's smaller copies (chelsea_small_rgb.png and _cmyk.jpg, resized and
+    // re-encoded) score about 0.82 against it: similar shots by the calibrated bands.
+    assert.ok(chelseaId, "chelsea.png was among the first search's results");
+    // A fresh load of the address, as a bookmark or a shared link would open it.
+    await page.goto("about:blank");
+    await page.goto(`${base}/#id=${chelseaId}`);
+    await page.waitForFunction(() => document.querySelector("#results-title").textContent.includes("chelsea.png"), null, { timeout: TIMEOUT });
+    await readCards(page);
+    const bands = await bandsMatchScores(page);
+    assert.ok(bands.includes("similar shot"), `bands shown: ${bands.join(",")}`);
+  });
 
   await check("a non-image drop shows an error and the page keeps working", async () => {
     await dropFile(page, "#dropzone", "notes.txt", "text/plain", Buffer.from("not an image"));
