@@ -6,6 +6,18 @@
 //! and wakes requests onto it). So a server both keeps a core free of bulk threads (see
 //! `imgsearch serve`) and lowers their priority with this.
 
+/// Cores this process may run on (the affinity mask and cgroup quota, as the standard library
+/// reads them); 1 where that cannot be read. The one place the machine's size is asked.
+pub fn cores() -> usize {
+    std::thread::available_parallelism().map_or(1, |n| n.get())
+}
+
+/// Threads for bulk work beside request threads: every core but one, and at least one (a server
+/// keeps a core free of bulk threads; see the measurements above).
+pub fn bulk_threads() -> usize {
+    cores().saturating_sub(1).max(1)
+}
+
 /// The nice value bulk threads take: a request thread competing with one wins most of the CPU,
 /// and the bulk thread still gets every cycle nobody else wants.
 pub const BULK_NICE: i32 = 10;

@@ -125,7 +125,7 @@ pub const DECODE_BYTES_PER_PIXEL: u64 = 22;
 /// Decode slots for this machine: one per core, but no more than the available memory holds
 /// at one worst-case decode each (`max_pixels` x [`DECODE_BYTES_PER_PIXEL`]), and at least one.
 pub fn auto_decode_slots(max_pixels: u64) -> usize {
-    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let cores = common::background::cores();
     let per_decode = max_pixels.saturating_mul(DECODE_BYTES_PER_PIXEL).max(1);
     let by_memory = available_memory().map_or(cores as u64, |m| m / per_decode);
     (by_memory.min(cores as u64) as usize).max(1)

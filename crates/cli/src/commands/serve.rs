@@ -79,8 +79,7 @@ pub fn run(g: &GlobalArgs, args: &ServeArgs) -> anyhow::Result<()> {
     // (see `common::background` for the measurements behind both), unless `threads` is set.
     settings.engine.runtime.background = true;
     if settings.engine.runtime.threads == 0 {
-        let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
-        settings.engine.runtime.threads = cores.saturating_sub(1).max(1);
+        settings.engine.runtime.threads = common::background::bulk_threads();
     }
     let engine = engine::Engine::open(settings.engine.clone())?;
     settings.server.libraries.extend(watch);

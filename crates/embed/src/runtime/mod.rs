@@ -105,9 +105,7 @@ pub(crate) fn effective_threads(threads: usize) -> usize {
     if threads > 0 {
         threads
     } else {
-        std::thread::available_parallelism()
-            .map(|n| n.get())
-            .unwrap_or(1)
+        common::background::cores()
     }
 }
 
