@@ -87,7 +87,7 @@ pub fn run(g: &GlobalArgs, args: &EvalArgs) -> anyhow::Result<()> {
             .into_iter()
             .map(|(name, rows)| Ok((name, project(&rows, head.as_ref())?)))
             .collect::<anyhow::Result<_>>()?;
-        let answers = wb.same_picture_answers(&corpus.paths, &ok, &rows, &picked_rows);
+        let answers = wb.same_picture_answers(&corpus.paths, &ok, &rows, &picked_rows)?;
         same_picture_copies = answers.iter().map(|a| a.len() - 1).sum();
         near_duplicate(&project(&rows, head.as_ref())?, &projected, &answers)?
     } else {

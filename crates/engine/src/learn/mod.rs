@@ -273,7 +273,7 @@ impl Workbench {
         files: &[usize],
         rows: &[Vec<f32>],
         picked: &[usize],
-    ) -> Vec<Vec<usize>> {
+    ) -> Result<Vec<Vec<usize>>, EngineError> {
         answers_by_picture(rows, picked, |row| {
             let path = &paths[files[row]];
             match decode_file(path, &self.limits) {
@@ -396,18 +396,15 @@ fn answers_by_picture(
     rows: &[Vec<f32>],
     picked: &[usize],
     mut signature: impl FnMut(usize) -> Option<train::PictureSignature>,
-) -> Vec<Vec<usize>> {
-    let norm = |v: &[f32]| train::matrix::dot(v, v).sqrt().max(f32::MIN_POSITIVE);
-    let norms: Vec<f32> = rows.iter().map(|r| norm(r)).collect();
+) -> Result<Vec<Vec<usize>>, EngineError> {
+    let all = Matrix::from_rows(rows)?;
+    let originals = Matrix::from_rows(&picked.iter().map(|&r| &rows[r][..]).collect::<Vec<_>>())?;
+    let sim = train::matrix::cosine_matrix(&originals, &all);
     let mut answers = Vec::with_capacity(picked.len());
-    for &r in picked {
+    for (q, &r) in picked.iter().enumerate() {
         let mut answer = vec![r];
         let candidates: Vec<usize> = (0..rows.len())
-            .filter(|&j| {
-                j != r
-                    && train::matrix::dot(&rows[r], &rows[j]) / (norms[r] * norms[j])
-                        >= SAME_PICTURE_CANDIDATE
-            })
+            .filter(|&j| j != r && sim.row(q)[j] >= SAME_PICTURE_CANDIDATE)
             .collect();
         if !candidates.is_empty() {
             if let Some(original) = signature(r) {
@@ -420,7 +417,7 @@ fn answers_by_picture(
         }
         answers.push(answer);
     }
-    answers
+    Ok(answers)
 }
 
 /// `n` of the indices `0..len`, chosen at random with `seed` and kept in order (all when `n`
@@ -510,7 +507,8 @@ mod tests {
         let answers = answers_by_picture(&rows, &[0, 4], |row| {
             asked.push(row);
             Some(train::PictureSignature::of(&pictures[row]))
-        });
+        })
+        .unwrap();
         // Row 3 shows the picture too, but the model puts it far away: it is never decoded, the
         // price of not decoding the whole corpus.
         assert_eq!(answers, vec![vec![0, 1], vec![4]]);
@@ -522,7 +520,8 @@ mod tests {
         // A file that cannot be read matches nothing.
         let unreadable = answers_by_picture(&rows, &[0], |row| {
             (row != 1).then(|| train::PictureSignature::of(&pictures[row]))
-        });
+        })
+        .unwrap();
         assert_eq!(unreadable, vec![vec![0]]);
     }
 
