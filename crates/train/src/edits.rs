@@ -66,7 +66,7 @@ impl Edit {
 }
 
 /// What decides that two files show the same picture: a data set may hold one photo saved twice
-/// (flowers17 has 30 such pairs, re-encoded, their pixels a level or two apart), and an
+/// (flowers17 has 29 such sets by this rule, re-encoded, their pixels a level or two apart), and an
 /// evaluation must count such a copy as the original rather than as a distractor. The rule looks
 /// only at pixels, never at a model's score: the same width and height, and 32x32 grey
 /// thumbnails within 3 levels of each other on average. Re-encodings pass; a crop, a resize, a
