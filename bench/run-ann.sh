@@ -5,8 +5,8 @@
 # summary table with the ratios.
 #
 # Usage: bench/run-ann.sh [--threads N] [--queries N|all] [--repeats N] [--data DIR]
-#                         [--ours "hnsw flat flatbatch ivf lsh hnsw_sq ivf_sq8 flat_sq8"]
-#                         [--peers "hnswlib:hnsw faiss:hnsw faiss:hnsw_sq faiss:ivf_sq8 ..."]
+#                         [--ours "hnsw flat flatbatch ivf lsh hnsw_sq ivf_sq8 flat_sq8 ivf_rabitq flat_rabitq"]
+#                         [--peers "hnswlib:hnsw faiss:hnsw faiss:hnsw_sq faiss:ivf_sq8 faiss:ivf_rabitq ..."]
 #                         [--with-collection]   (also imgsearch HNSW through the Collection API)
 # Environment: CARGO_TARGET_DIR (default: <repo>/target).
 set -euo pipefail
@@ -19,9 +19,10 @@ repeats=3
 data="$here/data/fashion-mnist-784-euclidean"
 # flatbatch: flat through AnyIndex::search_batch; *_sq*: SQ8 codes with exact re-ranking of
 # refine_k x k candidates (imgsearch) and faiss' IndexHNSWSQ / IndexIVFScalarQuantizer (no
-# re-ranking).
-ours="hnsw flat flatbatch ivf lsh hnsw_sq ivf_sq8"
-peers="hnswlib:hnsw faiss:hnsw faiss:flat faiss:flat:1 faiss:ivf faiss:ivf:1 faiss:hnsw_sq faiss:ivf_sq8"
+# re-ranking); ivf_rabitq: one-bit RaBitQ codes re-ranked by their error bound (imgsearch) and
+# faiss' IndexIVFRaBitQ re-ranked by IndexRefineFlat.
+ours="hnsw flat flatbatch ivf lsh hnsw_sq ivf_sq8 ivf_rabitq"
+peers="hnswlib:hnsw faiss:hnsw faiss:flat faiss:flat:1 faiss:ivf faiss:ivf:1 faiss:hnsw_sq faiss:ivf_sq8 faiss:ivf_rabitq"
 m=16
 efc=200
 ef="10,16,24,32,48,64,96,128"
@@ -82,7 +83,7 @@ run_ours() {
     local extra=() index="$1"
     case "$1" in
         hnsw|hnsw_sq) extra=(--m "$m" --ef-construction "$efc" --ef "$ef") ;;
-        ivf|ivf_sq8) extra=(--nlist "$nlist" --nprobe "$nprobe") ;;
+        ivf|ivf_sq8|ivf_rabitq) extra=(--nlist "$nlist" --nprobe "$nprobe") ;;
         lsh) extra=("${lsh_args[@]}") ;;
         flatbatch) index=flat; extra=(--query-batch 0) ;;
     esac
@@ -98,6 +99,7 @@ pair_of() {
         faiss:ivf) echo ivf ;;
         faiss:hnsw_sq) echo hnsw_sq ;;
         faiss:ivf_sq8|faiss:ivf_sq8:1) echo ivf_sq8 ;;
+        faiss:ivf_rabitq) echo ivf_rabitq ;;
     esac
 }
 run_peer() {

@@ -47,6 +47,12 @@ enum IndexKind {
     /// IVF lists scanned on SQ8 codes, exact re-ranking (Milvus' IVF_SQ8).
     #[value(name = "ivf_sq8")]
     IvfSq8,
+    /// Flat scan of RaBitQ codes, re-ranked by the codes' error bound.
+    #[value(name = "flat_rabitq")]
+    FlatRabitq,
+    /// IVF lists scanned on RaBitQ codes, re-ranked by the error bound (Milvus' IVF_RABITQ).
+    #[value(name = "ivf_rabitq")]
+    IvfRabitq,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, ValueEnum)]
@@ -180,6 +186,14 @@ impl Args {
                 refine: self.refine(),
                 refine_k: self.spec_refine_k(),
             },
+            IndexKind::FlatRabitq => IndexSpec::FlatRabitq {
+                refine: self.refine(),
+            },
+            IndexKind::IvfRabitq => IndexSpec::IvfRabitq {
+                nlist: self.nlist,
+                nprobe: self.nprobe[0],
+                refine: self.refine(),
+            },
         }
     }
 
@@ -205,6 +219,15 @@ impl Args {
         p
     }
 
+    /// The JSON params of RaBitQ runs: re-ranking by the error bound, or none (`--refine-k 0`).
+    fn rabitq_json(&self, mut p: Value) -> Value {
+        if let Value::Object(map) = &mut p {
+            map.insert("quantization".to_owned(), json!("rabitq"));
+            map.insert("refine".to_owned(), json!(self.refine()));
+        }
+        p
+    }
+
     /// The sweep: one entry per measured point, its JSON params and its query parameters.
     fn sweep(&self) -> Vec<(Value, QueryParams)> {
         let params = |ef, nprobe, probes| QueryParams {
@@ -216,6 +239,17 @@ impl Args {
         match self.index {
             IndexKind::Flat => vec![(json!({}), params(None, None, None))],
             IndexKind::FlatSq8 => vec![(self.refine_json(json!({})), params(None, None, None))],
+            IndexKind::FlatRabitq => {
+                vec![(self.rabitq_json(json!({})), params(None, None, None))]
+            }
+            IndexKind::IvfRabitq => self
+                .nprobe
+                .iter()
+                .map(|&n| {
+                    let p = json!({"nlist": self.nlist, "nprobe": n});
+                    (self.rabitq_json(p), params(None, Some(n), None))
+                })
+                .collect(),
             IndexKind::HnswSq => self
                 .ef
                 .iter()
@@ -486,6 +520,8 @@ fn index_name(kind: IndexKind) -> &'static str {
         IndexKind::FlatSq8 => "flat_sq8",
         IndexKind::HnswSq => "hnsw_sq",
         IndexKind::IvfSq8 => "ivf_sq8",
+        IndexKind::FlatRabitq => "flat_rabitq",
+        IndexKind::IvfRabitq => "ivf_rabitq",
     }
 }
 

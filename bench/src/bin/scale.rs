@@ -118,6 +118,8 @@ fn spec_of(index: IndexKind, quantization: Quantization) -> IndexSpec {
         },
         (IndexKind::Hnsw, Quantization::Sq8) => IndexSpec::default_hnsw_sq(),
         (IndexKind::Ivf, Quantization::Sq8) => IndexSpec::default_ivf_sq8(),
+        (IndexKind::Flat, Quantization::Rabitq) => IndexSpec::FlatRabitq { refine: true },
+        (IndexKind::Ivf, Quantization::Rabitq) => IndexSpec::default_ivf_rabitq(),
         (IndexKind::Flat, _) => IndexSpec::Flat,
         (IndexKind::Hnsw, _) => IndexSpec::default_hnsw(),
         (IndexKind::Ivf, _) => IndexSpec::default_ivf(),
@@ -133,9 +135,10 @@ fn build(
     seed: u64,
     no_engine: bool,
 ) -> Result<()> {
-    if quantization == Quantization::Rabitq {
+    if (index, quantization) == (IndexKind::Hnsw, Quantization::Rabitq) {
         bail!(
-            "quantization rabitq is not implemented by vecdb yet; use --quantization none or sq8"
+            "vecdb offers RaBitQ codes under flat and IVF only (see docs/index-parameters.md); \
+             use --index flat|ivf with --quantization rabitq"
         );
     }
     ensure!(n > 0, "--points must be positive");

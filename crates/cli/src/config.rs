@@ -186,7 +186,8 @@ pub const KEYS: &[(&str, &str)] = &[
     ("metric", "cosine | ip | l2, for a new collection [cosine]"),
     (
         "index",
-        "hnsw | flat | ivf | lsh | hnsw_sq | ivf_sq8 | flat_sq8, for a new collection [hnsw]",
+        "hnsw | flat | ivf | lsh | hnsw_sq | ivf_sq8 | flat_sq8 | ivf_rabitq | flat_rabitq, for \
+         a new collection [hnsw]",
     ),
     ("hnsw_m", "HNSW links per node [16]"),
     ("hnsw_ef_construction", "HNSW build beam [200]"),
@@ -656,20 +657,44 @@ fn index_spec(c: &RawConfig) -> Result<IndexSpec, ConfigError> {
             refine: true,
             refine_k: c.refine_k.unwrap_or(vecdb::index::quant::DEFAULT_REFINE_K),
         },
+        Some("ivf_rabitq") => {
+            let (nlist, nprobe) = vecdb::index::IVF_DEFAULT;
+            IndexSpec::IvfRabitq {
+                nlist: c.ivf_nlist.unwrap_or(nlist),
+                nprobe: c.ivf_nprobe.unwrap_or(nprobe),
+                refine: true,
+            }
+        }
+        Some("flat_rabitq") => IndexSpec::FlatRabitq { refine: true },
         Some(other) => {
             return Err(ConfigError(format!(
-                "index {other:?} is not one of hnsw, flat, ivf, lsh, hnsw_sq, ivf_sq8, flat_sq8"
+                "index {other:?} is not one of hnsw, flat, ivf, lsh, hnsw_sq, ivf_sq8, flat_sq8, \
+                 ivf_rabitq, flat_rabitq"
             )))
         }
     };
-    if let IndexSpec::Ivf { nlist, nprobe } | IndexSpec::IvfSq8 { nlist, nprobe, .. } = spec {
+    if c.refine_k.is_some()
+        && spec
+            .quantized_parts()
+            .is_some_and(|parts| parts.refine_k.is_none())
+    {
+        return Err(ConfigError(format!(
+            "refine_k does not apply to index {}: it re-ranks every candidate that RaBitQ's \
+             error bound does not rule out",
+            spec.kind_name()
+        )));
+    }
+    if let IndexSpec::Ivf { nlist, nprobe }
+    | IndexSpec::IvfSq8 { nlist, nprobe, .. }
+    | IndexSpec::IvfRabitq { nlist, nprobe, .. } = spec
+    {
         if nprobe > nlist {
             return Err(ConfigError(format!(
                 "ivf_nprobe ({nprobe}) must not exceed ivf_nlist ({nlist})"
             )));
         }
     }
-    if let Some((_, _, refine_k)) = spec.quantized_parts() {
+    if let Some(refine_k) = spec.quantized_parts().and_then(|parts| parts.refine_k) {
         if !(refine_k.is_finite() && (1.0..=vecdb::index::quant::MAX_REFINE_K).contains(&refine_k))
         {
             return Err(ConfigError(format!(
@@ -752,6 +777,12 @@ mod tests {
             ..Default::default()
         };
         assert!(bad(sq).contains("refine_k"));
+        let rabitq = RawConfig {
+            index: Some("ivf_rabitq".into()),
+            refine_k: Some(2.0),
+            ..Default::default()
+        };
+        assert!(bad(rabitq).contains("error bound"));
         let s = RawConfig {
             index: Some("hnsw_sq".into()),
             hnsw_ef: Some(40),

@@ -121,7 +121,17 @@ impl Collection {
                 ));
             }
         }
-        if let (Some(r), Some(_)) = (req.refine_k, config.index.quantized_parts()) {
+        if let (Some(r), Some(parts)) = (req.refine_k, config.index.quantized_parts()) {
+            if parts.refine_k.is_none() {
+                return Err(VecDbError::param(
+                    "refine_k",
+                    format!(
+                        "does not apply to {}: it re-ranks every candidate that RaBitQ's error \
+                         bound does not rule out",
+                        config.index.kind_name()
+                    ),
+                ));
+            }
             check_refine_k(r).map_err(|reason| VecDbError::param("refine_k", reason))?;
             if refine_candidates(req.k, r) > MAX_REFINE_CANDIDATES {
                 return Err(VecDbError::param(

@@ -1,6 +1,7 @@
 //! The raw vector API, shaped after Milvus: collections with a dimension, a `metric_type`
-//! (`L2`, `IP`, `COSINE`), an `index_type` (`FLAT`, `HNSW`, `IVF_FLAT`, `LSH`, and the SQ8 kinds
-//! `FLAT_SQ8`, `HNSW_SQ`, `IVF_SQ8`) and `params`; searches with `data`, `limit`, `filter` and
+//! (`L2`, `IP`, `COSINE`), an `index_type` (`FLAT`, `HNSW`, `IVF_FLAT`, `LSH`, the SQ8 kinds
+//! `FLAT_SQ8`, `HNSW_SQ`, `IVF_SQ8` and the RaBitQ kinds `FLAT_RABITQ`, `IVF_RABITQ`) and
+//! `params`; searches with `data`, `limit`, `filter` and
 //! `param: {metric_type, params: {ef, nprobe, probes, refine_k}}`.
 //!
 //! The use cases are the engine's (`Engine::collections`): names, dimensions, the read-only
@@ -88,7 +89,8 @@ pub struct CreateBody {
     index_type: String,
     /// HNSW: M, efConstruction, ef; IVF_FLAT: nlist, nprobe; LSH: tables, bits, probes,
     /// bucket_width; FLAT_SQ8: refine, refine_k; HNSW_SQ: M, efConstruction, ef, refine,
-    /// refine_k; IVF_SQ8: nlist, nprobe, refine, refine_k; FLAT: none. Other keys are refused.
+    /// refine_k; IVF_SQ8: nlist, nprobe, refine, refine_k; FLAT_RABITQ: refine;
+    /// IVF_RABITQ: nlist, nprobe, refine; FLAT: none. Other keys are refused.
     #[serde(default)]
     #[schema(value_type = Object)]
     params: Map<String, Value>,
@@ -155,11 +157,12 @@ pub struct SearchParam {
 pub struct QueryParamsIn {
     /// HNSW, HNSW_SQ: candidates kept while searching.
     ef: Option<usize>,
-    /// IVF_FLAT, IVF_SQ8: lists searched.
+    /// IVF_FLAT, IVF_SQ8, IVF_RABITQ: lists searched.
     nprobe: Option<usize>,
     /// LSH: buckets probed per table.
     probes: Option<usize>,
-    /// The SQ8 kinds: candidates re-ranked on the full vectors, as a multiple of `limit`.
+    /// The SQ8 kinds: candidates re-ranked on the full vectors, as a multiple of `limit`
+    /// (the RaBitQ kinds re-rank by RaBitQ's error bound instead).
     refine_k: Option<f32>,
 }
 

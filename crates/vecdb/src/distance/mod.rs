@@ -29,6 +29,8 @@ type KernelFn = unsafe fn(&[f32], &[f32]) -> f32;
 type BoundedFn = unsafe fn(&[f32], &[f32], f32) -> f32;
 /// A native inner product of floats with bytes (see [`Kernels::dot_u8`]).
 type DotU8Fn = unsafe fn(&[f32], &[u8]) -> f32;
+/// A native bit-plane popcount (see [`Kernels::bit_planes`]).
+type BitPlanesFn = unsafe fn(&[u64], &[u64]) -> [u32; 5];
 /// A native 4 x 4 block of inner products (see [`Kernels::dot_4x4`]).
 type Dot4x4Fn = unsafe fn([&[f32]; 4], [&[f32]; 4]) -> [[f32; 4]; 4];
 
@@ -48,6 +50,8 @@ pub struct Kernels {
     dot_4x4: Option<Dot4x4Fn>,
     /// Native float-by-byte inner product, where the set has one; otherwise the scalar loop.
     dot_u8: Option<DotU8Fn>,
+    /// Native bit-plane popcounts, where the CPU has a population count instruction.
+    bit_planes: Option<BitPlanesFn>,
 }
 
 impl std::fmt::Debug for Kernels {
@@ -65,6 +69,7 @@ impl Kernels {
         l2_bounded: None,
         dot_4x4: None,
         dot_u8: None,
+        bit_planes: None,
     };
 
     /// Name of this set: "avx512", "avx2-fma", "neon" or "scalar".
@@ -137,6 +142,20 @@ impl Kernels {
         }
     }
 
+    /// Popcounts of a binary code and of its intersection with each of four bit planes (see
+    /// [`scalar::bit_planes`]): the whole cost of a RaBitQ distance estimate. Panics unless
+    /// `planes` holds four planes of the code's length.
+    #[inline]
+    pub fn bit_planes(&self, code: &[u64], planes: &[u64]) -> [u32; 5] {
+        assert_eq!(planes.len(), 4 * code.len(), "bit_planes needs four planes");
+        match self.bit_planes {
+            // SAFETY: the CPU feature was detected when the set was made, and the planes are
+            // four times the code's length (checked above).
+            Some(f) => unsafe { f(code, planes) },
+            None => scalar::bit_planes(code, planes),
+        }
+    }
+
     /// `out[i][j] = dot(q[i], x[j])` for four queries and four vectors, computed together so
     /// that each loaded chunk is reused from registers (batch exact search). Panics unless all
     /// eight slices have the same length.
@@ -159,6 +178,11 @@ impl Kernels {
         let mut out = Vec::new();
         #[cfg(target_arch = "x86_64")]
         {
+            let popcnt: Option<BitPlanesFn> = if std::arch::is_x86_feature_detected!("popcnt") {
+                Some(x86::bit_planes_popcnt)
+            } else {
+                None
+            };
             if std::arch::is_x86_feature_detected!("avx512f") {
                 out.push(Kernels {
                     name: "avx512",
@@ -167,6 +191,7 @@ impl Kernels {
                     l2_bounded: Some(x86::l2_squared_bounded_avx512),
                     dot_4x4: Some(x86::dot_4x4_avx512),
                     dot_u8: Some(x86::dot_u8_avx512),
+                    bit_planes: popcnt,
                 });
             }
             if std::arch::is_x86_feature_detected!("avx2")
@@ -179,6 +204,7 @@ impl Kernels {
                     l2_bounded: None,
                     dot_4x4: None,
                     dot_u8: Some(x86::dot_u8_avx2),
+                    bit_planes: popcnt,
                 });
             }
         }
@@ -192,6 +218,7 @@ impl Kernels {
                     l2_bounded: None,
                     dot_4x4: None,
                     dot_u8: None,
+                    bit_planes: None,
                 });
             }
         }

@@ -33,6 +33,22 @@ pub fn dot_u8(a: &[f32], b: &[u8]) -> f32 {
     a.iter().zip(b).map(|(x, &y)| x * f32::from(y)).sum()
 }
 
+/// Popcounts of a binary code and of its intersection with four bit planes (RaBitQ's
+/// query planes, plane `j` at `planes[j * code.len()..]`): `[|code|, |code & plane_0|, ...]`.
+/// Panics unless `planes` holds four planes of the code's length.
+pub fn bit_planes(code: &[u64], planes: &[u64]) -> [u32; 5] {
+    let w = code.len();
+    assert_eq!(planes.len(), 4 * w, "bit_planes needs four planes");
+    let mut out = [0u32; 5];
+    for (i, &c) in code.iter().enumerate() {
+        out[0] += c.count_ones();
+        for j in 0..4 {
+            out[j + 1] += (c & planes[j * w + i]).count_ones();
+        }
+    }
+    out
+}
+
 /// Euclidean norm.
 pub fn norm(a: &[f32]) -> f32 {
     dot(a, a).sqrt()

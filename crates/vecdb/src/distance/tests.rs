@@ -101,6 +101,27 @@ proptest! {
     }
 }
 
+proptest! {
+    #[test]
+    fn bit_planes_match_a_bit_by_bit_count(words in prop::collection::vec(any::<u64>(), 0..40)) {
+        let w = words.len() / 5;
+        let (code, planes) = (&words[..w], &words[w..5 * w]);
+        let mut want = [0u32; 5];
+        for bit in 0..64 * w {
+            let (i, m) = (bit / 64, 1u64 << (bit % 64));
+            if code[i] & m != 0 {
+                want[0] += 1;
+                for j in 0..4 {
+                    want[j + 1] += u32::from(planes[j * w + i] & m != 0);
+                }
+            }
+        }
+        for k in Kernels::available() {
+            prop_assert_eq!(k.bit_planes(code, planes), want, "{}", k.name());
+        }
+    }
+}
+
 #[test]
 fn exact_small_values() {
     let a = [1.0, 2.0, 3.0];

@@ -61,6 +61,26 @@ pub unsafe fn l2_squared_avx2(a: &[f32], b: &[f32]) -> f32 {
     total
 }
 
+/// [`super::scalar::bit_planes`] with the hardware population count, which the scalar
+/// loop only gets when the whole build targets a CPU that has it.
+///
+/// # Safety
+/// The CPU must support POPCNT, and `planes.len() >= 4 * code.len()`.
+#[target_feature(enable = "popcnt")]
+pub unsafe fn bit_planes_popcnt(code: &[u64], planes: &[u64]) -> [u32; 5] {
+    let w = code.len();
+    let mut out = [0u32; 5];
+    for (i, &c) in code.iter().enumerate() {
+        out[0] += c.count_ones();
+        for j in 0..4 {
+            // SAFETY: j * w + i < 4 * w <= planes.len().
+            let p = unsafe { *planes.get_unchecked(j * w + i) };
+            out[j + 1] += (c & p).count_ones();
+        }
+    }
+    out
+}
+
 /// Inner product of floats with bytes (read as 0..=255) with AVX2 and FMA: eight bytes are
 /// widened to eight `i32` and converted to floats per step, four independent accumulators.
 ///

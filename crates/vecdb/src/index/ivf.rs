@@ -128,9 +128,8 @@ impl IvfIndex {
     }
 
     /// `search` with the distance to each listed slot given by `dist(slot, bound)` (which may
-    /// return any value above `bound` once it knows the distance exceeds it); the quantised
-    /// index passes code distances. Centres are always ranked with exact distances. Untrained,
-    /// the one untrained list is scanned whole.
+    /// return any value above `bound` once it knows the distance exceeds it). Centres are always
+    /// ranked with exact distances. Untrained, the one untrained list is scanned whole.
     pub(crate) fn search_with(
         &self,
         query: &[f32],
@@ -139,19 +138,35 @@ impl IvfIndex {
         accept: &dyn Fn(u32) -> bool,
         dist: impl Fn(u32, f32) -> f32,
     ) -> Vec<(u32, f32)> {
+        let mut top = TopK::new(k);
+        self.visit(query, nprobe, accept, |s| {
+            let d = dist(s, top.bound());
+            top.push(d, s);
+        });
+        top.into_sorted()
+    }
+
+    /// Calls `f` with every accepted slot of the `nprobe` lists nearest to `query` (every
+    /// accepted slot while untrained): the scan both exact and quantised searches run.
+    pub(crate) fn visit(
+        &self,
+        query: &[f32],
+        nprobe: Option<usize>,
+        accept: &dyn Fn(u32) -> bool,
+        mut f: impl FnMut(u32),
+    ) {
         if !self.is_trained() {
-            let mut top = TopK::new(k);
-            for &s in &self.untrained {
-                if accept(s) {
-                    top.push(dist(s, top.bound()), s);
-                }
-            }
-            return top.into_sorted();
+            self.untrained
+                .iter()
+                .copied()
+                .filter(|&s| accept(s))
+                .for_each(f);
+            return;
         }
         let kern = kernels();
         let nprobe = nprobe.unwrap_or(self.nprobe).clamp(1, self.nlist);
-        // Both the centre ranking and the list scans keep only the best few, so L2 distances
-        // can stop summing once they exceed the current worst kept (exact, and most of the work).
+        // The centre ranking keeps only the best few, so L2 distances can stop summing once
+        // they exceed the current worst kept (exact, and most of the work).
         let mut probe = TopK::new(nprobe);
         for (i, c) in self.centres.chunks_exact(self.dim).enumerate() {
             probe.push(
@@ -159,15 +174,13 @@ impl IvfIndex {
                 i as u32,
             );
         }
-        let mut top = TopK::new(k);
         for (list, _) in probe.into_sorted() {
             for &s in &self.lists[list as usize] {
                 if accept(s) {
-                    top.push(dist(s, top.bound()), s);
+                    f(s);
                 }
             }
         }
-        top.into_sorted()
     }
 
     /// The index body.

@@ -1,7 +1,7 @@
 //! Index structures over slot-addressed vectors: exact [`FlatIndex`] (the recall oracle),
 //! [`HnswIndex`] (graph), [`IvfIndex`] (IVF-Flat with k-means) and [`LshIndex`] (random
 //! projections with multi-probe), and [`QuantizedIndex`], which searches a flat, HNSW or IVF
-//! index on SQ8 codes and re-ranks exactly, dispatched through the [`AnyIndex`] enum.
+//! index on SQ8 or RaBitQ codes and re-ranks exactly, dispatched through the [`AnyIndex`] enum.
 //!
 //! The index code does no IO and knows nothing about ids or metadata: it sees `u32` slots of a
 //! [`VectorArena`] owned by the caller, and an `accept` predicate that hides deleted or
@@ -26,7 +26,7 @@ pub use flat::FlatIndex;
 pub use hnsw::HnswIndex;
 pub use ivf::IvfIndex;
 pub use lsh::LshIndex;
-pub use quant::QuantizedIndex;
+pub use quant::{CodeKind, Codes, QuantizedIndex};
 
 use crate::distance::{AlignedF32Vec, Kernels};
 use crate::storage::vectors::VectorMap;
@@ -148,6 +148,25 @@ pub enum IndexSpec {
         #[serde(default = "default_refine_k")]
         refine_k: f32,
     },
+    /// Exact scan of RaBitQ codes (one bit per dimension), re-ranked by the codes' error bound.
+    #[serde(rename = "flat_rabitq")]
+    FlatRabitq {
+        /// Re-rank, with exact distances, every candidate the error bound does not rule out.
+        #[serde(default = "default_refine")]
+        refine: bool,
+    },
+    /// IVF whose lists are scanned on RaBitQ codes, re-ranked by the codes' error bound
+    /// (Milvus' `IVF_RABITQ`).
+    #[serde(rename = "ivf_rabitq")]
+    IvfRabitq {
+        /// As for `Ivf`.
+        nlist: usize,
+        /// As for `Ivf`.
+        nprobe: usize,
+        /// As for `FlatRabitq`.
+        #[serde(default = "default_refine")]
+        refine: bool,
+    },
 }
 
 fn default_refine() -> bool {
@@ -177,6 +196,20 @@ pub const MAX_LSH_PROJECTION: usize = 1 << 24;
 /// dimension 2,048. k-means allocates it and touches every centre per point, so an unbounded
 /// product would let one create request cost gigabytes once the collection trains.
 pub const MAX_IVF_CENTRES: usize = 1 << 27;
+
+/// A quantised kind taken apart: the structure it searches, its codes and its re-ranking.
+#[derive(Clone, Debug, PartialEq)]
+pub struct QuantizedParts {
+    /// The unquantised spec of the structure walked on codes.
+    pub base: IndexSpec,
+    /// The codes.
+    pub codes: CodeKind,
+    /// Re-rank with exact distances by default.
+    pub refine: bool,
+    /// Default oversampling factor; `None` for RaBitQ codes, whose candidates are re-ranked by
+    /// their error bound.
+    pub refine_k: Option<f32>,
+}
 
 impl IndexSpec {
     /// HNSW with the default parameters.
@@ -228,8 +261,18 @@ impl IndexSpec {
         }
     }
 
+    /// IVF on RaBitQ codes with the default parameters.
+    pub fn default_ivf_rabitq() -> Self {
+        let (nlist, nprobe) = IVF_DEFAULT;
+        IndexSpec::IvfRabitq {
+            nlist,
+            nprobe,
+            refine: true,
+        }
+    }
+
     /// The index kind's name as used in the serde form: "flat", "hnsw", "ivf", "lsh",
-    /// "flat_sq8", "hnsw_sq" or "ivf_sq8".
+    /// "flat_sq8", "hnsw_sq", "ivf_sq8", "flat_rabitq" or "ivf_rabitq".
     pub fn kind_name(&self) -> &'static str {
         match self {
             IndexSpec::Flat => "flat",
@@ -239,37 +282,65 @@ impl IndexSpec {
             IndexSpec::FlatSq8 { .. } => "flat_sq8",
             IndexSpec::HnswSq { .. } => "hnsw_sq",
             IndexSpec::IvfSq8 { .. } => "ivf_sq8",
+            IndexSpec::FlatRabitq { .. } => "flat_rabitq",
+            IndexSpec::IvfRabitq { .. } => "ivf_rabitq",
         }
     }
 
     /// For the quantised kinds: the unquantised spec whose structure they search on codes,
-    /// with `refine` and `refine_k`. `None` for the others.
-    pub fn quantized_parts(&self) -> Option<(IndexSpec, bool, f32)> {
-        match *self {
-            IndexSpec::FlatSq8 { refine, refine_k } => Some((IndexSpec::Flat, refine, refine_k)),
+    /// the codes, and the re-ranking. `None` for the others.
+    pub fn quantized_parts(&self) -> Option<QuantizedParts> {
+        let hnsw = |m, ef_construction, ef| IndexSpec::Hnsw {
+            m,
+            ef_construction,
+            ef,
+        };
+        let (base, codes, refine, refine_k) = match *self {
+            IndexSpec::FlatSq8 { refine, refine_k } => {
+                (IndexSpec::Flat, CodeKind::Sq8, refine, Some(refine_k))
+            }
             IndexSpec::HnswSq {
                 m,
                 ef_construction,
                 ef,
                 refine,
                 refine_k,
-            } => Some((
-                IndexSpec::Hnsw {
-                    m,
-                    ef_construction,
-                    ef,
-                },
+            } => (
+                hnsw(m, ef_construction, ef),
+                CodeKind::Sq8,
                 refine,
-                refine_k,
-            )),
+                Some(refine_k),
+            ),
             IndexSpec::IvfSq8 {
                 nlist,
                 nprobe,
                 refine,
                 refine_k,
-            } => Some((IndexSpec::Ivf { nlist, nprobe }, refine, refine_k)),
-            _ => None,
-        }
+            } => (
+                IndexSpec::Ivf { nlist, nprobe },
+                CodeKind::Sq8,
+                refine,
+                Some(refine_k),
+            ),
+            IndexSpec::FlatRabitq { refine } => (IndexSpec::Flat, CodeKind::Rabitq, refine, None),
+            IndexSpec::IvfRabitq {
+                nlist,
+                nprobe,
+                refine,
+            } => (
+                IndexSpec::Ivf { nlist, nprobe },
+                CodeKind::Rabitq,
+                refine,
+                None,
+            ),
+            _ => return None,
+        };
+        Some(QuantizedParts {
+            base,
+            codes,
+            refine,
+            refine_k,
+        })
     }
 
     /// Checks every parameter; out-of-range values are rejected, never capped.
@@ -323,12 +394,16 @@ impl IndexSpec {
                 }
                 Ok(())
             }
-            IndexSpec::FlatSq8 { .. } | IndexSpec::HnswSq { .. } | IndexSpec::IvfSq8 { .. } => {
-                let (base, _, refine_k) = self
+            IndexSpec::FlatSq8 { .. }
+            | IndexSpec::HnswSq { .. }
+            | IndexSpec::IvfSq8 { .. }
+            | IndexSpec::FlatRabitq { .. }
+            | IndexSpec::IvfRabitq { .. } => {
+                let parts = self
                     .quantized_parts()
                     .expect("the quantised kinds have parts");
-                base.validate(dim)?;
-                quant::check_refine_k(refine_k)
+                parts.base.validate(dim)?;
+                parts.refine_k.map_or(Ok(()), quant::check_refine_k)
             }
         }
     }
@@ -571,7 +646,7 @@ pub enum AnyIndex {
     Ivf(IvfIndex),
     /// LSH.
     Lsh(LshIndex),
-    /// A flat, HNSW or IVF index searched on SQ8 codes.
+    /// A flat, HNSW or IVF index searched on SQ8 or RaBitQ codes.
     Quantized(QuantizedIndex),
 }
 
@@ -590,10 +665,15 @@ impl AnyIndex {
         seed: u64,
     ) -> Result<Self, String> {
         spec.validate(dim)?;
-        if let Some((base, refine, refine_k)) = spec.quantized_parts() {
-            let inner = AnyIndex::try_new(&base, dim, kind, seed)?;
+        if let Some(parts) = spec.quantized_parts() {
+            let inner = AnyIndex::try_new(&parts.base, dim, kind, seed)?;
             return Ok(AnyIndex::Quantized(QuantizedIndex::new(
-                inner, dim, kind, refine, refine_k,
+                inner,
+                dim,
+                kind,
+                parts.codes,
+                parts.refine,
+                parts.refine_k,
             )));
         }
         Ok(match *spec {
@@ -622,9 +702,11 @@ impl AnyIndex {
                 },
                 seed,
             )),
-            IndexSpec::FlatSq8 { .. } | IndexSpec::HnswSq { .. } | IndexSpec::IvfSq8 { .. } => {
-                unreachable!("quantised specs returned above")
-            }
+            IndexSpec::FlatSq8 { .. }
+            | IndexSpec::HnswSq { .. }
+            | IndexSpec::IvfSq8 { .. }
+            | IndexSpec::FlatRabitq { .. }
+            | IndexSpec::IvfRabitq { .. } => unreachable!("quantised specs returned above"),
         })
     }
 
@@ -771,14 +853,13 @@ impl AnyIndex {
         bytes: &[u8],
     ) -> Result<Self, String> {
         spec.validate(dim)?;
-        if let Some((base, refine, refine_k)) = spec.quantized_parts() {
+        if let Some(parts) = spec.quantized_parts() {
             return Ok(AnyIndex::Quantized(QuantizedIndex::from_bytes(
                 dim,
                 kind,
-                refine,
-                refine_k,
+                &parts,
                 bytes,
-                |inner| AnyIndex::from_bytes(&base, dim, kind, inner),
+                |inner| AnyIndex::from_bytes(&parts.base, dim, kind, inner),
             )?));
         }
         Ok(match *spec {
@@ -814,9 +895,11 @@ impl AnyIndex {
                 },
                 bytes,
             )?),
-            IndexSpec::FlatSq8 { .. } | IndexSpec::HnswSq { .. } | IndexSpec::IvfSq8 { .. } => {
-                unreachable!("quantised specs returned above")
-            }
+            IndexSpec::FlatSq8 { .. }
+            | IndexSpec::HnswSq { .. }
+            | IndexSpec::IvfSq8 { .. }
+            | IndexSpec::FlatRabitq { .. }
+            | IndexSpec::IvfRabitq { .. } => unreachable!("quantised specs returned above"),
         })
     }
 

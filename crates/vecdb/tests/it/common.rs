@@ -26,6 +26,12 @@ pub fn spec(kind: &str) -> IndexSpec {
             refine: true,
             refine_k: 4.0,
         },
+        "flat_rabitq" => IndexSpec::FlatRabitq { refine: true },
+        "ivf_rabitq" => IndexSpec::IvfRabitq {
+            nlist: 16,
+            nprobe: 8,
+            refine: true,
+        },
         other => panic!("unknown kind {other}"),
     }
 }

@@ -351,7 +351,17 @@ macro_rules! suite {
     )*};
 }
 
-suite!(flat, hnsw, ivf, lsh, flat_sq8, hnsw_sq, ivf_sq8);
+suite!(
+    flat,
+    hnsw,
+    ivf,
+    lsh,
+    flat_sq8,
+    hnsw_sq,
+    ivf_sq8,
+    flat_rabitq,
+    ivf_rabitq
+);
 
 /// A filter that matches half the points, all of them far from the query: IVF probing one list
 /// finds no accepted candidate, and the search falls back to exact instead of returning nothing.

@@ -93,7 +93,13 @@ fn bit_flip_in_body() {
 /// or missing one is rebuilt (codes retrained from the vectors).
 #[test]
 fn quantized_codes_round_trip_or_are_rebuilt() {
-    for kind in ["flat_sq8", "hnsw_sq", "ivf_sq8"] {
+    for kind in [
+        "flat_sq8",
+        "hnsw_sq",
+        "ivf_sq8",
+        "flat_rabitq",
+        "ivf_rabitq",
+    ] {
         damaged_kind(kind, |_| {});
         damaged_kind(kind, |p| {
             let mut b = fs::read(p).unwrap();

@@ -132,7 +132,8 @@ fn metric_type(metric: Metric) -> sdk::MetricType {
     }
 }
 
-/// The vector index for a config; LSH, HNSW_SQ, FLAT_SQ8 and oversized IVF are refused.
+/// The vector index for a config; LSH, HNSW_SQ, FLAT_SQ8, the RaBitQ kinds and oversized IVF
+/// are refused.
 /// IVF_SQ8 maps to Milvus' IVF_SQ8, which searches on its codes without re-ranking: the
 /// spec's `refine` and `refine_k` have no effect there.
 pub(crate) fn index_param(config: &CollectionConfig) -> Result<sdk::IndexParam, StoreError> {
@@ -172,6 +173,13 @@ pub(crate) fn index_param(config: &CollectionConfig) -> Result<sdk::IndexParam, 
         IndexSpec::FlatSq8 { .. } => {
             return Err(StoreError::Rejected {
                 reason: "Milvus has no FLAT_SQ8 index; use FLAT or IVF_SQ8 with the Milvus store"
+                    .into(),
+            })
+        }
+        IndexSpec::FlatRabitq { .. } | IndexSpec::IvfRabitq { .. } => {
+            return Err(StoreError::Rejected {
+                reason: "Milvus 2.3 has no RaBitQ index (IVF_RABITQ came with Milvus 2.6); use \
+                         IVF_SQ8 with the Milvus store"
                     .into(),
             })
         }
@@ -252,11 +260,13 @@ pub(crate) fn search_params(
             }
             out.insert("nprobe".into(), nprobe.to_string());
         }
-        // HNSW_SQ and FLAT_SQ8 collections are refused when created.
+        // HNSW_SQ, FLAT_SQ8 and the RaBitQ kinds are refused when created.
         IndexSpec::Flat
         | IndexSpec::Lsh { .. }
         | IndexSpec::HnswSq { .. }
-        | IndexSpec::FlatSq8 { .. } => {}
+        | IndexSpec::FlatSq8 { .. }
+        | IndexSpec::FlatRabitq { .. }
+        | IndexSpec::IvfRabitq { .. } => {}
     }
     Ok(out)
 }

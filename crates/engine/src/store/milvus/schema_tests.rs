@@ -125,6 +125,8 @@ fn ivf_sq8_maps_to_milvus_and_the_other_quantised_kinds_are_refused() {
     for (spec, name) in [
         (IndexSpec::default_hnsw_sq(), "HNSW_SQ"),
         (flat_sq8, "FLAT_SQ8"),
+        (IndexSpec::default_ivf_rabitq(), "RaBitQ"),
+        (IndexSpec::FlatRabitq { refine: true }, "RaBitQ"),
     ] {
         match validate_config(&cfg("a", Metric::L2, spec)) {
             Err(StoreError::Rejected { reason }) => assert!(reason.contains(name), "{reason}"),

@@ -13,7 +13,15 @@ pub const METRIC_NAMES: &[&str] = &["L2", "IP", "COSINE"];
 
 /// The Milvus names of the index kinds, as the OpenAPI document lists them.
 pub const INDEX_NAMES: &[&str] = &[
-    "FLAT", "HNSW", "IVF_FLAT", "LSH", "FLAT_SQ8", "HNSW_SQ", "IVF_SQ8",
+    "FLAT",
+    "HNSW",
+    "IVF_FLAT",
+    "LSH",
+    "FLAT_SQ8",
+    "HNSW_SQ",
+    "IVF_SQ8",
+    "FLAT_RABITQ",
+    "IVF_RABITQ",
 ];
 
 /// `"L2"`, `"IP"` or `"COSINE"` (any case) to a metric.
@@ -48,6 +56,8 @@ pub fn index_name(index: &IndexSpec) -> &'static str {
         IndexSpec::FlatSq8 { .. } => "FLAT_SQ8",
         IndexSpec::HnswSq { .. } => "HNSW_SQ",
         IndexSpec::IvfSq8 { .. } => "IVF_SQ8",
+        IndexSpec::FlatRabitq { .. } => "FLAT_RABITQ",
+        IndexSpec::IvfRabitq { .. } => "IVF_RABITQ",
     }
 }
 
@@ -179,6 +189,21 @@ pub fn index_from_params(
                 refine_k,
             })
         }
+        "FLAT_RABITQ" => {
+            only(params, "FLAT_RABITQ", &["refine"])?;
+            Ok(IndexSpec::FlatRabitq {
+                refine: bool_param(params, "refine", true)?,
+            })
+        }
+        "IVF_RABITQ" => {
+            only(params, "IVF_RABITQ", &["nlist", "nprobe", "refine"])?;
+            let (nlist, nprobe) = vecdb::index::IVF_DEFAULT;
+            Ok(IndexSpec::IvfRabitq {
+                nlist: usize_param(params, "nlist", nlist)?,
+                nprobe: usize_param(params, "nprobe", nprobe)?,
+                refine: bool_param(params, "refine", true)?,
+            })
+        }
         "LSH" => {
             only(params, "LSH", &["tables", "bits", "probes", "bucket_width"])?;
             let IndexSpec::Lsh {
@@ -199,9 +224,7 @@ pub fn index_from_params(
         }
         _ => Err(AppError::param(
             "index_type",
-            format!(
-                "{index_type:?} is not one of FLAT, HNSW, IVF_FLAT, LSH, FLAT_SQ8, HNSW_SQ, IVF_SQ8"
-            ),
+            format!("{index_type:?} is not one of {}", INDEX_NAMES.join(", ")),
         )),
     }
 }
@@ -247,6 +270,12 @@ pub fn index_to_params(index: &IndexSpec) -> Map<String, Value> {
         } => serde_json::json!({
             "nlist": nlist, "nprobe": nprobe, "refine": refine, "refine_k": refine_k
         }),
+        IndexSpec::FlatRabitq { refine } => serde_json::json!({ "refine": refine }),
+        IndexSpec::IvfRabitq {
+            nlist,
+            nprobe,
+            refine,
+        } => serde_json::json!({ "nlist": nlist, "nprobe": nprobe, "refine": refine }),
     };
     match value {
         Value::Object(map) => map,
@@ -334,5 +363,17 @@ mod tests {
             let p: Map<String, Value> = serde_json::from_str(bad).unwrap();
             assert!(index_from_params("IVF_SQ8", &p).is_err(), "{bad}");
         }
+        // RaBitQ's scans re-rank by the error bound: they take no refine_k.
+        let ivf = index_from_params("ivf_rabitq", &Map::new()).unwrap();
+        assert_eq!(ivf, IndexSpec::default_ivf_rabitq());
+        assert_eq!(index_name(&ivf), "IVF_RABITQ");
+        let k: Map<String, Value> = serde_json::from_str(r#"{"refine_k": 2.0}"#).unwrap();
+        assert!(index_from_params("IVF_RABITQ", &k).is_err());
+        assert!(index_from_params("FLAT_RABITQ", &k).is_err());
+        let flat = index_from_params("FLAT_RABITQ", &Map::new()).unwrap();
+        assert_eq!(
+            index_from_params("FLAT_RABITQ", &index_to_params(&flat)).unwrap(),
+            flat
+        );
     }
 }

@@ -18,7 +18,7 @@ mod graph;
 mod search;
 
 use super::codec::{Reader, Writer};
-use super::quant::{Sq8Codes, Sq8Query};
+use super::quant::Prepared;
 use super::topk::Cand;
 use super::{read_header, write_header, DistanceKind, VectorArena};
 use crate::distance::kernels;
@@ -326,7 +326,7 @@ impl HnswIndex {
         self.search_inner(arena, query, k, ef, accept, None)
     }
 
-    /// `search` with every distance to the query taken from SQ8 codes (approximate distances).
+    /// `search` with every distance to the query taken from codes (approximate distances).
     pub(crate) fn search_codes(
         &self,
         arena: &VectorArena,
@@ -334,7 +334,7 @@ impl HnswIndex {
         k: usize,
         ef: Option<usize>,
         accept: &dyn Fn(u32) -> bool,
-        codes: (&Sq8Codes, &Sq8Query),
+        codes: &Prepared<'_>,
     ) -> Vec<(u32, f32)> {
         self.search_inner(arena, query, k, ef, accept, Some(codes))
     }
@@ -346,7 +346,7 @@ impl HnswIndex {
         k: usize,
         ef: Option<usize>,
         accept: &dyn Fn(u32) -> bool,
-        codes: Option<(&Sq8Codes, &Sq8Query)>,
+        codes: Option<&Prepared<'_>>,
     ) -> Vec<(u32, f32)> {
         let packed = self.entry.load(Ordering::Acquire);
         if k == 0 || packed == NO_ENTRY {

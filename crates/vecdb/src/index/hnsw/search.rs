@@ -2,7 +2,7 @@
 
 use super::graph::Graph;
 use crate::distance::{prefetch, Kernels};
-use crate::index::quant::{Sq8Codes, Sq8Query};
+use crate::index::quant::Prepared;
 use crate::index::topk::Cand;
 use crate::index::{DistanceKind, VectorArena};
 use std::cmp::Reverse;
@@ -82,16 +82,16 @@ pub(super) struct Ctx<'a> {
     pub(super) kind: DistanceKind,
     /// Read lists under their locks (during a parallel build).
     pub(super) locked: bool,
-    /// Quantised searches: the codes and the prepared query. Distances to the query then come
-    /// from the codes, not the arena (building always uses the arena).
-    pub(super) codes: Option<(&'a Sq8Codes, &'a Sq8Query)>,
+    /// Quantised searches: the query prepared against the codes. Distances to the query then
+    /// come from the codes, not the arena (building always uses the arena).
+    pub(super) codes: Option<&'a Prepared<'a>>,
 }
 
 impl Ctx<'_> {
     #[inline(always)]
     pub(super) fn dist(&self, q: &[f32], slot: u32) -> f32 {
-        if let Some((codes, cq)) = self.codes {
-            return codes.dist(self.kern, cq, slot);
+        if let Some(codes) = self.codes {
+            return codes.dist(self.kern, slot);
         }
         self.kind.eval(self.kern, q, self.arena.get(slot))
     }
@@ -99,8 +99,8 @@ impl Ctx<'_> {
     /// The distance, or (L2 only) any value above `bound` once it is known to exceed it.
     #[inline(always)]
     pub(super) fn dist_bounded(&self, q: &[f32], slot: u32, bound: f32) -> f32 {
-        if let Some((codes, cq)) = self.codes {
-            return codes.dist(self.kern, cq, slot);
+        if let Some(codes) = self.codes {
+            return codes.dist(self.kern, slot);
         }
         let v = self.arena.get(slot);
         match self.kind {
@@ -121,7 +121,7 @@ impl Ctx<'_> {
     /// Prefetches the first lines of `slot`'s vector so the distance loop finds them in cache.
     #[inline(always)]
     fn prefetch_vector(&self, slot: u32) {
-        if let Some((codes, _)) = self.codes {
+        if let Some(codes) = self.codes {
             codes.prefetch(slot);
             return;
         }
@@ -137,7 +137,7 @@ impl Ctx<'_> {
     /// rejected within that chunk, so fetching further would waste memory bandwidth.
     #[inline(always)]
     fn prefetch_rest_of_first_chunk(&self, slot: u32) {
-        if let Some((codes, _)) = self.codes {
+        if let Some(codes) = self.codes {
             codes.prefetch_rest(slot);
             return;
         }

@@ -1,11 +1,32 @@
-//! SQ8 codes and the quantised index: distance accuracy, recall floors on clustered data,
-//! re-rank exactness, round trips and parameter checks.
+//! SQ8 and RaBitQ codes and the quantised index: distance accuracy, recall floors on clustered
+//! data, re-rank exactness, round trips and parameter checks.
 
 use super::*;
 use crate::index::testutil::*;
-use crate::index::IndexSpec;
+use crate::index::{IndexSpec, QuantizedParts};
 
 const DIM: usize = 32;
+/// RaBitQ's one bit per dimension needs more dimensions than SQ8's byte for the same accuracy
+/// (its error shrinks as `1 / sqrt(D)`); the collections it is meant for have hundreds.
+const RABITQ_DIM: usize = 128;
+
+fn rabitq_specs() -> Vec<IndexSpec> {
+    vec![
+        IndexSpec::FlatRabitq { refine: true },
+        IndexSpec::IvfRabitq {
+            nlist: 16,
+            nprobe: 4,
+            refine: true,
+        },
+    ]
+}
+
+/// Every quantised kind, with the dimension its tests use.
+fn all_specs() -> Vec<(IndexSpec, usize)> {
+    let sq8 = specs().into_iter().map(|s| (s, DIM));
+    sq8.chain(rabitq_specs().into_iter().map(|s| (s, RABITQ_DIM)))
+        .collect()
+}
 
 fn specs() -> Vec<IndexSpec> {
     vec![
@@ -29,10 +50,15 @@ fn specs() -> Vec<IndexSpec> {
     ]
 }
 
+/// The data for `kind` at `DIM`.
+fn data(n: usize, seed: u64, kind: DistanceKind) -> Vec<Vec<f32>> {
+    data_in(DIM, n, seed, kind)
+}
+
 /// The data for `kind`: clustered points, unit length for the inner-product kind (as cosine
 /// collections store them).
-fn data(n: usize, seed: u64, kind: DistanceKind) -> Vec<Vec<f32>> {
-    let pts = clustered(n, DIM, 20, 0.25, seed);
+fn data_in(dim: usize, n: usize, seed: u64, kind: DistanceKind) -> Vec<Vec<f32>> {
+    let pts = clustered(n, dim, 20, 0.25, seed);
     match kind {
         DistanceKind::L2Squared => pts,
         DistanceKind::NegDot => normalised(pts),
@@ -73,10 +99,10 @@ fn code_distances_track_exact_distances() {
 #[test]
 fn recall_floors_on_clustered_data() {
     for kind in [DistanceKind::L2Squared, DistanceKind::NegDot] {
-        let pts = data(3_000, 3, kind);
-        let arena = arena_of(&pts);
-        let queries = data(100, 4, kind);
-        for spec in specs() {
+        for (spec, dim) in all_specs() {
+            let pts = data_in(dim, 3_000, 3, kind);
+            let arena = arena_of(&pts);
+            let queries = data_in(dim, 100, 4, kind);
             let idx = built(&spec, &arena, kind);
             let r = recall10(&idx, &arena, kind, &queries, &QueryParams::default());
             eprintln!("{} {kind:?}: recall@10 {r}", spec.kind_name());
@@ -100,13 +126,16 @@ fn recall_floors_on_clustered_data() {
 #[test]
 fn rerank_equals_exact_search_over_the_candidates() {
     let kind = DistanceKind::L2Squared;
-    let pts = data(2_000, 5, kind);
-    let arena = arena_of(&pts);
     let kern = kernels();
-    for spec in specs() {
+    let oversampled = all_specs()
+        .into_iter()
+        .filter(|(s, _)| s.quantized_parts().unwrap().refine_k.is_some());
+    for (spec, dim) in oversampled {
+        let pts = data_in(dim, 2_000, 5, kind);
+        let arena = arena_of(&pts);
         let idx = built(&spec, &arena, kind);
         let q = quantized(&idx);
-        for (i, query) in data(20, 6, kind).iter().enumerate() {
+        for (i, query) in data_in(dim, 20, 6, kind).iter().enumerate() {
             let params = QueryParams {
                 refine_k: Some(1.0 + i as f32 / 4.0),
                 ..QueryParams::default()
@@ -124,6 +153,8 @@ fn rerank_equals_exact_search_over_the_candidates() {
         }
     }
     // A flat scan whose candidates cover every point is exact search.
+    let pts = data(2_000, 5, kind);
+    let arena = arena_of(&pts);
     let flat_sq8 = built(
         &IndexSpec::FlatSq8 {
             refine: true,
@@ -142,30 +173,60 @@ fn rerank_equals_exact_search_over_the_candidates() {
     }
 }
 
+/// RaBitQ's flat and IVF scans re-rank by the error bound: the hits carry exact distances, and
+/// a flat scan finds what exact search finds (the bound rules out only points that cannot be
+/// among the k best, except with the bound's small failure probability).
+#[test]
+fn bound_reranking_is_exact_search() {
+    let kern = kernels();
+    for kind in [DistanceKind::L2Squared, DistanceKind::NegDot] {
+        let pts = data_in(RABITQ_DIM, 2_000, 14, kind);
+        let arena = arena_of(&pts);
+        let flat = built(&IndexSpec::Flat, &arena, kind);
+        let idx = built(&IndexSpec::FlatRabitq { refine: true }, &arena, kind);
+        let (mut same, mut total) = (0, 0);
+        for query in data_in(RABITQ_DIM, 30, 15, kind) {
+            let p = QueryParams::default();
+            let hits = idx.search(&arena, &query, 10, &p, &|_| true);
+            for &(s, d) in &hits {
+                assert_eq!(d, kind.eval(kern, &query, arena.get(s)));
+            }
+            let truth = flat.search(&arena, &query, 10, &p, &|_| true);
+            same += hits.iter().filter(|h| truth.contains(h)).count();
+            total += truth.len();
+        }
+        assert!(
+            same as f64 >= 0.99 * total as f64,
+            "{kind:?}: {same}/{total}"
+        );
+    }
+}
+
 /// Without re-ranking, every kind returns the codes' distances: the flat scan, the HNSW walk and
 /// the IVF scans really run on the codes.
 #[test]
 fn without_refine_results_are_code_distances() {
     let kind = DistanceKind::L2Squared;
-    let pts = data(1_000, 8, kind);
-    let arena = arena_of(&pts);
-    for spec in specs() {
-        let (base, _, refine_k) = spec.quantized_parts().unwrap();
+    for (spec, dim) in all_specs() {
+        let pts = data_in(dim, 1_000, 8, kind);
+        let arena = arena_of(&pts);
+        let parts = spec.quantized_parts().unwrap();
         let mut idx = AnyIndex::Quantized(QuantizedIndex::new(
-            AnyIndex::new(&base, DIM, kind, 42),
-            DIM,
+            AnyIndex::new(&parts.base, dim, kind, 42),
+            dim,
             kind,
+            parts.codes,
             false,
-            refine_k,
+            parts.refine_k,
         ));
         idx.build(&arena, &(0..1_000).collect::<Vec<_>>());
         let q = quantized(&idx);
-        let query = &data(1, 9, kind)[0];
+        let query = &data_in(dim, 1, 9, kind)[0];
         let pq = q.codes().prepare(kernels(), query);
         let hits = idx.search(&arena, query, 10, &QueryParams::default(), &|_| true);
         assert_eq!(hits.len(), 10, "{}", spec.kind_name());
         for (s, d) in hits {
-            assert_eq!(d, q.codes().dist(kernels(), &pq, s), "{}", spec.kind_name());
+            assert_eq!(d, pq.dist(kernels(), s), "{}", spec.kind_name());
             assert_ne!(
                 d,
                 kind.eval(kernels(), query, arena.get(s)),
@@ -179,18 +240,19 @@ fn without_refine_results_are_code_distances() {
 #[test]
 fn incremental_adds_retrain_and_keep_recall() {
     let kind = DistanceKind::L2Squared;
-    let pts = data(2_000, 10, kind);
-    let arena = arena_of(&pts);
-    let queries = data(50, 11, kind);
-    for spec in specs() {
-        let mut idx = AnyIndex::new(&spec, DIM, kind, 1);
+    for (spec, dim) in all_specs() {
+        let pts = data_in(dim, 2_000, 10, kind);
+        let arena = arena_of(&pts);
+        let queries = data_in(dim, 50, 11, kind);
+        let mut idx = AnyIndex::new(&spec, dim, kind, 1);
         for s in 0..2_000 {
             idx.add(&arena, s);
         }
         let q = quantized(&idx);
         assert_eq!(q.codes().len(), 2_000);
-        // Retrained at 1, 2, 4, ... 1024 codes: the last range covers more than half the data.
-        assert_eq!(q.codes().trained_on, 1_024);
+        // Retrained at 1, 2, 4, ... 1024 codes: the last training covers more than half the
+        // data.
+        assert_eq!(q.codes().trained_on(), 1_024);
         let r = recall10(&idx, &arena, kind, &queries, &QueryParams::default());
         assert!(r >= 0.9, "{} built by adds: recall {r}", spec.kind_name());
     }
@@ -199,17 +261,17 @@ fn incremental_adds_retrain_and_keep_recall() {
 #[test]
 fn codes_round_trip_and_corruption_is_refused() {
     let kind = DistanceKind::NegDot;
-    let pts = data(1_500, 12, kind);
-    let arena = arena_of(&pts);
-    let queries = data(10, 13, kind);
-    for spec in specs() {
+    for (spec, dim) in all_specs() {
+        let pts = data_in(dim, 1_500, 12, kind);
+        let arena = arena_of(&pts);
+        let queries = data_in(dim, 10, 13, kind);
         let mut idx = built(&spec, &arena, kind);
         // A slot added after the build is encoded with the trained range.
         let mut arena2 = arena_of(&pts);
         let extra = arena2.push(&queries[0]);
         idx.add(&arena2, extra);
         let bytes = idx.to_bytes();
-        let back = AnyIndex::from_bytes(&spec, DIM, kind, &bytes).unwrap();
+        let back = AnyIndex::from_bytes(&spec, dim, kind, &bytes).unwrap();
         assert_eq!(back.to_bytes(), bytes);
         assert_eq!(back.len(), 1_501);
         for q in &queries {
@@ -222,15 +284,48 @@ fn codes_round_trip_and_corruption_is_refused() {
         // Truncated bodies, a body for another shape and codes that disagree with the inner
         // index are refused (the collection then rebuilds).
         for cut in [0, 8, bytes.len() / 2, bytes.len() - 1] {
-            assert!(AnyIndex::from_bytes(&spec, DIM, kind, &bytes[..cut]).is_err());
+            assert!(AnyIndex::from_bytes(&spec, dim, kind, &bytes[..cut]).is_err());
         }
-        assert!(AnyIndex::from_bytes(&spec, DIM + 1, kind, &bytes).is_err());
+        assert!(AnyIndex::from_bytes(&spec, dim + 1, kind, &bytes).is_err());
         let other = built(&spec, &arena_of(&pts[..100]), kind);
         let mut w = Writer::default();
         w.blob(&idx.to_bytes()[8..8 + inner_len(&bytes)]);
         quantized(&other).codes.write(&mut w);
-        assert!(AnyIndex::from_bytes(&spec, DIM, kind, &w.buf).is_err());
+        assert!(AnyIndex::from_bytes(&spec, dim, kind, &w.buf).is_err());
+        // SQ8 codes where RaBitQ codes belong, and the reverse, are refused.
+        if let Some(other) = other_codes(&spec) {
+            let swapped = built(&other, &arena, kind).to_bytes();
+            assert!(AnyIndex::from_bytes(&spec, dim, kind, &swapped).is_err());
+        }
     }
+}
+
+fn parts_of(spec: &IndexSpec) -> QuantizedParts {
+    spec.quantized_parts().unwrap()
+}
+
+/// The same structure on the other kind of codes, where there is one.
+fn other_codes(spec: &IndexSpec) -> Option<IndexSpec> {
+    let QuantizedParts { base, codes, .. } = parts_of(spec);
+    Some(match (base, codes) {
+        (IndexSpec::Flat, CodeKind::Sq8) => IndexSpec::FlatRabitq { refine: true },
+        (IndexSpec::Flat, CodeKind::Rabitq) => IndexSpec::FlatSq8 {
+            refine: true,
+            refine_k: DEFAULT_REFINE_K,
+        },
+        (IndexSpec::Ivf { nlist, nprobe }, CodeKind::Sq8) => IndexSpec::IvfRabitq {
+            nlist,
+            nprobe,
+            refine: true,
+        },
+        (IndexSpec::Ivf { nlist, nprobe }, CodeKind::Rabitq) => IndexSpec::IvfSq8 {
+            nlist,
+            nprobe,
+            refine: true,
+            refine_k: DEFAULT_REFINE_K,
+        },
+        _ => return None,
+    })
 }
 
 /// Length of the inner body at the start of a quantised body.
@@ -272,6 +367,26 @@ fn bad_parameters_are_refused() {
         refine_k: 2.0,
     };
     assert!(spec.validate(DIM).unwrap_err().contains("nprobe"));
+    let spec = IndexSpec::IvfRabitq {
+        nlist: 4,
+        nprobe: 5,
+        refine: true,
+    };
+    assert!(spec.validate(DIM).unwrap_err().contains("nprobe"));
+    // The RaBitQ kinds are re-ranked by the error bound: they have no refine_k to override.
+    for spec in [
+        IndexSpec::FlatRabitq { refine: true },
+        IndexSpec::default_ivf_rabitq(),
+    ] {
+        let idx = AnyIndex::new(&spec, DIM, DistanceKind::L2Squared, 0);
+        let err = idx
+            .validate_params(&QueryParams {
+                refine_k: Some(2.0),
+                ..QueryParams::default()
+            })
+            .unwrap_err();
+        assert!(err.contains("error bound"), "{err}");
+    }
     let idx = AnyIndex::new(
         &IndexSpec::default_ivf_sq8(),
         DIM,
@@ -299,5 +414,18 @@ fn spec_serde_uses_defaults() {
     assert_eq!(
         serde_json::from_str::<IndexSpec>(&json).unwrap(),
         IndexSpec::default_ivf_sq8()
+    );
+    let json = serde_json::to_string(&IndexSpec::default_ivf_rabitq()).unwrap();
+    assert_eq!(
+        json,
+        r#"{"kind":"ivf_rabitq","nlist":256,"nprobe":16,"refine":true}"#
+    );
+    assert_eq!(
+        serde_json::from_str::<IndexSpec>(&json).unwrap(),
+        IndexSpec::default_ivf_rabitq()
+    );
+    assert_eq!(
+        serde_json::from_str::<IndexSpec>(r#"{"kind":"flat_rabitq"}"#).unwrap(),
+        IndexSpec::FlatRabitq { refine: true }
     );
 }
