@@ -56,6 +56,21 @@ impl IvfIndex {
         !self.centres.is_empty()
     }
 
+    /// The list centres, `dim` floats each (empty before training).
+    pub fn centres(&self) -> &[f32] {
+        &self.centres
+    }
+
+    /// The slots of each list (empty before training).
+    pub fn lists(&self) -> &[Vec<u32>] {
+        &self.lists
+    }
+
+    /// The list a vector belongs to: its nearest centre. Only called once trained.
+    pub fn list_of(&self, v: &[f32]) -> usize {
+        kmeans::nearest(kernels(), self.kind, &self.centres, self.dim, v).0
+    }
+
     /// Points needed before training: 39 per list.
     pub fn train_threshold(&self) -> usize {
         self.nlist * MIN_POINTS_PER_LIST

@@ -12,8 +12,9 @@
 //! - squared L2, with `r = q - min`: `|r|^2 + |step * c|^2 - (2 r * step).c`, where the middle
 //!   term is stored per code.
 //!
-//! [`RabitqCodes`] (module `rabitq`) hold one bit per dimension, 3.4 % of the f32 vectors at
-//! 1,280 dimensions, with an unbiased distance estimate and an error bound.
+//! [`RabitqCodes`] (module `rabitq`) hold one bit per dimension, 3.5 % of the f32 vectors at
+//! 1,280 dimensions, with an unbiased distance estimate and an error bound; under a trained IVF
+//! index each code is relative to its list's centre.
 //!
 //! [`QuantizedIndex`] wraps a flat, HNSW or IVF index: the flat scan, the HNSW walk and the IVF
 //! list scans all run on codes. Then, unless `refine` is off, candidates are re-ranked with
@@ -549,19 +550,42 @@ impl QuantizedIndex {
     /// Replaces the content with `slots`: builds the inner index and trains and encodes codes.
     pub fn build(&mut self, arena: &VectorArena, slots: &[u32]) {
         self.inner.build(arena, slots);
-        self.codes.build(arena, slots);
+        match (&mut self.codes, &*self.inner) {
+            (Codes::Rabitq(c), AnyIndex::Ivf(ivf)) if ivf.is_trained() => {
+                c.build_partitioned(arena, ivf.centres(), ivf.lists())
+            }
+            (codes, _) => codes.build(arena, slots),
+        }
     }
 
     /// Adds one slot to the inner index and encodes it.
     pub fn add(&mut self, arena: &VectorArena, slot: u32) {
         self.inner.add(arena, slot);
-        self.codes.add(arena, slot);
+        self.encode_added(arena, slot);
     }
 
-    /// Encodes the slot and stages it in the inner index ([`AnyIndex::stage`]).
+    /// Stages the slot in the inner index ([`AnyIndex::stage`]) and encodes it; both happen
+    /// before [`QuantizedIndex::link`] makes it reachable.
     pub fn stage(&mut self, arena: &VectorArena, slot: u32) -> bool {
-        self.codes.add(arena, slot);
-        self.inner.stage(arena, slot)
+        let staged = self.inner.stage(arena, slot);
+        self.encode_added(arena, slot);
+        staged
+    }
+
+    /// Encodes a slot the inner index has just taken. RaBitQ codes under a trained IVF index
+    /// are relative to the slot's list centre; the moment the index trains (its untrained list
+    /// reached the threshold), every code is re-encoded by list.
+    fn encode_added(&mut self, arena: &VectorArena, slot: u32) {
+        match (&mut self.codes, &*self.inner) {
+            (Codes::Rabitq(c), AnyIndex::Ivf(ivf)) if ivf.is_trained() => {
+                if c.is_partitioned() && c.centre_count() == ivf.nlist() {
+                    c.add_to(arena, slot, ivf.list_of(arena.get(slot)));
+                } else {
+                    c.build_partitioned(arena, ivf.centres(), ivf.lists());
+                }
+            }
+            (codes, _) => codes.add(arena, slot),
+        }
     }
 
     /// Links a staged slot into the inner index ([`AnyIndex::link`]).
@@ -593,11 +617,25 @@ impl QuantizedIndex {
             return Vec::new();
         }
         let kern = kernels();
-        let q = self.codes.prepare(kern, query);
-        match &*self.inner {
-            AnyIndex::Flat(f) => q.scan(f.slots().iter().copied(), want, accept),
-            AnyIndex::Hnsw(h) => h.search_codes(arena, query, want, params.ef, accept, &q),
-            AnyIndex::Ivf(i) => {
+        match (&*self.inner, &self.codes) {
+            (AnyIndex::Ivf(i), Codes::Rabitq(c)) => {
+                let mut search = c.searcher(query);
+                let mut top = TopK::new(want);
+                i.visit(query, params.nprobe, accept, |s| {
+                    top.push(search.dist(kern, s), s)
+                });
+                top.into_sorted()
+            }
+            (AnyIndex::Flat(f), _) => {
+                let q = self.codes.prepare(kern, query);
+                q.scan(f.slots().iter().copied(), want, accept)
+            }
+            (AnyIndex::Hnsw(h), _) => {
+                let q = self.codes.prepare(kern, query);
+                h.search_codes(arena, query, want, params.ef, accept, &q)
+            }
+            (AnyIndex::Ivf(i), _) => {
+                let q = self.codes.prepare(kern, query);
                 let mut top = TopK::new(want);
                 i.visit(query, params.nprobe, accept, |s| {
                     top.push(q.dist(kern, s), s)
@@ -605,7 +643,7 @@ impl QuantizedIndex {
                 top.into_sorted()
             }
             // `try_new` and `from_bytes` only wrap the three kinds above.
-            other => other.search(arena, query, want, params, accept),
+            (other, _) => other.search(arena, query, want, params, accept),
         }
     }
 
@@ -647,10 +685,10 @@ impl QuantizedIndex {
             return Vec::new();
         }
         let kern = kernels();
-        let q = codes.prepare(kern, query);
+        let mut search = codes.searcher(query);
         let mut top = TopK::new(k);
         let mut visit = |s: u32| {
-            let (_, lower) = codes.dist_and_lower_bound(kern, &q, s);
+            let (_, lower) = search.dist_and_lower_bound(kern, s);
             if lower < top.bound() {
                 top.push(self.kind.eval(kern, query, arena.get(s)), s);
             }

@@ -1,8 +1,9 @@
 //! RaBitQ codes (Gao and Long, "RaBitQ: Quantizing High-Dimensional Vectors with a Theoretical
 //! Error Bound for Approximate Nearest Neighbor Search", SIGMOD 2024).
 //!
-//! Each vector `v` is stored relative to a centre `c` (the mean of the encoded vectors) as its
-//! residual's length `|v - c|` and one bit per dimension of the unit residual
+//! Each vector `v` is stored relative to a centre `c` (the mean of the encoded vectors, or under
+//! a trained IVF index the centre of its list, as in the paper's IVF-RaBitQ) as its residual's
+//! length `|v - c|` and one bit per dimension of the unit residual
 //! `o = (v - c) / |v - c|` after a random rotation `P`: bit `i` is set when `(P o)_i > 0`. The
 //! bits stand for the unit vector `ō` whose entries are `±1/sqrt(D)`. The paper's estimator of
 //! `<o, q>` for a unit query `q` is `<ō, P q> / <ō, P o>`: unbiased, and with high probability
@@ -16,7 +17,7 @@
 //! As in the paper, the rotated query is quantised to four bits per dimension, so that
 //! `<bits, Pq>` becomes four population counts of the code against the query's bit planes
 //! ([`crate::distance::Kernels::bit_planes`]); at 1,280 dimensions a code is 160 bytes plus 16 of
-//! factors, 3.4 % of the f32 vector.
+//! factors and 4 of centre number, 3.5 % of the f32 vector.
 //!
 //! The rotation is a product of four rounds of random sign flips, a normalised fast Hadamard
 //! transform over a power-of-two block and a 45-degree rotation of the two halves into each
@@ -113,7 +114,7 @@ fn hadamard(x: &mut [f32]) {
     }
 }
 
-/// RaBitQ codes of the indexed slots, with the centre they are relative to.
+/// RaBitQ codes of the indexed slots, with the centres they are relative to.
 #[derive(Clone, Debug)]
 pub struct RabitqCodes {
     dim: usize,
@@ -121,8 +122,17 @@ pub struct RabitqCodes {
     rot: Rotation,
     /// Code words per slot (`pdim / 64`).
     words: usize,
-    /// The centre (`dim` floats; empty until trained).
-    centre: Vec<f32>,
+    /// The centres, `dim` floats each: none until trained; one, the mean of the encoded
+    /// vectors, for a flat scan or an IVF index before it trains; the IVF's list centres once
+    /// it has (`partitioned`), as in the paper's IVF-RaBitQ, so that residuals are short.
+    centres: Vec<f32>,
+    /// Each centre padded and rotated (`pdim` floats each): since the rotation is linear,
+    /// `P(x - c) = Px - Pc`, and a query is rotated once whatever lists it visits.
+    rotated_centres: Vec<f32>,
+    /// True when the centres are an IVF index's lists, which only that index retrains.
+    partitioned: bool,
+    /// Per slot: the centre its code is relative to.
+    centre_of: Vec<u32>,
     /// `words` per slot, slot-addressed; slots not encoded hold zeros.
     bits: Vec<u64>,
     /// `FACTORS` per slot.
@@ -130,11 +140,11 @@ pub struct RabitqCodes {
     /// Per slot: 1 when the slot is encoded.
     present: Vec<u8>,
     count: usize,
-    /// Number of slots the centre was last computed from.
+    /// Number of slots the centres were last computed from.
     trained_on: usize,
 }
 
-/// A query prepared for code distances.
+/// A query prepared for code distances relative to one centre.
 #[derive(Debug)]
 pub(crate) struct RabitqQuery {
     /// Four bit planes of the quantised rotated unit query, `words` each.
@@ -150,6 +160,53 @@ pub(crate) struct RabitqQuery {
     shift: f32,
 }
 
+/// A query rotated once, prepared against each centre its slots need as the scan reaches them
+/// (a scan visits a list's slots together, so each probed centre is prepared about once, and
+/// the preparation reuses this search's buffers).
+pub(crate) struct RabitqSearch<'a> {
+    codes: &'a RabitqCodes,
+    query: &'a [f32],
+    /// `P` applied to the zero-padded query.
+    rotated: Vec<f32>,
+    /// The centre `prepared` was made for.
+    current: Option<u32>,
+    prepared: RabitqQuery,
+    /// Scratch: the unit residual of the current centre.
+    unit: Vec<f32>,
+}
+
+impl RabitqSearch<'_> {
+    fn prepared(&mut self, kern: &Kernels, slot: u32) -> &RabitqQuery {
+        let centre = self.codes.centre_of[slot as usize];
+        if self.current != Some(centre) {
+            self.codes.prepare_into(
+                kern,
+                self.query,
+                &self.rotated,
+                centre,
+                &mut self.unit,
+                &mut self.prepared,
+            );
+            self.current = Some(centre);
+        }
+        &self.prepared
+    }
+
+    /// The estimated distance to `slot`'s code.
+    pub(crate) fn dist(&mut self, kern: &Kernels, slot: u32) -> f32 {
+        let codes = self.codes;
+        let q = self.prepared(kern, slot);
+        codes.dist(kern, q, slot)
+    }
+
+    /// The estimated distance to `slot`'s code and the lower bound of the true distance.
+    pub(crate) fn dist_and_lower_bound(&mut self, kern: &Kernels, slot: u32) -> (f32, f32) {
+        let codes = self.codes;
+        let q = self.prepared(kern, slot);
+        codes.dist_and_lower_bound(kern, q, slot)
+    }
+}
+
 impl RabitqCodes {
     /// No codes, untrained.
     pub fn new(dim: usize, kind: DistanceKind) -> Self {
@@ -163,7 +220,10 @@ impl RabitqCodes {
             kind,
             words: rot.pdim / 64,
             rot,
-            centre: Vec::new(),
+            centres: Vec::new(),
+            rotated_centres: Vec::new(),
+            partitioned: false,
+            centre_of: Vec::new(),
             bits: Vec::new(),
             factors: Vec::new(),
             present: Vec::new(),
@@ -182,11 +242,25 @@ impl RabitqCodes {
         self.count == 0
     }
 
-    /// Bytes held by the codes, their factors, the centre and the rotation.
+    /// True when the codes are relative to an IVF index's list centres.
+    pub fn is_partitioned(&self) -> bool {
+        self.partitioned
+    }
+
+    /// Number of centres.
+    pub fn centre_count(&self) -> usize {
+        self.centres.len() / self.dim
+    }
+
+    /// Bytes held by the codes, their factors, the centres and the rotation.
     pub fn memory_bytes(&self) -> usize {
         8 * self.bits.capacity()
             + self.present.capacity()
-            + 4 * (self.factors.capacity() + self.centre.capacity() + self.rot.signs.capacity())
+            + 4 * (self.factors.capacity()
+                + self.centre_of.capacity()
+                + self.centres.capacity()
+                + self.rotated_centres.capacity()
+                + self.rot.signs.capacity())
     }
 
     #[inline(always)]
@@ -201,12 +275,36 @@ impl RabitqCodes {
         &self.factors[start..start + FACTORS]
     }
 
-    /// Replaces every code: computes the centre of `slots` and encodes them.
-    pub fn build(&mut self, arena: &VectorArena, slots: &[u32]) {
+    fn centre(&self, i: u32) -> &[f32] {
+        let start = i as usize * self.dim;
+        &self.centres[start..start + self.dim]
+    }
+
+    /// Replaces the centres and derives their rotations.
+    fn set_centres(&mut self, centres: Vec<f32>) {
+        let pdim = self.rot.pdim;
+        self.rotated_centres = vec![0.0; centres.len() / self.dim * pdim];
+        for (c, out) in centres
+            .chunks_exact(self.dim)
+            .zip(self.rotated_centres.chunks_exact_mut(pdim))
+        {
+            out[..self.dim].copy_from_slice(c);
+            self.rot.apply(out);
+        }
+        self.centres = centres;
+    }
+
+    fn clear(&mut self) {
         self.bits.clear();
         self.factors.clear();
         self.present.clear();
+        self.centre_of.clear();
         self.count = 0;
+    }
+
+    /// Replaces every code: computes the centre of `slots` and encodes them.
+    pub fn build(&mut self, arena: &VectorArena, slots: &[u32]) {
+        self.clear();
         let cap = slots.iter().map(|&s| s as usize + 1).max().unwrap_or(0);
         self.grow(cap);
         for &s in slots {
@@ -218,9 +316,62 @@ impl RabitqCodes {
         self.retrain(arena);
     }
 
-    /// Encodes one more slot, recomputing the centre (and every code) when the number of codes
-    /// has doubled since the last training, as the SQ8 codes retrain their range.
+    /// Replaces every code with codes relative to an IVF index's lists: `centres` holds one
+    /// centre per list (`dim` floats each) and `lists` each list's slots.
+    pub fn build_partitioned(&mut self, arena: &VectorArena, centres: &[f32], lists: &[Vec<u32>]) {
+        self.clear();
+        let cap = lists
+            .iter()
+            .flatten()
+            .map(|&s| s as usize + 1)
+            .max()
+            .unwrap_or(0);
+        self.grow(cap);
+        self.set_centres(centres.to_vec());
+        self.partitioned = true;
+        let mut scratch = vec![0.0; self.rot.pdim];
+        for (list, slots) in lists.iter().enumerate() {
+            for &s in slots {
+                if self.present[s as usize] == 0 {
+                    self.present[s as usize] = 1;
+                    self.count += 1;
+                }
+                self.encode(s, arena.get(s), list as u32, &mut scratch);
+            }
+        }
+        self.trained_on = self.count;
+        tracing::debug!(
+            codes = self.count,
+            centres = lists.len(),
+            "RaBitQ codes encoded per IVF list"
+        );
+    }
+
+    /// Encodes one more slot relative to centre `centre` of a partitioned set.
+    pub fn add_to(&mut self, arena: &VectorArena, slot: u32, centre: usize) {
+        self.grow(slot as usize + 1);
+        if self.present[slot as usize] != 0 {
+            return;
+        }
+        self.present[slot as usize] = 1;
+        self.count += 1;
+        let mut scratch = vec![0.0; self.rot.pdim];
+        self.encode(slot, arena.get(slot), centre as u32, &mut scratch);
+    }
+
+    /// Encodes one more slot. With one centre, the centre (and every code) is recomputed when
+    /// the number of codes has doubled since the last training, as the SQ8 codes retrain their
+    /// range; partitioned codes use the nearest list centre (the IVF index passes its own
+    /// choice through [`RabitqCodes::add_to`] instead).
     pub fn add(&mut self, arena: &VectorArena, slot: u32) {
+        if self.partitioned {
+            let v = arena.get(slot);
+            let nearest = (0..self.centre_count() as u32)
+                .map(|c| (crate::distance::l2_squared(v, self.centre(c)), c))
+                .min_by(|a, b| a.0.total_cmp(&b.0))
+                .map_or(0, |(_, c)| c as usize);
+            return self.add_to(arena, slot, nearest);
+        }
         self.grow(slot as usize + 1);
         if self.present[slot as usize] != 0 {
             return;
@@ -231,22 +382,24 @@ impl RabitqCodes {
             self.retrain(arena);
         } else {
             let mut scratch = vec![0.0; self.rot.pdim];
-            self.encode(slot, arena.get(slot), &mut scratch);
+            self.encode(slot, arena.get(slot), 0, &mut scratch);
         }
     }
 
     fn grow(&mut self, slots: usize) {
         if self.present.len() < slots {
             self.present.resize(slots, 0);
+            self.centre_of.resize(slots, 0);
             self.bits.resize(slots * self.words, 0);
             self.factors.resize(slots * FACTORS, 0.0);
         }
     }
 
-    /// Computes the centre of every encoded slot and re-encodes them all.
+    /// Computes the one centre of every encoded slot and re-encodes them all.
     fn retrain(&mut self, arena: &VectorArena) {
+        self.partitioned = false;
         if self.count == 0 {
-            self.centre.clear();
+            self.set_centres(Vec::new());
             self.trained_on = 0;
             return;
         }
@@ -258,22 +411,22 @@ impl RabitqCodes {
                 }
             }
         }
-        self.centre = sum.iter().map(|a| (a / self.count as f64) as f32).collect();
+        self.set_centres(sum.iter().map(|a| (a / self.count as f64) as f32).collect());
         self.trained_on = self.count;
         let mut scratch = vec![0.0; self.rot.pdim];
         for s in 0..self.present.len() as u32 {
             if self.present[s as usize] != 0 {
-                self.encode(s, arena.get(s), &mut scratch);
+                self.encode(s, arena.get(s), 0, &mut scratch);
             }
         }
         tracing::debug!(codes = self.count, "RaBitQ centre trained");
     }
 
     /// Writes `rotate((v - c) / |v - c|)` into `out` (`pdim` floats) and returns `|v - c|`.
-    fn rotated_unit_residual(&self, v: &[f32], out: &mut [f32]) -> f32 {
+    fn rotated_unit_residual(&self, v: &[f32], centre: u32, out: &mut [f32]) -> f32 {
         out.fill(0.0);
         let mut sq = 0.0f32;
-        for ((o, &x), &c) in out.iter_mut().zip(v).zip(&self.centre) {
+        for ((o, &x), &c) in out.iter_mut().zip(v).zip(self.centre(centre)) {
             *o = x - c;
             sq += *o * *o;
         }
@@ -287,8 +440,8 @@ impl RabitqCodes {
         norm
     }
 
-    fn encode(&mut self, slot: u32, v: &[f32], scratch: &mut [f32]) {
-        let norm = self.rotated_unit_residual(v, scratch);
+    fn encode(&mut self, slot: u32, v: &[f32], centre: u32, scratch: &mut [f32]) {
+        let norm = self.rotated_unit_residual(v, centre, scratch);
         let pdim = self.rot.pdim as f32;
         let start = slot as usize * self.words;
         let row = &mut self.bits[start..start + self.words];
@@ -300,7 +453,7 @@ impl RabitqCodes {
             }
             abs_sum += x.abs();
         }
-        // `<ō, Po>` is the mean absolute rotated component times sqrt(D); a vector equal to the
+        // `<ō, Po>` is the mean absolute rotated component times sqrt(D); a vector equal to its
         // centre has no direction, and its distances do not depend on its bits (norm 0).
         let ip = if norm > 0.0 {
             (abs_sum / pdim.sqrt()).clamp(1e-6, 1.0)
@@ -309,51 +462,124 @@ impl RabitqCodes {
         };
         let bound = EPSILON0 * (1.0 - ip * ip).max(0.0).sqrt() / ip / (pdim - 1.0).max(1.0).sqrt();
         let centre_dot = match self.kind {
-            DistanceKind::NegDot => v.iter().zip(&self.centre).map(|(x, c)| (x - c) * c).sum(),
+            DistanceKind::NegDot => v
+                .iter()
+                .zip(self.centre(centre))
+                .map(|(x, c)| (x - c) * c)
+                .sum(),
             DistanceKind::L2Squared => 0.0,
         };
+        self.centre_of[slot as usize] = centre;
         let f = &mut self.factors[slot as usize * FACTORS..(slot as usize + 1) * FACTORS];
         f.copy_from_slice(&[norm, 1.0 / ip, bound, centre_dot]);
     }
 
-    /// Prepares `query` for [`RabitqCodes::dist`]. Only called when at least one slot is
-    /// encoded (so the centre is known).
-    pub(crate) fn prepare(&self, kern: &Kernels, query: &[f32]) -> RabitqQuery {
+    /// `query` padded and rotated.
+    fn rotate_query(&self, query: &[f32]) -> Vec<f32> {
         let mut rotated = vec![0.0; self.rot.pdim];
-        let norm = self.rotated_unit_residual(query, &mut rotated);
-        let (lo, hi) = rotated
-            .iter()
-            .fold((f32::INFINITY, f32::NEG_INFINITY), |(l, h), &x| {
-                (l.min(x), h.max(x))
-            });
-        let delta = (hi - lo) / QUERY_LEVELS;
-        let mut planes = vec![0u64; 4 * self.words];
-        let mut level_sum = 0u32;
-        for (i, &x) in rotated.iter().enumerate() {
-            let level = if delta > 0.0 {
-                ((x - lo) / delta).round().clamp(0.0, QUERY_LEVELS) as u32
-            } else {
-                0
-            };
-            level_sum += level;
-            for (j, plane) in planes.chunks_exact_mut(self.words).enumerate() {
-                if level >> j & 1 == 1 {
-                    plane[i / 64] |= 1 << (i % 64);
-                }
-            }
+        rotated[..self.dim].copy_from_slice(query);
+        self.rot.apply(&mut rotated);
+        rotated
+    }
+
+    /// A search of codes relative to any of the centres. Only called when at least one slot
+    /// is encoded (so the centres are known).
+    pub(crate) fn searcher<'a>(&'a self, query: &'a [f32]) -> RabitqSearch<'a> {
+        RabitqSearch {
+            codes: self,
+            query,
+            rotated: self.rotate_query(query),
+            current: None,
+            prepared: self.empty_query(),
+            unit: vec![0.0; self.rot.pdim],
         }
-        let shift = match self.kind {
-            DistanceKind::L2Squared => norm * norm,
-            DistanceKind::NegDot => kern.dot(&self.centre, query),
-        };
+    }
+
+    fn empty_query(&self) -> RabitqQuery {
         RabitqQuery {
-            planes,
-            low: lo,
-            delta,
-            sum: lo * self.rot.pdim as f32 + delta * level_sum as f32,
-            norm,
-            shift,
+            planes: vec![0; 4 * self.words],
+            low: 0.0,
+            delta: 0.0,
+            sum: 0.0,
+            norm: 0.0,
+            shift: 0.0,
         }
+    }
+
+    /// Prepares `query` for [`RabitqCodes::dist`] on codes relative to the first centre (the
+    /// only one unless the codes are partitioned; partitioned codes are searched through
+    /// [`RabitqCodes::searcher`]). Only called when at least one slot is encoded.
+    pub(crate) fn prepare(&self, kern: &Kernels, query: &[f32]) -> RabitqQuery {
+        let mut out = self.empty_query();
+        let mut unit = vec![0.0; self.rot.pdim];
+        self.prepare_into(
+            kern,
+            query,
+            &self.rotate_query(query),
+            0,
+            &mut unit,
+            &mut out,
+        );
+        out
+    }
+
+    /// Prepares the query, given rotated, against centre `centre`, into `out` (`unit` is
+    /// scratch of `pdim` floats). Run once per probed list, so it allocates nothing.
+    fn prepare_into(
+        &self,
+        kern: &Kernels,
+        query: &[f32],
+        rotated_query: &[f32],
+        centre: u32,
+        unit: &mut [f32],
+        out: &mut RabitqQuery,
+    ) {
+        let pdim = self.rot.pdim;
+        let pc = &self.rotated_centres[centre as usize * pdim..(centre as usize + 1) * pdim];
+        for ((u, q), c) in unit.iter_mut().zip(rotated_query).zip(pc) {
+            *u = q - c;
+        }
+        let norm = kern.dot(unit, unit).sqrt();
+        let (mut lo, mut hi) = (f32::INFINITY, f32::NEG_INFINITY);
+        if norm > 0.0 {
+            let inv = 1.0 / norm;
+            for u in unit.iter_mut() {
+                *u *= inv;
+                lo = lo.min(*u);
+                hi = hi.max(*u);
+            }
+        } else {
+            (lo, hi) = (0.0, 0.0);
+        }
+        let delta = (hi - lo) / QUERY_LEVELS;
+        let scale = if delta > 0.0 { 1.0 / delta } else { 0.0 };
+        let words = self.words;
+        let (p0, rest) = out.planes.split_at_mut(words);
+        let (p1, rest) = rest.split_at_mut(words);
+        let (p2, p3) = rest.split_at_mut(words);
+        let mut level_sum = 0u32;
+        for (w, block) in unit.chunks_exact(64).enumerate() {
+            let mut bits = [0u64; 4];
+            for (i, &u) in block.iter().enumerate() {
+                // Rounded to the nearest of the 16 levels; the clamp only catches rounding at
+                // the ends.
+                let level = ((u - lo) * scale + 0.5).clamp(0.0, QUERY_LEVELS) as u32;
+                level_sum += level;
+                bits[0] |= u64::from(level & 1) << i;
+                bits[1] |= u64::from(level >> 1 & 1) << i;
+                bits[2] |= u64::from(level >> 2 & 1) << i;
+                bits[3] |= u64::from(level >> 3 & 1) << i;
+            }
+            (p0[w], p1[w], p2[w], p3[w]) = (bits[0], bits[1], bits[2], bits[3]);
+        }
+        out.low = lo;
+        out.delta = delta;
+        out.sum = lo * pdim as f32 + delta * level_sum as f32;
+        out.norm = norm;
+        out.shift = match self.kind {
+            DistanceKind::L2Squared => norm * norm,
+            DistanceKind::NegDot => kern.dot(self.centre(centre), query),
+        };
     }
 
     /// The estimate of `<o, q̂>` for `slot` and its error bound.
@@ -379,7 +605,8 @@ impl RabitqCodes {
         }
     }
 
-    /// The estimated distance from the prepared query to the code of `slot`.
+    /// The estimated distance from the prepared query to the code of `slot` (the query must be
+    /// prepared against the slot's centre).
     #[inline(always)]
     pub(crate) fn dist(&self, kern: &Kernels, q: &RabitqQuery, slot: u32) -> f32 {
         let (ip, _, f) = self.estimate(kern, q, slot);
@@ -422,17 +649,19 @@ impl RabitqCodes {
         }
     }
 
-    /// Number of codes the centre was last computed from.
+    /// Number of codes the centres were last computed from.
     pub(super) fn trained_on(&self) -> usize {
         self.trained_on
     }
 
     pub(super) fn write(&self, w: &mut Writer) {
         w.u64(self.rot.seed);
-        w.f32s(&self.centre);
+        w.u8(u8::from(self.partitioned));
+        w.f32s(&self.centres);
         w.u64(self.count as u64);
         w.u64(self.trained_on as u64);
         w.blob(&self.present);
+        w.u32s(&self.centre_of);
         w.u64(self.bits.len() as u64);
         w.u64s_exact(&self.bits);
         w.f32s(&self.factors);
@@ -441,23 +670,41 @@ impl RabitqCodes {
     pub(super) fn read(r: &mut Reader<'_>, dim: usize, kind: DistanceKind) -> Result<Self, String> {
         let seed = r.u64()?;
         let mut codes = RabitqCodes::with_seed(dim, kind, seed);
-        let centre = r.f32s()?;
+        let partitioned = match r.u8()? {
+            0 => false,
+            1 => true,
+            other => return Err(format!("RaBitQ codes have a bad partition flag {other}")),
+        };
+        let centres = r.f32s()?;
         let count = r.u64()? as usize;
         let trained_on = r.u64()? as usize;
         let present = r.blob()?.to_vec();
+        let centre_of = r.u32s()?;
         let n = r.len(8)?;
         let bits = r.u64s_exact(n)?;
         let factors = r.f32s()?;
-        if !(centre.len() == dim || centre.is_empty()) || centre.is_empty() != (count == 0) {
-            return Err("RaBitQ codes have an inconsistent centre".into());
+        let ncentres = centres.len() / dim;
+        if centres.len() % dim != 0
+            || (ncentres == 0) != (count == 0)
+            || (!partitioned && ncentres > 1)
+        {
+            return Err("RaBitQ codes have inconsistent centres".into());
         }
-        if centre.iter().chain(&factors).any(|x| !x.is_finite()) {
+        if centres.iter().chain(&factors).any(|x| !x.is_finite()) {
             return Err("RaBitQ codes hold a value that is not finite".into());
         }
         if Some(bits.len()) != present.len().checked_mul(codes.words)
             || Some(factors.len()) != present.len().checked_mul(FACTORS)
+            || centre_of.len() != present.len()
         {
             return Err("RaBitQ codes do not cover their slots".into());
+        }
+        if centre_of
+            .iter()
+            .zip(&present)
+            .any(|(&c, &p)| p == 1 && c as usize >= ncentres)
+        {
+            return Err("RaBitQ codes name a centre they do not have".into());
         }
         if present.iter().any(|&p| p > 1)
             || present.iter().filter(|&&p| p == 1).count() != count
@@ -465,7 +712,9 @@ impl RabitqCodes {
         {
             return Err("RaBitQ codes have an inconsistent slot count".into());
         }
-        codes.centre = centre;
+        codes.set_centres(centres);
+        codes.partitioned = partitioned;
+        codes.centre_of = centre_of;
         codes.bits = bits;
         codes.factors = factors;
         codes.present = present;

@@ -202,6 +202,57 @@ fn bound_reranking_is_exact_search() {
     }
 }
 
+/// Under a trained IVF index, RaBitQ codes are relative to their list's centre (the paper's
+/// IVF-RaBitQ): built so, kept so by adds, switched to it when adds make the index train, and
+/// their estimates are closer to the truth than around one global centre.
+#[test]
+fn ivf_rabitq_codes_use_the_list_centres() {
+    let kind = DistanceKind::L2Squared;
+    let spec = IndexSpec::IvfRabitq {
+        nlist: 16,
+        nprobe: 4,
+        refine: true,
+    };
+    let pts = data_in(RABITQ_DIM, 2_000, 16, kind);
+    let arena = arena_of(&pts);
+    let rabitq = |idx: &AnyIndex| match quantized(idx).codes() {
+        Codes::Rabitq(c) => c.clone(),
+        other => panic!("not RaBitQ: {other:?}"),
+    };
+    let built_idx = built(&spec, &arena, kind);
+    let codes = rabitq(&built_idx);
+    assert!(codes.is_partitioned());
+    assert_eq!(codes.centre_count(), 16);
+    // Filled one by one: untrained (one centre) until 16 x 39 points, then by list.
+    let mut grown = AnyIndex::new(&spec, RABITQ_DIM, kind, 42);
+    for s in 0..600 {
+        grown.add(&arena, s);
+    }
+    assert!(!rabitq(&grown).is_partitioned());
+    for s in 600..2_000 {
+        grown.add(&arena, s);
+    }
+    let codes = rabitq(&grown);
+    assert!(codes.is_partitioned());
+    assert_eq!((codes.centre_count(), codes.len()), (16, 2_000));
+    // Mean absolute error of the estimates for each query's 50 nearest points (the ones a
+    // search must rank), by list centres and around the global mean.
+    let mut global = RabitqCodes::new(RABITQ_DIM, kind);
+    global.build(&arena, &(0..2_000).collect::<Vec<_>>());
+    let kern = kernels();
+    let flat = built(&IndexSpec::Flat, &arena, kind);
+    let (mut by_list, mut by_mean) = (0.0f64, 0.0f64);
+    for query in data_in(RABITQ_DIM, 20, 17, kind) {
+        let (mut a, mut b) = (codes.searcher(&query), global.searcher(&query));
+        for (s, exact) in flat.search(&arena, &query, 50, &QueryParams::default(), &|_| true) {
+            by_list += f64::from((a.dist(kern, s) - exact).abs());
+            by_mean += f64::from((b.dist(kern, s) - exact).abs());
+        }
+    }
+    eprintln!("mean |error|: list centres {by_list}, global mean {by_mean}");
+    assert!(by_list < 0.7 * by_mean, "{by_list} vs {by_mean}");
+}
+
 /// Without re-ranking, every kind returns the codes' distances: the flat scan, the HNSW walk and
 /// the IVF scans really run on the codes.
 #[test]
@@ -222,11 +273,14 @@ fn without_refine_results_are_code_distances() {
         idx.build(&arena, &(0..1_000).collect::<Vec<_>>());
         let q = quantized(&idx);
         let query = &data_in(dim, 1, 9, kind)[0];
-        let pq = q.codes().prepare(kernels(), query);
+        let code_dist = |s: u32| match q.codes() {
+            Codes::Rabitq(c) => c.searcher(query).dist(kernels(), s),
+            codes => codes.prepare(kernels(), query).dist(kernels(), s),
+        };
         let hits = idx.search(&arena, query, 10, &QueryParams::default(), &|_| true);
         assert_eq!(hits.len(), 10, "{}", spec.kind_name());
         for (s, d) in hits {
-            assert_eq!(d, pq.dist(kernels(), s), "{}", spec.kind_name());
+            assert_eq!(d, code_dist(s), "{}", spec.kind_name());
             assert_ne!(
                 d,
                 kind.eval(kernels(), query, arena.get(s)),
@@ -251,8 +305,13 @@ fn incremental_adds_retrain_and_keep_recall() {
         let q = quantized(&idx);
         assert_eq!(q.codes().len(), 2_000);
         // Retrained at 1, 2, 4, ... 1024 codes: the last training covers more than half the
-        // data.
-        assert_eq!(q.codes().trained_on(), 1_024);
+        // data. RaBitQ codes under IVF follow the index instead: encoded by list when it
+        // trained, at 16 x 39 points, and relative to those fixed centres since.
+        let trained_on = match q.codes() {
+            Codes::Rabitq(c) if c.is_partitioned() => 16 * 39,
+            _ => 1_024,
+        };
+        assert_eq!(q.codes().trained_on(), trained_on);
         let r = recall10(&idx, &arena, kind, &queries, &QueryParams::default());
         assert!(r >= 0.9, "{} built by adds: recall {r}", spec.kind_name());
     }
