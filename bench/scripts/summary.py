@@ -5,8 +5,8 @@ For each library/index: build time, peak RSS, and the highest QPS among the meas
 recall@10 is at or above each target (0.95 and 0.99). No interpolation: a point counts only if it
 was measured at or above the target, which is conservative for every library alike.
 Ratios: imgsearch HNSW QPS / hnswlib QPS at each target, imgsearch HNSW build time / hnswlib
-build time, imgsearch flat QPS / faiss flat QPS, and the SQ8 kinds against our unquantised index
-and faiss' SQ8 index of the same structure.
+build time, imgsearch flat QPS / faiss flat QPS, and the SQ8 and RaBitQ kinds against our
+unquantised index and faiss' quantised index of the same structure.
 """
 
 import argparse
@@ -116,14 +116,17 @@ def main():
         if ivf and groups.get(("faiss", peer_key)):
             print(f"imgsearch IVF QPS / faiss IVF QPS at recall@10 >= 0.95 ({how}): "
                   f"{ratio(*cpu_pair(ivf, groups[('faiss', peer_key)], 0.95))} (per CPU second)")
-    # Quantised kinds: against our unquantised index and against faiss' SQ8 index of the same
-    # structure (which does not re-rank).
-    for quant, plain in (("hnsw_sq", "hnsw"), ("ivf_sq8", "ivf")):
+    # Quantised kinds: against our unquantised index and against faiss' index of the same
+    # structure and codes (SQ8: no re-ranking; RaBitQ: re-ranked by IndexRefineFlat), given all
+    # queries at once or (batch 1) one per call.
+    for quant, plain in (("hnsw_sq", "hnsw"), ("ivf_sq8", "ivf"), ("ivf_rabitq", "ivf"),
+                         ("flat_rabitq", "flat")):
         q = groups.get(("imgsearch", quant))
         if not q:
             continue
-        for other, label in ((groups.get(("imgsearch", plain)), f"imgsearch {plain}"),
-                             (groups.get(("faiss", quant)), f"faiss {quant}")):
+        peers = [(groups.get(("faiss", key)), f"faiss {key}")
+                 for key in (quant, f"{quant} (batch 1)")]
+        for other, label in [(groups.get(("imgsearch", plain)), f"imgsearch {plain}")] + peers:
             if other:
                 cells = "; ".join(f"{ratio(*cpu_pair(q, other, t))} at recall@10 >= {t}"
                                   for t in TARGETS)

@@ -4,7 +4,7 @@
 //! `.fvecs`, `i32` in `.ivecs`). Every record of a file must have the same dimension.
 
 use std::fs::File;
-use std::io::{BufReader, ErrorKind, Read};
+use std::io::{BufReader, ErrorKind, Read, Write};
 use std::path::Path;
 
 use crate::BenchError;
@@ -113,9 +113,53 @@ pub fn read_ivecs(path: &Path, limit: Option<usize>) -> Result<Matrix<i32>, Benc
     Ok(m)
 }
 
+/// Writes `rows` (each `dim` values of 4 bytes, as `to_le` gives them) as a TEXMEX file: the
+/// layout `read_fvecs` and `read_ivecs` read, and ann-benchmarks' tools write.
+fn write_rows<T: Copy>(
+    path: &Path,
+    dim: usize,
+    data: &[T],
+    to_le: impl Fn(T) -> [u8; 4],
+) -> Result<(), BenchError> {
+    let io = |source| BenchError::Io {
+        path: path.to_path_buf(),
+        source,
+    };
+    let mut out = std::io::BufWriter::new(File::create(path).map_err(io)?);
+    for row in data.chunks_exact(dim.max(1)) {
+        out.write_all(&(dim as i32).to_le_bytes()).map_err(io)?;
+        for &v in row {
+            out.write_all(&to_le(v)).map_err(io)?;
+        }
+    }
+    out.flush().map_err(io)
+}
+
+/// Writes a `.fvecs` file of rows of `dim` floats.
+pub fn write_fvecs(path: &Path, dim: usize, data: &[f32]) -> Result<(), BenchError> {
+    write_rows(path, dim, data, f32::to_le_bytes)
+}
+
+/// Writes an `.ivecs` file of rows of `dim` integers.
+pub fn write_ivecs(path: &Path, dim: usize, data: &[i32]) -> Result<(), BenchError> {
+    write_rows(path, dim, data, i32::to_le_bytes)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn written_files_read_back() {
+        let dir = tempfile::tempdir().unwrap();
+        let (f, i) = (dir.path().join("a.fvecs"), dir.path().join("a.ivecs"));
+        write_fvecs(&f, 3, &[1.0, -2.5, 3.0, 0.0, 4.0, 5.5]).unwrap();
+        write_ivecs(&i, 2, &[7, -1, 0, 9]).unwrap();
+        let back = read_fvecs(&f, None).unwrap();
+        assert_eq!((back.dim, back.len()), (3, 2));
+        assert_eq!(back.row(1), &[0.0, 4.0, 5.5]);
+        assert_eq!(read_ivecs(&i, None).unwrap().data, vec![7, -1, 0, 9]);
+    }
     use std::io::Write;
 
     fn write_raw(rows: &[(i32, Vec<u32>)]) -> tempfile::NamedTempFile {
