@@ -5,6 +5,7 @@
 # summary table with the ratios.
 #
 # Usage: bench/run-ann.sh [--threads N] [--queries N|all] [--repeats N] [--data DIR]
+#                         (DIR bench/data/fashion-mnist-1280-cosine: real image embeddings)
 #                         [--ours "hnsw flat flatbatch ivf lsh hnsw_sq ivf_sq8 flat_sq8 ivf_rabitq flat_rabitq"]
 #                         [--peers "hnswlib:hnsw faiss:hnsw faiss:hnsw_sq faiss:ivf_sq8 faiss:ivf_rabitq ..."]
 #                         [--with-collection]   (also imgsearch HNSW through the Collection API)
@@ -52,6 +53,8 @@ dataset="$(basename "$data")"
 if [[ ! -f "$data/base.fvecs" ]]; then
     if [[ "$dataset" == fashion-mnist-784-euclidean ]]; then
         "$here/prepare-fashion-mnist.sh"
+    elif [[ "$dataset" == fashion-mnist-1280-cosine ]]; then
+        "$here/prepare-fashion-mnist-1280.sh"
     else
         echo "no base.fvecs in $data" >&2
         exit 1
@@ -69,7 +72,10 @@ qargs=()
 mkdir -p "$here/results"
 out="$here/results/$dataset.jsonl"
 [[ -f "$out" ]] && mv "$out" "$out.prev"
-common=(--data "$data" --threads "$threads" --k 10 "${qargs[@]}")
+# ann-benchmarks names say the metric: "-angular" and "-cosine" data sets are searched by cosine.
+metric=l2
+[[ "$dataset" == *-angular || "$dataset" == *-cosine ]] && metric=cosine
+common=(--data "$data" --metric "$metric" --threads "$threads" --k 10 "${qargs[@]}")
 # An exact scan of 2000 queries takes a minute or more per pass (LSH with many probes nearly as
 # long), long enough that best-of-N buys little steadiness: one pass, to bound the run's time.
 repeats_for() { [[ "$1" == flat* || "$1" == lsh ]] && echo 1 || echo "$repeats"; }

@@ -22,7 +22,7 @@ import time
 import numpy as np
 
 CHUNK_ROWS = 8192
-# Candidates re-ranked exactly per hit for faiss' RaBitQ index.
+# Default candidates re-ranked exactly per hit for faiss' RaBitQ index (--k-factor).
 RABITQ_K_FACTOR = 4
 
 
@@ -143,13 +143,13 @@ def build_faiss(cfg, base):
         index.train(base)
     elif cfg["index"] == "ivf_rabitq":
         # One-bit RaBitQ codes per list; faiss does not re-rank them itself, so IndexRefineFlat
-        # re-ranks RABITQ_K_FACTOR x k candidates exactly (imgsearch re-ranks by the error
+        # re-ranks k_factor x k candidates exactly (imgsearch re-ranks by the error
         # bound instead, the paper's rule).
         quantizer = faiss.IndexFlat(d, metric)
         ivf = faiss.IndexIVFRaBitQ(quantizer, d, cfg["nlist"], metric)
         ivf.cp.seed = cfg["seed"]
         index = faiss.IndexRefineFlat(ivf)
-        index.k_factor = RABITQ_K_FACTOR
+        index.k_factor = cfg["k_factor"]
         index.train(base)
     else:
         index = faiss.IndexFlat(d, metric)
@@ -183,7 +183,7 @@ def sweep_faiss(cfg, index):
         ivf = faiss.downcast_index(index.base_index)
         for nprobe in cfg["nprobe"]:
             ivf.nprobe = nprobe
-            yield {"nlist": cfg["nlist"], "nprobe": nprobe, "k_factor": RABITQ_K_FACTOR}, search
+            yield {"nlist": cfg["nlist"], "nprobe": nprobe, "k_factor": cfg["k_factor"]}, search
     else:
         yield blas, search
 
@@ -243,6 +243,8 @@ def main():
     ap.add_argument("--nprobe", type=int_list, default=int_list("1,2,4,8,16,32,64"))
     ap.add_argument("--repeats", type=int, default=3, help="best of N passes over the queries")
     ap.add_argument("--seed", type=int, default=42)
+    ap.add_argument("--k-factor", type=int, default=RABITQ_K_FACTOR,
+                    help="ivf_rabitq: candidates re-ranked exactly per hit (IndexRefineFlat)")
     ap.add_argument("--out", help="append the JSON lines to this file as well as stdout")
     ap.add_argument("--worker", help=argparse.SUPPRESS)
     args = ap.parse_args()
@@ -264,6 +266,7 @@ def main():
             "threads": args.threads, "queries": args.queries, "k": args.k, "m": args.m,
             "ef_construction": args.ef_construction, "ef": args.ef, "nlist": args.nlist,
             "nprobe": args.nprobe, "repeats": args.repeats, "seed": args.seed,
+            "k_factor": args.k_factor,
             "query_batch": int(batch[0]) if batch else None,
         }
         print(f"# {library} {index}: building and sweeping", file=sys.stderr, flush=True)
