@@ -36,7 +36,9 @@
 //!
 //! The range (SQ8) or centre (RaBitQ) is trained on the vectors present at `build`; an index
 //! filled by `add` retrains (and re-encodes every code) each time its size doubles, so the
-//! codes follow the data while the cost stays linear in the number of additions.
+//! codes follow the data while the cost stays linear in the number of additions. RaBitQ codes
+//! under a trained IVF index are relative to the index's list centres instead, and follow the
+//! index: re-encoded by list when it trains, and left alone until it retrains.
 
 mod rabitq;
 
