@@ -107,6 +107,32 @@ pub(crate) struct Sq8Query {
     bias: f32,
 }
 
+/// Empties the presence flags of a set of codes and marks `slots`, covering up to the largest;
+/// returns how many distinct slots are marked. Both kinds of codes keep one flag per slot.
+fn mark_slots(present: &mut Vec<u8>, slots: &[u32]) -> usize {
+    present.clear();
+    present.resize(slots.iter().map(|&s| s as usize + 1).max().unwrap_or(0), 0);
+    let mut count = 0;
+    for &s in slots {
+        if present[s as usize] == 0 {
+            present[s as usize] = 1;
+            count += 1;
+        }
+    }
+    count
+}
+
+/// Checks presence flags read from a snapshot against the counts written beside them.
+fn check_presence(present: &[u8], count: usize, trained_on: usize) -> Result<(), String> {
+    if present.iter().any(|&p| p > 1)
+        || present.iter().filter(|&&p| p == 1).count() != count
+        || trained_on > count
+    {
+        return Err("codes have an inconsistent slot count".into());
+    }
+    Ok(())
+}
+
 impl Sq8Codes {
     /// No codes, untrained.
     pub fn new(dim: usize, kind: DistanceKind) -> Self {
@@ -151,16 +177,8 @@ impl Sq8Codes {
     pub fn build(&mut self, arena: &VectorArena, slots: &[u32]) {
         self.codes.clear();
         self.sq_norms.clear();
-        self.present.clear();
-        self.count = 0;
-        let cap = slots.iter().map(|&s| s as usize + 1).max().unwrap_or(0);
-        self.grow(cap);
-        for &s in slots {
-            if self.present[s as usize] == 0 {
-                self.present[s as usize] = 1;
-                self.count += 1;
-            }
-        }
+        self.count = mark_slots(&mut self.present, slots);
+        self.grow(self.present.len());
         self.retrain(arena);
     }
 
@@ -181,7 +199,7 @@ impl Sq8Codes {
     }
 
     fn grow(&mut self, slots: usize) {
-        if self.present.len() < slots {
+        if self.codes.len() < slots * self.dim {
             self.present.resize(slots, 0);
             self.codes.resize(slots * self.dim, 0);
             if self.kind == DistanceKind::L2Squared {
@@ -324,12 +342,7 @@ impl Sq8Codes {
         if Some(codes.len()) != present.len().checked_mul(dim) || sq_norms.len() != norms_len {
             return Err("SQ8 codes do not cover their slots".into());
         }
-        if present.iter().any(|&p| p > 1)
-            || present.iter().filter(|&&p| p == 1).count() != count
-            || trained_on > count
-        {
-            return Err("SQ8 codes have an inconsistent slot count".into());
-        }
+        check_presence(&present, count, trained_on).map_err(|e| format!("SQ8 {e}"))?;
         Ok(Sq8Codes {
             dim,
             kind,

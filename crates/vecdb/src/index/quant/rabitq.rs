@@ -27,6 +27,7 @@
 
 use super::super::codec::{Reader, Writer};
 use super::super::{DistanceKind, VectorArena};
+use super::{check_presence, mark_slots};
 use crate::distance::{prefetch, Kernels};
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
@@ -305,14 +306,8 @@ impl RabitqCodes {
     /// Replaces every code: computes the centre of `slots` and encodes them.
     pub fn build(&mut self, arena: &VectorArena, slots: &[u32]) {
         self.clear();
-        let cap = slots.iter().map(|&s| s as usize + 1).max().unwrap_or(0);
-        self.grow(cap);
-        for &s in slots {
-            if self.present[s as usize] == 0 {
-                self.present[s as usize] = 1;
-                self.count += 1;
-            }
-        }
+        self.count = mark_slots(&mut self.present, slots);
+        self.grow(self.present.len());
         self.retrain(arena);
     }
 
@@ -320,22 +315,14 @@ impl RabitqCodes {
     /// centre per list (`dim` floats each) and `lists` each list's slots.
     pub fn build_partitioned(&mut self, arena: &VectorArena, centres: &[f32], lists: &[Vec<u32>]) {
         self.clear();
-        let cap = lists
-            .iter()
-            .flatten()
-            .map(|&s| s as usize + 1)
-            .max()
-            .unwrap_or(0);
-        self.grow(cap);
+        let all: Vec<u32> = lists.iter().flatten().copied().collect();
+        self.count = mark_slots(&mut self.present, &all);
+        self.grow(self.present.len());
         self.set_centres(centres.to_vec());
         self.partitioned = true;
         let mut scratch = vec![0.0; self.rot.pdim];
         for (list, slots) in lists.iter().enumerate() {
             for &s in slots {
-                if self.present[s as usize] == 0 {
-                    self.present[s as usize] = 1;
-                    self.count += 1;
-                }
                 self.encode(s, arena.get(s), list as u32, &mut scratch);
             }
         }
@@ -387,7 +374,7 @@ impl RabitqCodes {
     }
 
     fn grow(&mut self, slots: usize) {
-        if self.present.len() < slots {
+        if self.centre_of.len() < slots {
             self.present.resize(slots, 0);
             self.centre_of.resize(slots, 0);
             self.bits.resize(slots * self.words, 0);
@@ -706,12 +693,7 @@ impl RabitqCodes {
         {
             return Err("RaBitQ codes name a centre they do not have".into());
         }
-        if present.iter().any(|&p| p > 1)
-            || present.iter().filter(|&&p| p == 1).count() != count
-            || trained_on > count
-        {
-            return Err("RaBitQ codes have an inconsistent slot count".into());
-        }
+        check_presence(&present, count, trained_on).map_err(|e| format!("RaBitQ {e}"))?;
         codes.set_centres(centres);
         codes.partitioned = partitioned;
         codes.centre_of = centre_of;
