@@ -679,9 +679,9 @@ fn index_spec(c: &RawConfig) -> Result<IndexSpec, ConfigError> {
             .is_some_and(|parts| parts.refine_k.is_none())
     {
         return Err(ConfigError(format!(
-            "refine_k does not apply to index {}: it re-ranks every candidate that RaBitQ's \
-             error bound does not rule out",
-            spec.kind_name()
+            "refine_k does not apply to index {}: {}",
+            spec.kind_name(),
+            vecdb::index::quant::REFINE_K_BY_BOUND
         )));
     }
     if let IndexSpec::Ivf { nlist, nprobe }

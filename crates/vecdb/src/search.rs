@@ -126,9 +126,9 @@ impl Collection {
                 return Err(VecDbError::param(
                     "refine_k",
                     format!(
-                        "does not apply to {}: it re-ranks every candidate that RaBitQ's error \
-                         bound does not rule out",
-                        config.index.kind_name()
+                        "does not apply to {}: {}",
+                        config.index.kind_name(),
+                        crate::index::quant::REFINE_K_BY_BOUND
                     ),
                 ));
             }

@@ -61,6 +61,10 @@ pub const MAX_REFINE_K: f32 = 1000.0;
 /// HNSW's `ef`, since an HNSW walk keeps that many candidates.
 pub const MAX_REFINE_CANDIDATES: usize = 100_000;
 
+/// Why a RaBitQ kind refuses `refine_k`, for every place that refuses it.
+pub const REFINE_K_BY_BOUND: &str =
+    "it re-ranks every candidate that RaBitQ's error bound does not rule out";
+
 /// Levels per dimension of an SQ8 code.
 const LEVELS: f32 = 255.0;
 
@@ -727,25 +731,12 @@ impl QuantizedIndex {
         if let Some(r) = params.refine_k {
             if self.refine_k.is_none() {
                 return Err(format!(
-                    "refine_k does not apply to {}: it re-ranks every candidate that RaBitQ's \
-                     error bound does not rule out",
-                    self.kind_name()
+                    "refine_k does not apply to RaBitQ codes: {REFINE_K_BY_BOUND}"
                 ));
             }
             check_refine_k(r)?;
         }
         self.inner.validate_params(params)
-    }
-
-    /// The spec name of this index's kind, for messages.
-    fn kind_name(&self) -> &'static str {
-        match (&*self.inner, &self.codes) {
-            (AnyIndex::Flat(_), Codes::Rabitq(_)) => "flat_rabitq",
-            (_, Codes::Rabitq(_)) => "ivf_rabitq",
-            (AnyIndex::Flat(_), _) => "flat_sq8",
-            (AnyIndex::Ivf(_), _) => "ivf_sq8",
-            _ => "hnsw_sq",
-        }
     }
 
     /// The body: the inner index's body, then the codes.
