@@ -7,10 +7,13 @@
 //! The environment variable `VECDB_KERNEL` (`scalar`, `avx2-fma`, `avx512`, `neon`) forces a
 //! kernel when that kernel is supported, which benchmarks use to compare them.
 //!
-//! This module also holds the two other low-level pieces the index needs and which need
-//! `unsafe`: a 64-byte aligned `f32` buffer ([`AlignedF32Vec`]) and a cache [`prefetch`] hint.
+//! This module also holds the other low-level pieces the index needs and which need `unsafe`:
+//! a 64-byte aligned `f32` buffer ([`AlignedF32Vec`]), a cache [`prefetch`] hint, and the
+//! matrix product of many vectors with many ([`dot_matrix`], through the `matrixmultiply` GEMM,
+//! for exact search with many queries at once and for k-means).
 
 mod aligned;
+mod gemm;
 pub mod scalar;
 
 #[cfg(target_arch = "aarch64")]
@@ -19,6 +22,7 @@ mod neon;
 mod x86;
 
 pub use aligned::AlignedF32Vec;
+pub use gemm::dot_matrix;
 
 use std::sync::OnceLock;
 
@@ -31,8 +35,6 @@ type BoundedFn = unsafe fn(&[f32], &[f32], f32) -> f32;
 type DotU8Fn = unsafe fn(&[f32], &[u8]) -> f32;
 /// A native bit-plane popcount (see [`Kernels::bit_planes`]).
 type BitPlanesFn = unsafe fn(&[u64], &[u64]) -> [u32; 5];
-/// A native 4 x 4 block of inner products (see [`Kernels::dot_4x4`]).
-type Dot4x4Fn = unsafe fn([&[f32]; 4], [&[f32]; 4]) -> [[f32; 4]; 4];
 
 /// Floats summed between two checks of the bound in [`Kernels::l2_squared_bounded`]; a
 /// multiple of 64 so every chunk but the last runs the SIMD main loop only.
@@ -46,8 +48,6 @@ pub struct Kernels {
     dot: KernelFn,
     /// Native bounded L2, where the set has one; otherwise `l2` is called chunk by chunk.
     l2_bounded: Option<BoundedFn>,
-    /// Native 4 x 4 inner-product block, where the set has one; otherwise 16 calls of `dot`.
-    dot_4x4: Option<Dot4x4Fn>,
     /// Native float-by-byte inner product, where the set has one; otherwise the scalar loop.
     dot_u8: Option<DotU8Fn>,
     /// Native bit-plane popcounts, where the CPU has a population count instruction.
@@ -67,7 +67,6 @@ impl Kernels {
         l2: scalar::l2_squared,
         dot: scalar::dot,
         l2_bounded: None,
-        dot_4x4: None,
         dot_u8: None,
         bit_planes: None,
     };
@@ -156,23 +155,6 @@ impl Kernels {
         }
     }
 
-    /// `out[i][j] = dot(q[i], x[j])` for four queries and four vectors, computed together so
-    /// that each loaded chunk is reused from registers (batch exact search). Panics unless all
-    /// eight slices have the same length.
-    #[inline]
-    pub fn dot_4x4(&self, q: [&[f32]; 4], x: [&[f32]; 4]) -> [[f32; 4]; 4] {
-        let n = q[0].len();
-        assert!(
-            q.iter().chain(&x).all(|s| s.len() == n),
-            "dot_4x4 on slices of different lengths"
-        );
-        match self.dot_4x4 {
-            // SAFETY: as in `l2_squared`: the CPU feature was detected and the lengths are equal.
-            Some(f) => unsafe { f(q, x) },
-            None => q.map(|qi| x.map(|xj| self.dot(qi, xj))),
-        }
-    }
-
     /// Every kernel set this CPU supports, fastest first; the scalar set is always last.
     pub fn available() -> Vec<Kernels> {
         let mut out = Vec::new();
@@ -189,7 +171,6 @@ impl Kernels {
                     l2: x86::l2_squared_avx512,
                     dot: x86::dot_avx512,
                     l2_bounded: Some(x86::l2_squared_bounded_avx512),
-                    dot_4x4: Some(x86::dot_4x4_avx512),
                     dot_u8: Some(x86::dot_u8_avx512),
                     bit_planes: popcnt,
                 });
@@ -202,7 +183,6 @@ impl Kernels {
                     l2: x86::l2_squared_avx2,
                     dot: x86::dot_avx2,
                     l2_bounded: None,
-                    dot_4x4: None,
                     dot_u8: Some(x86::dot_u8_avx2),
                     bit_planes: popcnt,
                 });
@@ -216,7 +196,6 @@ impl Kernels {
                     l2: neon::l2_squared_neon,
                     dot: neon::dot_neon,
                     l2_bounded: None,
-                    dot_4x4: None,
                     dot_u8: None,
                     bit_planes: None,
                 });

@@ -56,25 +56,6 @@ proptest! {
     }
 
     #[test]
-    fn dot_4x4_matches_scalar(len in 1usize..300, seed in 0u64..1000) {
-        let vecs: Vec<Vec<f32>> = (0..8u64)
-            .map(|v| (0..len).map(|i| (((i as u64 * 31 + v * 7 + seed) % 23) as f32) - 11.0).collect())
-            .collect();
-        let q = [&vecs[0][..], &vecs[1][..], &vecs[2][..], &vecs[3][..]];
-        let x = [&vecs[4][..], &vecs[5][..], &vecs[6][..], &vecs[7][..]];
-        for k in Kernels::available() {
-            let got = k.dot_4x4(q, x);
-            for i in 0..4 {
-                for j in 0..4 {
-                    let want = scalar::dot(q[i], x[j]);
-                    let scale: f32 = q[i].iter().zip(x[j]).map(|(a, b)| (a * b).abs()).sum();
-                    prop_assert!(close(got[i][j], want, scale), "{} [{i}][{j}]", k.name());
-                }
-            }
-        }
-    }
-
-    #[test]
     fn simd_dot_matches_scalar((a, b, oa, ob) in arb_case()) {
         let n = (a.len() - oa).min(b.len() - ob);
         let (x, y) = (&a[oa..oa + n], &b[ob..ob + n]);

@@ -352,40 +352,6 @@ pub unsafe fn dot_u8_avx512(a: &[f32], b: &[u8]) -> f32 {
     total
 }
 
-/// The 16 inner products between four queries and four vectors, with AVX-512F: each loaded
-/// chunk is used four times from registers, which halves the loads per multiply-add compared with
-/// one pair at a time (a blocked matrix product in miniature).
-///
-/// # Safety
-/// The CPU must support AVX-512F, and all eight slices must have the same length.
-#[target_feature(enable = "avx512f")]
-pub unsafe fn dot_4x4_avx512(q: [&[f32]; 4], x: [&[f32]; 4]) -> [[f32; 4]; 4] {
-    let n = q[0].len();
-    let qp = q.map(|s| s.as_ptr());
-    let xp = x.map(|s| s.as_ptr());
-    let mut acc = [[_mm512_setzero_ps(); 4]; 4];
-    let mut i = 0;
-    while i < n {
-        let mask: __mmask16 = if n - i >= 16 {
-            0xFFFF
-        } else {
-            ((1u32 << (n - i)) - 1) as u16
-        };
-        // SAFETY: a masked load touches only the lanes whose mask bit is set, all below n in
-        // every slice (they share the length n); masked-off lanes never fault and read as zero.
-        let xv = unsafe { xp.map(|p| _mm512_maskz_loadu_ps(mask, p.add(i))) };
-        for (a, &p) in acc.iter_mut().zip(&qp) {
-            // SAFETY: as above, for the query slice.
-            let qv = unsafe { _mm512_maskz_loadu_ps(mask, p.add(i)) };
-            for (acc_ij, &xj) in a.iter_mut().zip(&xv) {
-                *acc_ij = _mm512_fmadd_ps(qv, xj, *acc_ij);
-            }
-        }
-        i += 16;
-    }
-    acc.map(|row| row.map(|v| _mm512_reduce_add_ps(v)))
-}
-
 /// Asks the CPU to start loading the cache line holding `p` into all cache levels.
 #[inline(always)]
 pub fn prefetch(p: *const u8) {

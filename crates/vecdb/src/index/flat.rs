@@ -3,7 +3,7 @@
 use super::codec::{Reader, Writer};
 use super::topk::TopK;
 use super::{read_header, write_header, DistanceKind, VectorArena};
-use crate::distance::{kernels, Kernels};
+use crate::distance::{dot_matrix, kernels, Kernels};
 
 /// Scans every indexed slot and keeps the k best.
 #[derive(Clone, Debug)]
@@ -60,10 +60,12 @@ impl FlatIndex {
     }
 
     /// Exact search for many queries at once: the same neighbours as calling `search` per
-    /// query, computed tile by tile (`QUERY_TILE` queries against `BASE_TILE` vectors, in 4 x 4
-    /// register blocks of inner products) so each base vector is read from memory once per query
-    /// tile instead of once per query, and each loaded chunk is used four times. L2 uses
-    /// `|x|^2 + |q|^2 - 2 x.q` to rank, then recomputes the k distances it returns exactly.
+    /// query, with the inner products computed as matrix products ([`dot_matrix`]) of up to
+    /// `QUERY_TILE` queries by `BASE_TILE` base vectors, which keeps the work compute-bound. Each
+    /// base tile is gathered into one contiguous block once (the slots need not be adjacent in
+    /// the arena) and multiplied with every query tile. L2 ranks by `|x|^2 - 2 x.q` (the query's
+    /// norm is the same for all its candidates), then recomputes the k distances it returns
+    /// exactly.
     pub fn search_batch(
         &self,
         arena: &VectorArena,
@@ -72,43 +74,54 @@ impl FlatIndex {
         accept: &dyn Fn(u32) -> bool,
     ) -> Vec<Vec<(u32, f32)>> {
         let kern = kernels();
+        let dim = self.dim;
         let l2 = self.kind == DistanceKind::L2Squared;
+        assert!(
+            queries.iter().all(|q| q.len() == dim),
+            "search_batch queries must have the index's dimension"
+        );
         let slots: Vec<u32> = self.slots.iter().copied().filter(|&s| accept(s)).collect();
-        let norms: Vec<f32> = if l2 {
-            slots
-                .iter()
-                .map(|&s| kern.dot(arena.get(s), arena.get(s)))
-                .collect()
-        } else {
-            Vec::new()
-        };
-        let mut out = Vec::with_capacity(queries.len());
-        for qtile in queries.chunks(QUERY_TILE) {
-            let mut tops: Vec<TopK> = qtile.iter().map(|_| TopK::new(k)).collect();
-            let qnorms: Vec<f32> = qtile.iter().map(|q| kern.dot(q, q)).collect();
-            for (t, btile) in slots.chunks(BASE_TILE).enumerate() {
-                let base = t * BASE_TILE;
-                for qg in (0..qtile.len()).step_by(4) {
-                    // Short groups at the ends repeat their last member; extra results are dropped.
-                    let qi = [0, 1, 2, 3].map(|a| (qg + a).min(qtile.len() - 1));
-                    let qs = qi.map(|i| qtile[i]);
-                    for bg in (0..btile.len()).step_by(4) {
-                        let bi = [0, 1, 2, 3].map(|b| (bg + b).min(btile.len() - 1));
-                        let dots = kern.dot_4x4(qs, bi.map(|j| arena.get(btile[j])));
-                        for a in 0..(qtile.len() - qg).min(4) {
-                            for b in 0..(btile.len() - bg).min(4) {
-                                let d = if l2 {
-                                    norms[base + bg + b] + qnorms[qg + a] - 2.0 * dots[a][b]
-                                } else {
-                                    -dots[a][b]
-                                };
-                                tops[qg + a].push(d, btile[bg + b]);
-                            }
+        let mut tops: Vec<TopK> = queries.iter().map(|_| TopK::new(k)).collect();
+        let mut packed = Vec::with_capacity(queries.len() * dim);
+        for q in queries {
+            packed.extend_from_slice(q);
+        }
+        let mut base = Vec::with_capacity(BASE_TILE.min(slots.len()) * dim);
+        let mut norms = Vec::with_capacity(BASE_TILE);
+        let mut dots = vec![0.0f32; QUERY_TILE.min(queries.len()) * BASE_TILE.min(slots.len())];
+        for btile in slots.chunks(BASE_TILE) {
+            base.clear();
+            norms.clear();
+            for &s in btile {
+                let v = arena.get(s);
+                base.extend_from_slice(v);
+                if l2 {
+                    norms.push(kern.dot(v, v));
+                }
+            }
+            for (qt, qtile) in packed.chunks(QUERY_TILE * dim).enumerate() {
+                let out = &mut dots[..qtile.len() / dim * btile.len()];
+                dot_matrix(qtile, &base, dim, out);
+                let tops = &mut tops[qt * QUERY_TILE..];
+                for (top, row) in tops.iter_mut().zip(out.chunks_exact(btile.len())) {
+                    // Nearly every candidate is worse than the k-th kept, so the loop compares
+                    // with a copy of the bound and calls into the heap only for the few that
+                    // are not.
+                    let mut bound = top.bound();
+                    for (j, &d) in row.iter().enumerate() {
+                        let score = if l2 { norms[j] - 2.0 * d } else { -d };
+                        if score < bound {
+                            top.push(score, btile[j]);
+                            bound = top.bound();
                         }
                     }
                 }
             }
-            for (q, top) in qtile.iter().zip(tops) {
+        }
+        queries
+            .iter()
+            .zip(tops)
+            .map(|(q, top)| {
                 let mut hits = top.into_sorted();
                 if l2 {
                     for h in &mut hits {
@@ -116,10 +129,9 @@ impl FlatIndex {
                     }
                     hits.sort_by(|a, b| a.1.total_cmp(&b.1).then(a.0.cmp(&b.0)));
                 }
-                out.push(hits);
-            }
-        }
-        out
+                hits
+            })
+            .collect()
     }
 
     /// The index body.
@@ -167,11 +179,14 @@ pub(crate) fn exact_search(
     top.into_sorted()
 }
 
-/// Queries per tile of `FlatIndex::search_batch` (32 x 784 floats = 100 KB).
-const QUERY_TILE: usize = 128;
-/// Base vectors per tile (128 x 784 floats = 400 KB): with the query tile, within L2. A
-/// multiple of 4, so only the last tile has a short 4-vector group.
-const BASE_TILE: usize = 64;
+/// Queries per matrix product in `FlatIndex::search_batch`. The GEMM packs both operands into
+/// its own panels on every call, which costs about as much per float as 75 multiply-adds, so
+/// the tiles are large to spread that cost. Measured at 784-d with 2,000 queries, 1024 x 2048
+/// answered more queries per CPU second than 512 x 2048 (which packs the queries more often)
+/// and than 2048 x 1024 (whose block of products, 8 MB, is read back from further out).
+const QUERY_TILE: usize = 1024;
+/// Base vectors per gathered tile (2048 x 784 floats = 6.4 MB at 784-d).
+const BASE_TILE: usize = 2048;
 
 /// The distance, or for L2 any value above `bound` as soon as the partial sum exceeds it: a
 /// top-k scan rejects most vectors after their first few hundred components.

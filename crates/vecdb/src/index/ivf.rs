@@ -101,9 +101,8 @@ impl IvfIndex {
         let points = std::mem::take(&mut self.untrained);
         self.centres = kmeans::train(arena, &points, self.nlist, self.kind, self.seed);
         self.lists = vec![Vec::new(); self.nlist];
-        let kern = kernels();
-        for s in points {
-            let (c, _) = kmeans::nearest(kern, self.kind, &self.centres, self.dim, arena.get(s));
+        let assigned = kmeans::assign_all(arena, &points, &self.centres, self.kind);
+        for (s, c) in points.into_iter().zip(assigned) {
             self.lists[c].push(s);
         }
         tracing::debug!(nlist = self.nlist, points = self.len(), "IVF trained");
@@ -137,27 +136,23 @@ impl IvfIndex {
             return exact_search(arena, self.kind, query, k, &self.untrained, accept);
         }
         let kern = kernels();
-        self.search_with(query, k, nprobe, accept, |s, bound| {
-            bounded_distance(self.kind, kern, query, arena.get(s), bound)
-        })
-    }
-
-    /// `search` with the distance to each listed slot given by `dist(slot, bound)` (which may
-    /// return any value above `bound` once it knows the distance exceeds it). Centres are always
-    /// ranked with exact distances. Untrained, the one untrained list is scanned whole.
-    pub(crate) fn search_with(
-        &self,
-        query: &[f32],
-        k: usize,
-        nprobe: Option<usize>,
-        accept: &dyn Fn(u32) -> bool,
-        dist: impl Fn(u32, f32) -> f32,
-    ) -> Vec<(u32, f32)> {
         let mut top = TopK::new(k);
-        self.visit(query, nprobe, accept, |s| {
-            let d = dist(s, top.bound());
-            top.push(d, s);
-        });
+        for list in self.probe(query, nprobe) {
+            let slots = &self.lists[list as usize];
+            for (i, &s) in slots.iter().enumerate() {
+                // The list's vectors lie anywhere in the arena, so without a hint each one
+                // starts with a wait on memory; fetching the next one while this one is summed
+                // hides that wait (measured: a scanned vector cost 3.4x faiss', whose lists hold
+                // their vectors back to back).
+                if let Some(&next) = slots.get(i + 1) {
+                    arena.prefetch(next);
+                }
+                if accept(s) {
+                    let d = bounded_distance(self.kind, kern, query, arena.get(s), top.bound());
+                    top.push(d, s);
+                }
+            }
+        }
         top.into_sorted()
     }
 
@@ -178,6 +173,18 @@ impl IvfIndex {
                 .for_each(f);
             return;
         }
+        for list in self.probe(query, nprobe) {
+            for &s in &self.lists[list as usize] {
+                if accept(s) {
+                    f(s);
+                }
+            }
+        }
+    }
+
+    /// The `nprobe` lists (default: the index's) whose centres are nearest to `query`, nearest
+    /// first. Only called once trained.
+    fn probe(&self, query: &[f32], nprobe: Option<usize>) -> Vec<u32> {
         let kern = kernels();
         let nprobe = nprobe.unwrap_or(self.nprobe).clamp(1, self.nlist);
         // The centre ranking keeps only the best few, so L2 distances can stop summing once
@@ -189,13 +196,11 @@ impl IvfIndex {
                 i as u32,
             );
         }
-        for (list, _) in probe.into_sorted() {
-            for &s in &self.lists[list as usize] {
-                if accept(s) {
-                    f(s);
-                }
-            }
-        }
+        probe
+            .into_sorted()
+            .into_iter()
+            .map(|(list, _)| list)
+            .collect()
     }
 
     /// The index body.

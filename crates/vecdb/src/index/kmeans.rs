@@ -6,14 +6,15 @@
 //! plain Lloyd.
 
 use super::{DistanceKind, VectorArena};
-use crate::distance::{kernels, Kernels};
+use crate::distance::{dot_matrix, kernels, Kernels};
 use rand::seq::SliceRandom;
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use rayon::prelude::*;
 
-/// Lloyd iterations at most (faiss also defaults to a small fixed number).
-pub(crate) const MAX_ITERS: usize = 12;
+/// Lloyd iterations at most: faiss' IVF training runs 10 (`cp.niter`), and the lists' quality
+/// changes little after that.
+pub(crate) const MAX_ITERS: usize = 10;
 /// Training sample size per centre (faiss warns below 39 and samples above 256).
 pub(crate) const SAMPLE_PER_CENTRE: usize = 128;
 
@@ -49,8 +50,6 @@ pub(crate) fn train(
         k >= 1 && slots.len() >= k,
         "k-means needs at least k points"
     );
-    let dim = arena.dim();
-    let kern = kernels();
     let mut rng = ChaCha8Rng::seed_from_u64(seed);
     let mut sample = slots.to_vec();
     sample.shuffle(&mut rng);
@@ -61,10 +60,7 @@ pub(crate) fn train(
         .collect();
     let mut assign = vec![usize::MAX; sample.len()];
     for iter in 0..MAX_ITERS {
-        let new_assign: Vec<usize> = sample
-            .par_iter()
-            .map(|&s| nearest(kern, kind, &centres, dim, arena.get(s)).0)
-            .collect();
+        let new_assign = assign_all(arena, &sample, &centres, kind);
         let changed = new_assign
             .iter()
             .zip(&assign)
@@ -78,6 +74,57 @@ pub(crate) fn train(
         }
     }
     centres
+}
+
+/// Points per matrix product in [`assign_all`]. Every product packs all the centres again, so
+/// the tile is large enough to spread that cost (at 256 packing took a quarter of the
+/// product's time at 1024 centres of 784-d), and small enough that the tiles still spread over
+/// the threads and a tile's products (`ASSIGN_TILE x k` floats) stay in cache.
+const ASSIGN_TILE: usize = 1024;
+
+/// The nearest centre of each of `points`. The inner products of a tile of points with every
+/// centre are one matrix product ([`dot_matrix`]); L2 then ranks by `|c|^2 - 2 x.c`, the
+/// point's own norm being the same for all centres. Tiles run in parallel.
+pub(crate) fn assign_all(
+    arena: &VectorArena,
+    points: &[u32],
+    centres: &[f32],
+    kind: DistanceKind,
+) -> Vec<usize> {
+    let dim = arena.dim();
+    let kern = kernels();
+    let k = centres.len() / dim;
+    let norms: Vec<f32> = match kind {
+        DistanceKind::L2Squared => centres.chunks_exact(dim).map(|c| kern.dot(c, c)).collect(),
+        DistanceKind::NegDot => vec![0.0; k],
+    };
+    let scale = match kind {
+        DistanceKind::L2Squared => -2.0,
+        DistanceKind::NegDot => -1.0,
+    };
+    points
+        .par_chunks(ASSIGN_TILE)
+        .flat_map_iter(|tile| {
+            let block: Vec<f32> = tile
+                .iter()
+                .flat_map(|&s| arena.get(s).iter().copied())
+                .collect();
+            let mut dots = vec![0.0f32; tile.len() * k];
+            dot_matrix(&block, centres, dim, &mut dots);
+            dots.chunks_exact(k)
+                .map(|row| {
+                    let mut best = (0, f32::INFINITY);
+                    for (c, (&d, &norm)) in row.iter().zip(&norms).enumerate() {
+                        let score = norm + scale * d;
+                        if score < best.1 {
+                            best = (c, score);
+                        }
+                    }
+                    best.0
+                })
+                .collect::<Vec<_>>()
+        })
+        .collect()
 }
 
 /// Moves each centre to the mean of its points; an empty centre is re-seeded on a random

@@ -554,6 +554,16 @@ impl VectorArena {
         slot
     }
 
+    /// Hints the CPU to start loading every cache line of the vector in `slot`, for a scan
+    /// that will read it next. Panics if the slot does not exist.
+    #[inline]
+    pub fn prefetch(&self, slot: u32) {
+        let v = self.get(slot);
+        for line in (0..v.len()).step_by(16) {
+            crate::distance::prefetch(v[line..].as_ptr());
+        }
+    }
+
     /// The vector in `slot`. Panics if the slot does not exist.
     #[inline]
     pub fn get(&self, slot: u32) -> &[f32] {
@@ -777,7 +787,7 @@ impl AnyIndex {
     }
 
     /// `search` for many queries with the same `k`, parameters and filter. The flat index
-    /// computes them tile by tile (much faster than one by one); the others loop.
+    /// computes them as matrix products (much faster than one by one); the others loop.
     pub fn search_batch(
         &self,
         arena: &VectorArena,

@@ -299,3 +299,34 @@ fn batch_search_equals_single_searches() {
         }
     }
 }
+
+#[test]
+fn batch_flat_search_spans_several_tiles() {
+    // More base vectors and queries than one tile of each holds (2048 and 1024), with tiles
+    // left short at both ends, so every tile boundary of the matrix products is crossed.
+    let pts = clustered(4_500, 8, 12, 0.3, 36);
+    let arena = arena_of(&pts);
+    let queries = clustered(1_100, 8, 12, 0.3, 37);
+    let refs: Vec<&[f32]> = queries.iter().map(Vec::as_slice).collect();
+    let accept = |s: u32| s % 5 != 1;
+    for kind in [DistanceKind::L2Squared, DistanceKind::NegDot] {
+        let idx = built(&IndexSpec::Flat, &arena, kind);
+        let p = QueryParams::default();
+        let batch = idx.search_batch(&arena, &refs, 5, &p, &accept);
+        assert_eq!(batch.len(), refs.len());
+        let mut differ = 0;
+        for (q, got) in refs.iter().zip(&batch) {
+            let single = idx.search(&arena, q, 5, &p, &accept);
+            assert_eq!(got.len(), single.len());
+            if got.iter().map(|h| h.0).ne(single.iter().map(|h| h.0)) {
+                // Ranking by |x|^2 - 2 x.q may swap near-ties; the distances returned are
+                // exact, so a swapped pair shows as equal distances.
+                differ += 1;
+                for (a, b) in got.iter().zip(&single) {
+                    assert!((a.1 - b.1).abs() <= 1e-4 * b.1.abs().max(1.0), "{kind:?}");
+                }
+            }
+        }
+        assert!(differ <= refs.len() / 100, "{kind:?}: {differ} queries differ");
+    }
+}
