@@ -620,16 +620,15 @@ impl Inner {
             let st = self.state.read();
             (
                 st.to_snapshot(&self.config, self.uid).encode(),
-                st.fields
-                    .as_ref()
-                    .map(|f| f.encode(self.uid, st.generation)),
+                st.fields.as_ref().map(|f| f.plan(self.uid, st.generation)),
             )
         };
-        match fields {
+        let path = self.dir.join(FIELDS_FILE);
+        // Written outside the state lock: the plan owns what it copies (handles to the old
+        // file), and the writer lock keeps the fields from changing meanwhile.
+        match fields.map(|plan| snapshot::write_atomic_with(&path, |out| plan.write_to(out))) {
             None => {}
-            Some(Ok(encoded)) => {
-                let path = self.dir.join(FIELDS_FILE);
-                snapshot::write_atomic(&path, &encoded.bytes)?;
+            Some(Ok(directory)) => {
                 // The fields still on disk now read the new file, which holds their pending
                 // updates: the updates are not kept twice, and the old file's space is released
                 // once nothing reads it. Should the reopen fail, they keep reading the old file
@@ -637,7 +636,7 @@ impl Inner {
                 match FieldsFile::open(&path) {
                     Ok(file) => {
                         if let Some(f) = &mut self.state.write().fields {
-                            f.rebase(&file, &encoded);
+                            f.rebase(&file, &directory);
                         }
                     }
                     Err(reason) => {
@@ -645,12 +644,13 @@ impl Inner {
                     }
                 }
             }
-            Some(Err(reason)) => {
-                // A body on disk could not be read. The file left in place is stamped with an
-                // older generation than the snapshot about to be saved, so the next process
-                // rebuilds the field indexes rather than use it.
-                tracing::warn!(%reason, "could not save the field indexes");
+            Some(Err(e @ VecDbError::Corrupt { .. })) => {
+                // A body on disk could not be read or decoded. The file left in place is stamped
+                // with an older generation than the snapshot about to be saved, so the next
+                // process rebuilds the field indexes rather than use it.
+                tracing::warn!(error = %e, "could not save the field indexes");
             }
+            Some(Err(e)) => return Err(e),
         }
         snapshot::write_atomic(&self.dir.join(SNAPSHOT_FILE), &bytes)?;
         self.changes_since_save.store(0, Ordering::Release);
@@ -746,19 +746,11 @@ impl Inner {
             })?;
             f
         };
-        // Every field is loaded, so encoding reads nothing from disk; a failure to save only
+        // Every field is loaded, so planning reads nothing from disk; a failure to save only
         // costs a rebuild in the next process.
-        match f
-            .encode(self.uid, self.state.read().generation)
-            .map_err(|reason| VecDbError::Corrupt {
-                path: path.clone(),
-                reason,
-            })
-            .and_then(|e| snapshot::write_atomic(&path, &e.bytes).map(|()| e.bytes.len()))
-        {
-            Ok(bytes) => {
-                tracing::info!(elapsed = ?started.elapsed(), bytes, "field indexes rebuilt");
-            }
+        let plan = f.plan(self.uid, self.state.read().generation);
+        match snapshot::write_atomic_with(&path, |out| plan.write_to(out)) {
+            Ok(_) => tracing::info!(elapsed = ?started.elapsed(), "field indexes rebuilt"),
             Err(e) => tracing::warn!(error = %e, "could not save the field indexes"),
         }
         self.state.write().fields = Some(f);

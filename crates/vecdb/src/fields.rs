@@ -551,11 +551,114 @@ enum Entry {
 /// per path, the field and how many of its pending updates it includes.
 pub(crate) struct LoadedBodies(Vec<(Box<str>, Field, usize)>);
 
-/// A field index file written by [`FieldIndex::encode`]: its bytes and where each body lies.
-pub(crate) struct Encoded {
-    pub bytes: Vec<u8>,
-    directory: HashMap<Box<str>, BodyRef>,
+/// Where one body of a [`Plan`] comes from.
+enum Source {
+    /// Encoded from a field in memory.
+    Bytes(Vec<u8>),
+    /// Copied as it is from the file a field on disk reads.
+    Copy(Arc<FieldsFile>, BodyRef),
+    /// A field on disk with pending updates: read, updated and encoded while the file is
+    /// written, one at a time, so that no more than one such field is in memory at once.
+    Update(OnDisk),
 }
+
+/// A field index file to write ([`FieldIndex::plan`]): the stamp, the indexed slots and the
+/// fields in path order, each with where its body comes from.
+pub(crate) struct Plan {
+    uid: u64,
+    generation: u64,
+    indexed: Vec<u8>,
+    fields: Vec<(Box<str>, Source)>,
+}
+
+/// Where each body lies in a file written by [`Plan::write_to`], for [`FieldIndex::rebase`].
+pub(crate) struct Directory(HashMap<Box<str>, BodyRef>);
+
+impl Plan {
+    /// Bytes of the head: directory entries are fixed-size apart from the path, so it is known
+    /// before any body is, and the bodies can be written first, the head last, in its place.
+    fn head_len(&self) -> usize {
+        common::envelope::OVERHEAD
+            + 8
+            + 8
+            + 8
+            + self.indexed.len()
+            + 8
+            + self
+                .fields
+                .iter()
+                .map(|(p, _)| 4 + p.len() + 8 + 8 + 4)
+                .sum::<usize>()
+    }
+
+    /// Writes the file to `out`, from its start: room for the head, every body (those on disk
+    /// copied in pieces of at most [`COPY_CHUNK`] bytes, those with pending updates encoded one
+    /// at a time), then the head. Saving thus holds in memory the loaded fields and at most one
+    /// updated field, never the whole file. A field its pending updates emptied is written
+    /// empty (loading drops it). Fails when a body on disk cannot be read or decoded.
+    pub(crate) fn write_to<W: std::io::Write + std::io::Seek>(
+        &self,
+        out: &mut W,
+    ) -> Result<Directory, String> {
+        let io = |e: std::io::Error| e.to_string();
+        let head_len = self.head_len();
+        out.seek(std::io::SeekFrom::Start(0)).map_err(io)?;
+        out.write_all(&vec![0; head_len]).map_err(io)?;
+        let mut directory = Vec::with_capacity(self.fields.len());
+        let mut offset = head_len as u64;
+        let mut buf = Vec::new();
+        for (path, source) in &self.fields {
+            let (len, crc) = match source {
+                Source::Bytes(bytes) => {
+                    out.write_all(bytes).map_err(io)?;
+                    (bytes.len() as u64, crc32fast::hash(bytes))
+                }
+                Source::Copy(file, body) => {
+                    let mut at = body.offset;
+                    let end = body.offset + body.len;
+                    while at < end {
+                        let n = (end - at).min(COPY_CHUNK as u64) as usize;
+                        buf.resize(n, 0);
+                        file.read_at(&mut buf, at)?;
+                        out.write_all(&buf).map_err(io)?;
+                        at += n as u64;
+                    }
+                    (body.len, body.crc)
+                }
+                Source::Update(d) => {
+                    let mut w = Writer::with_capacity(0);
+                    d.load(path)?.encode(&mut w);
+                    out.write_all(&w.buf).map_err(io)?;
+                    (w.buf.len() as u64, crc32fast::hash(&w.buf))
+                }
+            };
+            directory.push((path, BodyRef { offset, len, crc }));
+            offset += len;
+        }
+        let mut w = common::envelope::begin(&FIELDS_MAGIC, FIELDS_VERSION, head_len);
+        w.u64(self.uid);
+        w.u64(self.generation);
+        w.blob(&self.indexed);
+        w.u64(directory.len() as u64);
+        for (path, body) in &directory {
+            w.str(path);
+            w.u64(body.offset);
+            w.u64(body.len);
+            w.u32(body.crc);
+        }
+        let head = common::envelope::seal(w);
+        assert_eq!(head.len(), head_len, "the head is as long as computed");
+        out.seek(std::io::SeekFrom::Start(0)).map_err(io)?;
+        out.write_all(&head).map_err(io)?;
+        out.flush().map_err(io)?;
+        Ok(Directory(
+            directory.into_iter().map(|(p, b)| (p.clone(), b)).collect(),
+        ))
+    }
+}
+
+/// Largest piece of a body on disk that saving copies at once.
+const COPY_CHUNK: usize = 1 << 20;
 
 /// The field indexes of one collection.
 #[derive(Clone, Debug, Default)]
@@ -848,103 +951,61 @@ impl FieldIndex {
             + self.indexed.serialized_size()
     }
 
-    /// The field index file's bytes (format 2), stamped with the point set it reflects. Loaded
-    /// fields are encoded; a field on disk without pending updates is copied as it is (its
-    /// bytes and checksum); one with pending updates is read, updated and encoded, and stays on
-    /// disk here ([`FieldIndex::rebase`] then points it at the written file). Fails when a body
-    /// on disk cannot be read, or cannot be decoded to apply its updates.
-    pub(crate) fn encode(&self, uid: u64, generation: u64) -> Result<Encoded, String> {
-        let mut paths: Vec<&str> = self.fields.keys().map(|k| &**k).collect();
+    /// The field index file (format 2) of this index, stamped with the point set it reflects,
+    /// to be written by [`Plan::write_to`]. Loaded fields are encoded now; a field on disk
+    /// without pending updates will be copied as it is (its bytes and checksum), one with
+    /// pending updates read, updated and encoded while the file is written; both stay on disk
+    /// here ([`FieldIndex::rebase`] then points them at the written file). The plan owns what
+    /// it reads from (handles to the old file), so it can be written without the state lock.
+    pub(crate) fn plan(&self, uid: u64, generation: u64) -> Plan {
+        let mut paths: Vec<&Box<str>> = self.fields.keys().collect();
         paths.sort_unstable();
-        let mut bodies: Vec<(&str, Vec<u8>, u32)> = Vec::with_capacity(paths.len());
-        for path in paths {
-            let (bytes, crc) = match &self.fields[path] {
-                Entry::OnDisk(d) if d.pending.is_empty() => (d.file.body(d.body)?, d.body.crc),
-                entry => {
-                    let loaded;
-                    let field = match entry {
-                        Entry::Loaded(f) => f,
-                        Entry::OnDisk(d) => {
-                            loaded = d.load(path)?;
-                            &loaded
-                        }
-                    };
-                    if field.is_empty() {
-                        // Pending removals emptied it: a loaded field would have been dropped.
-                        continue;
+        let fields = paths
+            .into_iter()
+            .map(|path| {
+                let source = match &self.fields[path] {
+                    Entry::OnDisk(d) if d.pending.is_empty() => {
+                        Source::Copy(Arc::clone(&d.file), d.body)
                     }
-                    let mut w = Writer::with_capacity(field.heap_bytes());
-                    field.encode(&mut w);
-                    let crc = crc32fast::hash(&w.buf);
-                    (w.buf, crc)
-                }
-            };
-            bodies.push((path, bytes, crc));
+                    Entry::OnDisk(d) => Source::Update(d.clone()),
+                    Entry::Loaded(f) => {
+                        let mut w = Writer::with_capacity(f.heap_bytes());
+                        f.encode(&mut w);
+                        Source::Bytes(w.buf)
+                    }
+                };
+                (path.clone(), source)
+            })
+            .collect();
+        Plan {
+            uid,
+            generation,
+            indexed: bitmap_bytes(&self.indexed),
+            fields,
         }
-        let indexed = bitmap_bytes(&self.indexed);
-        // Directory entries are fixed-size apart from the path, so the head's length, and with
-        // it every body's offset, is known before the head is written.
-        let head_len = common::envelope::OVERHEAD
-            + 8
-            + 8
-            + 8
-            + indexed.len()
-            + 8
-            + bodies
-                .iter()
-                .map(|(p, _, _)| 4 + p.len() + 8 + 8 + 4)
-                .sum::<usize>();
-        let mut w = common::envelope::begin(&FIELDS_MAGIC, FIELDS_VERSION, head_len);
-        w.u64(uid);
-        w.u64(generation);
-        w.blob(&indexed);
-        w.u64(bodies.len() as u64);
-        let mut directory = HashMap::with_capacity(bodies.len());
-        let mut offset = head_len as u64;
-        for (path, bytes, crc) in &bodies {
-            let body = BodyRef {
-                offset,
-                len: bytes.len() as u64,
-                crc: *crc,
-            };
-            w.str(path);
-            w.u64(body.offset);
-            w.u64(body.len);
-            w.u32(body.crc);
-            directory.insert((*path).into(), body);
-            offset += body.len;
-        }
-        let mut out = common::envelope::seal(w);
-        assert_eq!(out.len(), head_len, "the head is as long as computed");
-        out.reserve(offset as usize - head_len);
-        for (_, bytes, _) in bodies {
-            out.extend_from_slice(&bytes);
-        }
-        Ok(Encoded {
-            bytes: out,
-            directory,
-        })
     }
 
-    /// Points the fields still on disk at `file`, just written from this index as `written`
-    /// (nothing changed in between): their pending updates are in it now, and the old file
-    /// can go once no field refers to it.
-    pub(crate) fn rebase(&mut self, file: &Arc<FieldsFile>, written: &Encoded) {
-        self.fields.retain(|path, entry| match entry {
-            Entry::Loaded(_) => true,
-            Entry::OnDisk(d) => match written.directory.get(path) {
-                Some(&body) => {
-                    *d = OnDisk {
-                        body,
-                        file: Arc::clone(file),
-                        pending: Vec::new(),
-                    };
-                    true
-                }
-                // Left out as emptied by its pending updates.
-                None => false,
-            },
-        });
+    /// The field index file's bytes, in memory (tests; the collection streams [`Plan`]s).
+    #[cfg(test)]
+    pub(crate) fn encode(&self, uid: u64, generation: u64) -> (Vec<u8>, Directory) {
+        let mut out = std::io::Cursor::new(Vec::new());
+        let directory = self.plan(uid, generation).write_to(&mut out).unwrap();
+        (out.into_inner(), directory)
+    }
+
+    /// Points the fields still on disk at `file`, just written from this index's plan with
+    /// `directory` (nothing changed in between): their pending updates are in it now, and the
+    /// old file can go once nothing reads it.
+    pub(crate) fn rebase(&mut self, file: &Arc<FieldsFile>, directory: &Directory) {
+        for (path, entry) in &mut self.fields {
+            if let (Entry::OnDisk(d), Some(&body)) = (&mut *entry, directory.0.get(path)) {
+                *d = OnDisk {
+                    body,
+                    file: Arc::clone(file),
+                    pending: Vec::new(),
+                };
+            }
+        }
     }
 
     /// Opens a field index file: reads and checks its head only (magic, version, length,
@@ -1196,7 +1257,7 @@ mod tests {
     /// Writes `ix` as a field index file in `dir` under `name` and opens it lazily.
     fn reopen(ix: &FieldIndex, dir: &Path, name: &str) -> FieldIndex {
         let path = dir.join(name);
-        std::fs::write(&path, ix.encode(7, 42).unwrap().bytes).unwrap();
+        std::fs::write(&path, ix.encode(7, 42).0).unwrap();
         let (back, uid, generation) = FieldIndex::open(&path).unwrap();
         assert_eq!((uid, generation), (7, 42));
         assert_eq!(back.loaded_count(), 0, "opening loaded a body");
@@ -1328,8 +1389,8 @@ mod tests {
         // Rebased onto the file it was saved to, the pending updates are dropped and the
         // fields read the new file.
         let path = dir.path().join("d.snap");
-        let written = partly.encode(7, 42).unwrap();
-        std::fs::write(&path, &written.bytes).unwrap();
+        let (bytes, written) = partly.encode(7, 42);
+        std::fs::write(&path, &bytes).unwrap();
         partly.rebase(&FieldsFile::open(&path).unwrap(), &written);
         assert!(partly.heap_bytes() < pending.heap_bytes());
         for f in filters() {
