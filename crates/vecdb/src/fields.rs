@@ -29,10 +29,12 @@
 //! paths its filter names ([`FieldIndex::unloaded`], [`FieldIndex::read_bodies`]), each read
 //! with one positioned read and checked against its CRC. Writes never read a body: an update of
 //! a field on disk waits in its list of pending updates, replayed in order when the body is
-//! loaded or the file is saved. Saving encodes the loaded fields and copies the bodies of the
-//! others as they are (reading the old file through its open handle, still valid after the new
-//! file is renamed over it), so what is resident is the head, the loaded fields and the pending
-//! updates, in proportion to the paths filters have named, not to the whole metadata.
+//! loaded or the file is saved. What is resident is thus the head, the loaded fields and the
+//! pending updates, in proportion to the paths filters have named, not to the whole metadata.
+//! Saving ([`FieldIndex::plan`], [`Plan::write_to`]) streams the file: loaded fields are
+//! encoded, bodies of untouched fields on disk are copied as they are from the old file (through
+//! its open handle, still valid after the new file is renamed over it), and a field with pending
+//! updates is read, updated and encoded alone, then dropped; the head is written last.
 
 use std::collections::{BTreeMap, HashMap};
 use std::fs::File;
