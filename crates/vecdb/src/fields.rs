@@ -550,8 +550,8 @@ enum Entry {
 }
 
 /// Bodies read by [`FieldIndex::read_bodies`], to be installed by [`FieldIndex::install`]:
-/// per path, the field and how many of its pending updates it includes.
-pub(crate) struct LoadedBodies(Vec<(Box<str>, Field, usize)>);
+/// per path, the field, the body it was read from and how many pending updates it includes.
+pub(crate) struct LoadedBodies(Vec<(Box<str>, Field, BodyRef, usize)>);
 
 /// Where one body of a [`Plan`] comes from.
 enum Source {
@@ -808,7 +808,7 @@ impl FieldIndex {
         let mut out = Vec::with_capacity(paths.len());
         for path in paths {
             if let Some(Entry::OnDisk(d)) = self.fields.get(path.as_str()) {
-                out.push((path.as_str().into(), d.load(path)?, d.pending.len()));
+                out.push((path.as_str().into(), d.load(path)?, d.body, d.pending.len()));
             }
         }
         Ok(LoadedBodies(out))
@@ -816,15 +816,20 @@ impl FieldIndex {
 
     /// Takes in bodies read by [`FieldIndex::read_bodies`] from this index. Updates that
     /// arrived in between (none do while the caller holds the writer lock throughout) are
-    /// replayed on top. A field its updates left empty is dropped, as a loaded one would be.
+    /// replayed on top; a field loaded, dropped or pointed at another file in between (none
+    /// is, under that lock either) is left as it is now. A field its updates left empty is
+    /// dropped, as a loaded one would be.
     pub(crate) fn install(&mut self, bodies: LoadedBodies) {
-        for (path, mut field, replayed) in bodies.0 {
+        for (path, mut field, body, replayed) in bodies.0 {
             let Some(entry) = self.fields.get_mut(&path) else {
                 continue;
             };
             let Entry::OnDisk(d) = entry else {
                 continue;
             };
+            if d.body != body || d.pending.len() < replayed {
+                continue;
+            }
             replay(&mut field, &d.pending[replayed..]);
             if field.is_empty() {
                 self.fields.remove(&path);
@@ -1400,6 +1405,24 @@ mod tests {
         }
         load_all(&mut partly);
         assert_eq!(partly, updated);
+    }
+
+    #[test]
+    fn updates_between_reading_and_installing_a_body_are_kept() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut docs = docs();
+        let mut lazy = reopen(&index(&docs), dir.path(), "f.snap");
+        let bodies = lazy.read_bodies(&["folder".into()]).unwrap();
+        let extra = json!({"folder":"/a"});
+        lazy.add(6, &extra);
+        docs.push(extra);
+        lazy.install(bodies);
+        assert_eq!(lazy.loaded_count(), 1);
+        check(
+            &mut lazy,
+            &docs,
+            &json!({"eq":{"field":"folder","value":"/a"}}),
+        );
     }
 
     #[test]
