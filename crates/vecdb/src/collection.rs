@@ -645,9 +645,10 @@ impl Inner {
                 }
             }
             Some(Err(e @ VecDbError::Corrupt { .. })) => {
-                // A body on disk could not be read or decoded. The file left in place is stamped
-                // with an older generation than the snapshot about to be saved, so the next
-                // process rebuilds the field indexes rather than use it.
+                // A body on disk could not be read or decoded. The old file stays in place: it
+                // is either stamped with an older generation than the points, so the next
+                // process rebuilds the field indexes rather than use it, or (no write since)
+                // still describes them, its damaged body found again when that field loads.
                 tracing::warn!(error = %e, "could not save the field indexes");
             }
             Some(Err(e)) => return Err(e),
