@@ -36,7 +36,8 @@ use serde_json::Value;
 
 use crate::config::CollectionConfig;
 use crate::error::VecDbError;
-use crate::fields::FieldIndex;
+use crate::fields::{FieldIndex, FieldsFile};
+use crate::filter::CompiledFilter;
 use crate::index::{IndexSpec, Metric, VectorArena};
 use crate::state::State;
 use crate::storage::points::{Change, PointStore, Stored, CONFIG_FORMAT_VERSION};
@@ -87,9 +88,11 @@ pub struct CollectionStats {
     pub index_bytes: u64,
     /// Heap bytes of the id <-> slot tables.
     pub slot_table_bytes: u64,
-    /// Whether a filtered search or a write loaded the field indexes.
+    /// Whether a filtered search or a write opened the field indexes (read the head of their
+    /// file, or rebuilt them); the body of each field is loaded only when a filter names it.
     pub field_index_loaded: bool,
-    /// Heap bytes of the field indexes (an estimate; 0 while not loaded).
+    /// Heap bytes of the field indexes: the head, the loaded fields and the updates waiting
+    /// for bodies still on disk (an estimate; 0 while not opened).
     pub field_index_bytes: u64,
     /// Bytes the collection's files take on disk (allocated blocks).
     pub disk_bytes: u64,
@@ -231,7 +234,8 @@ impl Collection {
         self.check_open()?;
         let _w = self.inner.writer.lock();
         self.check_open()?;
-        // Loaded so that the field index file saved with the next snapshot stays current.
+        // Opened (the head only) so that the field index file saved with the next snapshot
+        // stays current.
         self.inner.load_fields_locked()?;
         let mut existing: Vec<u64> = {
             let st = self.inner.state.read();
@@ -376,16 +380,24 @@ impl Collection {
             .collect())
     }
 
-    /// Loads the field indexes that filtered searches evaluate, once; writes keep them current
-    /// afterwards.
-    pub(crate) fn ensure_fields(&self) -> Result<(), VecDbError> {
-        if self.inner.state.read().fields.is_some() {
+    /// Makes the field indexes ready to evaluate `filter`: opens them once, and loads the
+    /// bodies of the fields it names that are still on disk; writes keep them current
+    /// afterwards, and a loaded field stays loaded.
+    pub(crate) fn ensure_fields(&self, filter: &CompiledFilter) -> Result<(), VecDbError> {
+        let ready = |st: &State| {
+            st.fields
+                .as_ref()
+                .is_some_and(|f| f.unloaded(filter).is_empty())
+        };
+        if ready(&self.inner.state.read()) {
             return Ok(());
         }
-        // Under the writer lock no write changes the slots while the records are read.
+        // Under the writer lock no write changes the slots, or the pending updates of a field,
+        // while the records or the bodies are read.
         let _w = self.inner.writer.lock();
         self.check_open()?;
-        self.inner.load_fields_locked()
+        self.inner.load_fields_locked()?;
+        self.inner.load_bodies_locked(filter)
     }
 
     /// Writes the index snapshot now (atomically). Durable when it returns `Ok`.
@@ -608,13 +620,38 @@ impl Inner {
             let st = self.state.read();
             (
                 st.to_snapshot(&self.config, self.uid).encode(),
-                st.fields
-                    .as_ref()
-                    .map(|f| f.encode(self.uid, st.generation)),
+                st.fields.as_ref().map(|f| f.plan(self.uid, st.generation)),
             )
         };
-        if let Some(fields) = fields {
-            snapshot::write_atomic(&self.dir.join(FIELDS_FILE), &fields)?;
+        let path = self.dir.join(FIELDS_FILE);
+        // Written outside the state lock: the plan owns what it copies (handles to the old
+        // file), and the writer lock keeps the fields from changing meanwhile.
+        match fields.map(|plan| snapshot::write_atomic_with(&path, |out| plan.write_to(out))) {
+            None => {}
+            Some(Ok(directory)) => {
+                // The fields still on disk now read the new file, which holds their pending
+                // updates: the updates are not kept twice, and the old file's space is released
+                // once nothing reads it. Should the reopen fail, they keep reading the old file
+                // with their updates, which is still right.
+                match FieldsFile::open(&path) {
+                    Ok(file) => {
+                        if let Some(f) = &mut self.state.write().fields {
+                            f.rebase(&file, &directory);
+                        }
+                    }
+                    Err(reason) => {
+                        tracing::warn!(%reason, "could not reopen the saved field index file");
+                    }
+                }
+            }
+            Some(Err(e @ VecDbError::Corrupt { .. })) => {
+                // A body on disk could not be read or decoded. The old file stays in place: it
+                // is either stamped with an older generation than the points, so the next
+                // process rebuilds the field indexes rather than use it, or (no write since)
+                // still describes them, its damaged body found again when that field loads.
+                tracing::warn!(error = %e, "could not save the field indexes");
+            }
+            Some(Err(e)) => return Err(e),
         }
         snapshot::write_atomic(&self.dir.join(SNAPSHOT_FILE), &bytes)?;
         self.changes_since_save.store(0, Ordering::Release);
@@ -623,63 +660,101 @@ impl Inner {
         Ok(())
     }
 
-    /// Loads the field indexes if they are not loaded: from `fields.snap` when it belongs to
-    /// this point set, else rebuilt from every record's metadata (and saved, so the next process
-    /// need not). The caller holds the writer lock, so the slots do not change meanwhile.
+    /// Opens the field indexes if they are not open: the head of `fields.snap` when it belongs
+    /// to this point set (every field's body stays on disk), else rebuilt from every record's
+    /// metadata. The caller holds the writer lock, so the slots do not change meanwhile.
     fn load_fields_locked(&self) -> Result<(), VecDbError> {
         if self.state.read().fields.is_some() {
             return Ok(());
         }
         let path = self.dir.join(FIELDS_FILE);
-        let loaded = {
+        let opened = {
             let st = self.state.read();
-            match std::fs::read(&path) {
-                Ok(bytes) => match FieldIndex::decode(&bytes) {
-                    Ok((f, uid, generation)) if uid == self.uid && generation == st.generation => {
-                        adopt_fields(&st, f)
-                    }
-                    Ok((_, uid, generation)) => Err(if uid == self.uid {
-                        format!(
-                            "it is for generation {generation}, the points are at {}",
-                            st.generation
-                        )
-                    } else {
-                        "it belongs to another collection (uid differs)".into()
-                    }),
-                    Err(reason) => Err(reason),
-                },
-                Err(e) => Err(e.to_string()),
+            match FieldIndex::open(&path) {
+                Ok((f, uid, generation)) if uid == self.uid && generation == st.generation => {
+                    adopt_fields(&st, f)
+                }
+                Ok((_, uid, generation)) => Err(if uid == self.uid {
+                    format!(
+                        "it is for generation {generation}, the points are at {}",
+                        st.generation
+                    )
+                } else {
+                    "it belongs to another collection (uid differs)".into()
+                }),
+                Err(reason) => Err(reason),
             }
         };
-        let fields = match loaded {
+        match opened {
             Ok(f) => {
-                tracing::debug!("field indexes loaded");
-                f
+                tracing::debug!(bytes = f.heap_bytes(), "field index file opened");
+                self.state.write().fields = Some(f);
+                Ok(())
+            }
+            Err(reason) => self.rebuild_fields_locked(&reason),
+        }
+    }
+
+    /// Loads the bodies of the fields `filter` names that are still on disk. A body that cannot
+    /// be read, fails its checksum or does not decode makes the whole field index be rebuilt
+    /// from the points, rather than answer from a wrong or missing field. The bodies are read
+    /// and decoded under the read lock, beside searches; the caller holds the writer lock, so
+    /// nothing changes the fields until they are installed.
+    fn load_bodies_locked(&self, filter: &CompiledFilter) -> Result<(), VecDbError> {
+        let started = std::time::Instant::now();
+        let (paths, read) = {
+            let st = self.state.read();
+            let fields = st
+                .fields
+                .as_ref()
+                .expect("the field indexes are opened before their bodies load");
+            let paths = fields.unloaded(filter);
+            if paths.is_empty() {
+                return Ok(());
+            }
+            let read = fields.read_bodies(&paths);
+            (paths, read)
+        };
+        match read {
+            Ok(bodies) => {
+                if let Some(f) = &mut self.state.write().fields {
+                    f.install(bodies);
+                }
+                tracing::debug!(fields = ?paths, elapsed = ?started.elapsed(), "field bodies loaded");
+                Ok(())
             }
             Err(reason) => {
-                tracing::info!(%reason, "field index file not usable; rebuilding from the points");
-                let started = std::time::Instant::now();
-                let f = {
-                    let st = self.state.read();
-                    let mut f = FieldIndex::default();
-                    self.store.for_each_metadata(|id, m| {
-                        if let Some(&s) = st.id_slot.get(&id) {
-                            f.add(s, &m);
-                        }
-                        Ok(())
-                    })?;
-                    f
-                };
-                let bytes = f.encode(self.uid, self.state.read().generation);
-                // Only a cost later if it fails: the next process rebuilds again.
-                if let Err(e) = snapshot::write_atomic(&path, &bytes) {
-                    tracing::warn!(error = %e, "could not save the field indexes");
-                }
-                tracing::info!(elapsed = ?started.elapsed(), bytes = bytes.len(), "field indexes rebuilt");
-                f
+                tracing::warn!(%reason, "a field body is unreadable or corrupt");
+                self.rebuild_fields_locked(&reason)
             }
+        }
+    }
+
+    /// Rebuilds the field indexes from every record's metadata, all of them loaded, and saves
+    /// them, so the next process need not. The caller holds the writer lock.
+    fn rebuild_fields_locked(&self, reason: &str) -> Result<(), VecDbError> {
+        tracing::info!(%reason, "field index file not usable; rebuilding from the points");
+        let path = self.dir.join(FIELDS_FILE);
+        let started = std::time::Instant::now();
+        let f = {
+            let st = self.state.read();
+            let mut f = FieldIndex::default();
+            self.store.for_each_metadata(|id, m| {
+                if let Some(&s) = st.id_slot.get(&id) {
+                    f.add(s, &m);
+                }
+                Ok(())
+            })?;
+            f
         };
-        self.state.write().fields = Some(fields);
+        // Every field is loaded, so planning reads nothing from disk; a failure to save only
+        // costs a rebuild in the next process.
+        let plan = f.plan(self.uid, self.state.read().generation);
+        match snapshot::write_atomic_with(&path, |out| plan.write_to(out)) {
+            Ok(_) => tracing::info!(elapsed = ?started.elapsed(), "field indexes rebuilt"),
+            Err(e) => tracing::warn!(error = %e, "could not save the field indexes"),
+        }
+        self.state.write().fields = Some(f);
         Ok(())
     }
 }
@@ -853,4 +928,103 @@ fn validate_batch(
             },
         })
         .collect())
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use crate::filter::Filter;
+    use crate::{CollectionConfig, Database, Metric, Point, SearchRequest};
+
+    fn point(id: u64) -> Point {
+        Point::with_metadata(
+            id,
+            vec![id as f32, 1.0],
+            json!({"g": id % 5, "name": format!("p{id}"), "tags": [format!("t{}", id % 3)]}),
+        )
+    }
+
+    /// The ids a filtered search on `g` finds, sorted.
+    fn in_group(c: &super::Collection, g: u64) -> Vec<u64> {
+        let req = SearchRequest {
+            filter: Some(Filter::from_json(&json!({"eq":{"field":"g","value":g}})).unwrap()),
+            ..SearchRequest::new(1000)
+        };
+        let mut ids: Vec<u64> = c
+            .search(&[0.0, 1.0], &req)
+            .unwrap()
+            .into_iter()
+            .map(|h| h.id)
+            .collect();
+        ids.sort_unstable();
+        ids
+    }
+
+    /// Fields loaded and the index open, from the collection's state.
+    fn loaded(c: &super::Collection) -> Option<usize> {
+        c.inner
+            .state
+            .read()
+            .fields
+            .as_ref()
+            .map(|f| f.loaded_count())
+    }
+
+    #[test]
+    fn a_fresh_process_loads_only_the_fields_a_filter_names_and_writes_load_none() {
+        let dir = tempfile::tempdir().unwrap();
+        {
+            let db = Database::open(dir.path()).unwrap();
+            let c = db
+                .create_collection(CollectionConfig::new("c", 2, Metric::L2))
+                .unwrap();
+            c.insert(&(0..100).map(point).collect::<Vec<_>>()).unwrap();
+            assert_eq!(
+                in_group(&c, 2),
+                (0..100).filter(|i| i % 5 == 2).collect::<Vec<_>>()
+            );
+        }
+        {
+            let db = Database::open(dir.path()).unwrap();
+            let c = db.collection("c").unwrap();
+            assert_eq!(loaded(&c), None, "opened with the collection");
+            assert_eq!(
+                in_group(&c, 2),
+                (0..100).filter(|i| i % 5 == 2).collect::<Vec<_>>()
+            );
+            assert_eq!(loaded(&c), Some(1), "a filter on g loaded more than g");
+        }
+        {
+            let db = Database::open(dir.path()).unwrap();
+            let c = db.collection("c").unwrap();
+            c.insert(&(100..110).map(point).collect::<Vec<_>>())
+                .unwrap();
+            c.delete(&[7]).unwrap();
+            assert_eq!(loaded(&c), Some(0), "a write loaded a body");
+            let want: Vec<u64> = (0..110).filter(|&i| i % 5 == 2 && i != 7).collect();
+            assert_eq!(in_group(&c, 2), want);
+            assert_eq!(loaded(&c), Some(1));
+            // Dropped with unsaved changes: saved, the pending updates of the fields still on
+            // disk included, and read back by the next process.
+        }
+        let db = Database::open(dir.path()).unwrap();
+        let c = db.collection("c").unwrap();
+        let want: Vec<u64> = (0..110).filter(|&i| i % 5 == 2 && i != 7).collect();
+        assert_eq!(in_group(&c, 2), want);
+        let req = SearchRequest {
+            filter: Some(
+                Filter::from_json(&json!({"eq":{"field":"name","value":"p105"}})).unwrap(),
+            ),
+            ..SearchRequest::new(10)
+        };
+        let hits: Vec<u64> = c
+            .search(&[0.0, 1.0], &req)
+            .unwrap()
+            .into_iter()
+            .map(|h| h.id)
+            .collect();
+        assert_eq!(hits, vec![105]);
+        assert_eq!(loaded(&c), Some(2));
+    }
 }

@@ -18,12 +18,30 @@
 //! The index is derived data. Writes keep it up to date: a new slot is added with its metadata; a
 //! metadata-only upsert removes the old values first; a deleted point's slot keeps its entries
 //! until the slot is freed (searches accept live slots only), and slots freed by a rebuild are
-//! purged before they can be reused. It is saved beside the index snapshot (`fields.snap`,
-//! stamped with the collection's uid and redb generation, in the common envelope) and rebuilt
-//! from the points when that file is missing, stale or corrupt.
+//! purged before they can be reused. It is saved beside the index snapshot (`fields.snap`) and
+//! rebuilt from the points when that file is missing, stale, corrupt or of another version.
+//!
+//! The file (format 2) is a small head in the common envelope (magic, version, the head's
+//! length, a CRC-32 of the head only) holding the collection's uid and redb generation, the
+//! indexed slots and a directory of the fields sorted by path (path, offset, length, CRC-32 of
+//! the body), followed by the field bodies, contiguous, in directory order. Opening reads the
+//! head only: every field starts on disk, and a filtered search first loads the bodies of the
+//! paths its filter names ([`FieldIndex::unloaded`], [`FieldIndex::read_bodies`]), each read
+//! with one positioned read and checked against its CRC. Writes never read a body: an update of
+//! a field on disk waits in its list of pending updates, replayed in order when the body is
+//! loaded or the file is saved. What is resident is thus the head, the loaded fields and the
+//! pending updates, in proportion to the paths filters have named, not to the whole metadata.
+//! Saving ([`FieldIndex::plan`], [`Plan::write_to`]) streams the file: loaded fields are
+//! encoded, bodies of untouched fields on disk are copied as they are from the old file (through
+//! its open handle, still valid after the new file is renamed over it), and a field with pending
+//! updates is read, updated and encoded alone, then dropped; the head is written last.
 
 use std::collections::{BTreeMap, HashMap};
+use std::fs::File;
 use std::ops::Bound;
+use std::os::unix::fs::FileExt;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use common::le::{Reader, Writer};
 use roaring::RoaringBitmap;
@@ -40,7 +58,7 @@ pub(crate) type ReadSlots<'a> =
 /// Magic number of the field index file.
 pub const FIELDS_MAGIC: [u8; 8] = *b"IMGVFLDS";
 /// Current field index file format version.
-pub const FIELDS_VERSION: u32 = 1;
+pub const FIELDS_VERSION: u32 = 2;
 
 /// The slots holding one value: one inline, or a bitmap.
 #[derive(Clone, Debug, PartialEq)]
@@ -396,10 +414,258 @@ fn bounds_nonempty<T: Ord>(lo: &Bound<T>, hi: &Bound<T>) -> bool {
     }
 }
 
+/// Where one field's body lies in the field index file: an entry of the head's directory.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct BodyRef {
+    offset: u64,
+    len: u64,
+    crc: u32,
+}
+
+/// The open field index file that on-disk fields read their bodies from, shared by all of
+/// them. Saving renames a new file over the path; this handle keeps reading the old file (its
+/// inode lives on while it is open) until [`FieldIndex::rebase`] points the fields at the new one.
+#[derive(Debug)]
+pub(crate) struct FieldsFile {
+    file: File,
+    path: PathBuf,
+}
+
+impl FieldsFile {
+    /// Opens the file at `path` for positioned reads.
+    pub(crate) fn open(path: &Path) -> Result<Arc<FieldsFile>, String> {
+        let file = File::open(path).map_err(|e| format!("{}: {e}", path.display()))?;
+        Ok(Arc::new(FieldsFile {
+            file,
+            path: path.to_path_buf(),
+        }))
+    }
+
+    fn len(&self) -> Result<u64, String> {
+        self.file
+            .metadata()
+            .map(|m| m.len())
+            .map_err(|e| format!("{}: {e}", self.path.display()))
+    }
+
+    fn read_at(&self, buf: &mut [u8], offset: u64) -> Result<(), String> {
+        self.file
+            .read_exact_at(buf, offset)
+            .map_err(|e| format!("{}: {e}", self.path.display()))
+    }
+
+    /// The bytes of one body, as stored (not checked).
+    fn body(&self, body: BodyRef) -> Result<Vec<u8>, String> {
+        let len = usize::try_from(body.len)
+            .map_err(|_| format!("a field body of {} bytes cannot be read", body.len))?;
+        let mut buf = vec![0; len];
+        self.read_at(&mut buf, body.offset)?;
+        Ok(buf)
+    }
+}
+
+/// An update of a field whose body is still on disk, replayed in order when it is loaded.
+#[derive(Clone, Debug)]
+enum Pending {
+    /// `value` offered at the field's path by `slot`, added or removed. Arrays and objects are
+    /// kept as an empty array, since [`Field::apply`] only records that a composite was offered.
+    Offer { value: Value, slot: u32, add: bool },
+    /// The slots forgotten by [`FieldIndex::purge`]: one bitmap shared by every on-disk field.
+    Purge(Arc<RoaringBitmap>),
+}
+
+/// A field whose body is still in the file, with the updates made since it was opened.
+#[derive(Clone, Debug)]
+struct OnDisk {
+    body: BodyRef,
+    file: Arc<FieldsFile>,
+    pending: Vec<Pending>,
+}
+
+impl OnDisk {
+    /// Reads the body, checks it against its checksum, decodes it and replays the pending
+    /// updates: the field as it would be had it been loaded all along.
+    fn load(&self, path: &str) -> Result<Field, String> {
+        let bytes = self.file.body(self.body)?;
+        let crc = crc32fast::hash(&bytes);
+        if crc != self.body.crc {
+            return Err(format!(
+                "{}: the body of field {path:?} does not match its checksum \
+                 (stored {:#010x}, computed {crc:#010x})",
+                self.file.path.display(),
+                self.body.crc
+            ));
+        }
+        let mut r = Reader::new(&bytes);
+        let mut field = Field::decode(&mut r)
+            .and_then(|f| {
+                r.finish()?;
+                Ok(f)
+            })
+            .map_err(|e| format!("{}: field {path:?}: {e}", self.file.path.display()))?;
+        replay(&mut field, &self.pending);
+        Ok(field)
+    }
+
+    fn heap_bytes(&self) -> usize {
+        // The purge bitmaps are shared by every on-disk field, so only their handles count.
+        self.pending.capacity() * std::mem::size_of::<Pending>()
+            + self
+                .pending
+                .iter()
+                .map(|p| match p {
+                    Pending::Offer {
+                        value: Value::String(s),
+                        ..
+                    } => s.capacity(),
+                    _ => 0,
+                })
+                .sum::<usize>()
+    }
+}
+
+fn replay(field: &mut Field, pending: &[Pending]) {
+    for p in pending {
+        match p {
+            Pending::Offer { value, slot, add } => field.apply(value, *slot, *add),
+            Pending::Purge(gone) => field.remove_all(gone),
+        }
+    }
+}
+
+/// What `v` offers at the path it is reached at: itself, and a final array each element too.
+fn offered(v: &Value) -> impl Iterator<Item = &Value> {
+    let items: &[Value] = match v {
+        Value::Array(items) => items,
+        _ => &[],
+    };
+    std::iter::once(v).chain(items)
+}
+
+/// One path's index: in memory, or its body still in the file.
+#[derive(Clone, Debug)]
+enum Entry {
+    Loaded(Field),
+    OnDisk(OnDisk),
+}
+
+/// Bodies read by [`FieldIndex::read_bodies`], to be installed by [`FieldIndex::install`]:
+/// per path, the field, the body it was read from and how many pending updates it includes.
+pub(crate) struct LoadedBodies(Vec<(Box<str>, Field, BodyRef, usize)>);
+
+/// Where one body of a [`Plan`] comes from.
+enum Source {
+    /// Encoded from a field in memory.
+    Bytes(Vec<u8>),
+    /// Copied as it is from the file a field on disk reads.
+    Copy(Arc<FieldsFile>, BodyRef),
+    /// A field on disk with pending updates: read, updated and encoded while the file is
+    /// written, one at a time, so that no more than one such field is in memory at once.
+    Update(OnDisk),
+}
+
+/// A field index file to write ([`FieldIndex::plan`]): the stamp, the indexed slots and the
+/// fields in path order, each with where its body comes from.
+pub(crate) struct Plan {
+    uid: u64,
+    generation: u64,
+    indexed: Vec<u8>,
+    fields: Vec<(Box<str>, Source)>,
+}
+
+/// Where each body lies in a file written by [`Plan::write_to`], for [`FieldIndex::rebase`].
+pub(crate) struct Directory(HashMap<Box<str>, BodyRef>);
+
+impl Plan {
+    /// Bytes of the head: directory entries are fixed-size apart from the path, so it is known
+    /// before any body is, and the bodies can be written first, the head last, in its place.
+    fn head_len(&self) -> usize {
+        common::envelope::OVERHEAD
+            + 8
+            + 8
+            + 8
+            + self.indexed.len()
+            + 8
+            + self
+                .fields
+                .iter()
+                .map(|(p, _)| 4 + p.len() + 8 + 8 + 4)
+                .sum::<usize>()
+    }
+
+    /// Writes the file to `out`, from its start: room for the head, every body (those on disk
+    /// copied in pieces of at most [`COPY_CHUNK`] bytes, those with pending updates encoded one
+    /// at a time), then the head. Saving thus holds in memory the loaded fields and at most one
+    /// updated field, never the whole file. A field its pending updates emptied is written
+    /// empty (loading drops it). Fails when a body on disk cannot be read or decoded.
+    pub(crate) fn write_to<W: std::io::Write + std::io::Seek>(
+        &self,
+        out: &mut W,
+    ) -> Result<Directory, String> {
+        let io = |e: std::io::Error| e.to_string();
+        let head_len = self.head_len();
+        out.seek(std::io::SeekFrom::Start(0)).map_err(io)?;
+        out.write_all(&vec![0; head_len]).map_err(io)?;
+        let mut directory = Vec::with_capacity(self.fields.len());
+        let mut offset = head_len as u64;
+        let mut buf = Vec::new();
+        for (path, source) in &self.fields {
+            let (len, crc) = match source {
+                Source::Bytes(bytes) => {
+                    out.write_all(bytes).map_err(io)?;
+                    (bytes.len() as u64, crc32fast::hash(bytes))
+                }
+                Source::Copy(file, body) => {
+                    let mut at = body.offset;
+                    let end = body.offset + body.len;
+                    while at < end {
+                        let n = (end - at).min(COPY_CHUNK as u64) as usize;
+                        buf.resize(n, 0);
+                        file.read_at(&mut buf, at)?;
+                        out.write_all(&buf).map_err(io)?;
+                        at += n as u64;
+                    }
+                    (body.len, body.crc)
+                }
+                Source::Update(d) => {
+                    let mut w = Writer::with_capacity(0);
+                    d.load(path)?.encode(&mut w);
+                    out.write_all(&w.buf).map_err(io)?;
+                    (w.buf.len() as u64, crc32fast::hash(&w.buf))
+                }
+            };
+            directory.push((path, BodyRef { offset, len, crc }));
+            offset += len;
+        }
+        let mut w = common::envelope::begin(&FIELDS_MAGIC, FIELDS_VERSION, head_len);
+        w.u64(self.uid);
+        w.u64(self.generation);
+        w.blob(&self.indexed);
+        w.u64(directory.len() as u64);
+        for (path, body) in &directory {
+            w.str(path);
+            w.u64(body.offset);
+            w.u64(body.len);
+            w.u32(body.crc);
+        }
+        let head = common::envelope::seal(w);
+        assert_eq!(head.len(), head_len, "the head is as long as computed");
+        out.seek(std::io::SeekFrom::Start(0)).map_err(io)?;
+        out.write_all(&head).map_err(io)?;
+        out.flush().map_err(io)?;
+        Ok(Directory(
+            directory.into_iter().map(|(p, b)| (p.clone(), b)).collect(),
+        ))
+    }
+}
+
+/// Largest piece of a body on disk that saving copies at once.
+const COPY_CHUNK: usize = 1 << 20;
+
 /// The field indexes of one collection.
-#[derive(Clone, Debug, Default, PartialEq)]
+#[derive(Clone, Debug, Default)]
 pub(crate) struct FieldIndex {
-    fields: HashMap<Box<str>, Field>,
+    fields: HashMap<Box<str>, Entry>,
     /// Every slot indexed (live or dead), what `not` subtracts from.
     indexed: RoaringBitmap,
 }
@@ -423,9 +689,17 @@ impl FieldIndex {
             return;
         }
         self.indexed -= gone;
-        self.fields.retain(|_, f| {
-            f.remove_all(gone);
-            !f.is_empty()
+        let mut shared: Option<Arc<RoaringBitmap>> = None;
+        self.fields.retain(|_, entry| match entry {
+            Entry::Loaded(f) => {
+                f.remove_all(gone);
+                !f.is_empty()
+            }
+            Entry::OnDisk(d) => {
+                let gone = shared.get_or_insert_with(|| Arc::new(gone.clone()));
+                d.pending.push(Pending::Purge(Arc::clone(gone)));
+                true
+            }
         });
     }
 
@@ -464,28 +738,121 @@ impl FieldIndex {
     }
 
     /// `v` is reached at `path`: it is offered there (a final array also element by element),
-    /// and paths below it reach into it.
+    /// and paths below it reach into it. A field whose body is on disk is not read: the update
+    /// waits in its pending list until the body is loaded or the file is saved.
     fn reached(&mut self, path: &mut String, v: &Value, slot: u32, add: bool) {
-        let field = match self.fields.get_mut(path.as_str()) {
-            Some(f) => f,
-            None if add => self.fields.entry(path.as_str().into()).or_default(),
-            None => return self.descend(path, v, slot, add),
-        };
-        field.apply(v, slot, add);
-        if let Value::Array(items) = v {
-            for item in items {
-                field.apply(item, slot, add);
+        match self.fields.get_mut(path.as_str()) {
+            Some(Entry::Loaded(field)) => {
+                for x in offered(v) {
+                    field.apply(x, slot, add);
+                }
+                if !add && field.is_empty() {
+                    self.fields.remove(path.as_str());
+                }
             }
-        }
-        if !add && field.is_empty() {
-            self.fields.remove(path.as_str());
+            Some(Entry::OnDisk(d)) => {
+                for x in offered(v) {
+                    let value = match x {
+                        Value::Array(_) | Value::Object(_) => Value::Array(Vec::new()),
+                        scalar => scalar.clone(),
+                    };
+                    d.pending.push(Pending::Offer { value, slot, add });
+                }
+            }
+            None if add => {
+                let mut field = Field::default();
+                for x in offered(v) {
+                    field.apply(x, slot, add);
+                }
+                self.fields
+                    .insert(path.as_str().into(), Entry::Loaded(field));
+            }
+            None => {}
         }
         self.descend(path, v, slot, add);
     }
 
+    /// The paths `filter` names whose bodies are still on disk, each once, sorted.
+    pub(crate) fn unloaded(&self, filter: &CompiledFilter) -> Vec<String> {
+        fn collect(ix: &FieldIndex, filter: &CompiledFilter, out: &mut Vec<String>) {
+            match filter {
+                CompiledFilter::Eq { path, .. }
+                | CompiledFilter::In { path, .. }
+                | CompiledFilter::Range { path, .. } => {
+                    let path = path.join(".");
+                    if matches!(ix.fields.get(path.as_str()), Some(Entry::OnDisk(_))) {
+                        out.push(path);
+                    }
+                }
+                CompiledFilter::And(items) | CompiledFilter::Or(items) => {
+                    for item in items {
+                        collect(ix, item, out);
+                    }
+                }
+                CompiledFilter::Not(inner) => collect(ix, inner, out),
+            }
+        }
+        let mut out = Vec::new();
+        collect(self, filter, &mut out);
+        out.sort_unstable();
+        out.dedup();
+        out
+    }
+
+    /// Reads, checks and decodes the bodies of those of `paths` still on disk, with their
+    /// pending updates replayed. It takes `&self`, so that the reading and decoding can run
+    /// under a read lock, beside searches; [`FieldIndex::install`] then takes them in. Fails
+    /// with the reason on the first body that cannot be read, fails its checksum or does not
+    /// decode.
+    pub(crate) fn read_bodies(&self, paths: &[String]) -> Result<LoadedBodies, String> {
+        let mut out = Vec::with_capacity(paths.len());
+        for path in paths {
+            if let Some(Entry::OnDisk(d)) = self.fields.get(path.as_str()) {
+                out.push((path.as_str().into(), d.load(path)?, d.body, d.pending.len()));
+            }
+        }
+        Ok(LoadedBodies(out))
+    }
+
+    /// Takes in bodies read by [`FieldIndex::read_bodies`] from this index. Updates that
+    /// arrived in between (none do while the caller holds the writer lock throughout) are
+    /// replayed on top; a field loaded, dropped or pointed at another file in between (none
+    /// is, under that lock either) is left as it is now. A field its updates left empty is
+    /// dropped, as a loaded one would be.
+    pub(crate) fn install(&mut self, bodies: LoadedBodies) {
+        for (path, mut field, body, replayed) in bodies.0 {
+            let Some(entry) = self.fields.get_mut(&path) else {
+                continue;
+            };
+            let Entry::OnDisk(d) = entry else {
+                continue;
+            };
+            if d.body != body || d.pending.len() < replayed {
+                continue;
+            }
+            replay(&mut field, &d.pending[replayed..]);
+            if field.is_empty() {
+                self.fields.remove(&path);
+            } else {
+                *entry = Entry::Loaded(field);
+            }
+        }
+    }
+
+    /// Loads the bodies of `paths` still on disk ([`FieldIndex::read_bodies`], then
+    /// [`FieldIndex::install`]); the collection does the two steps under different locks.
+    #[cfg(test)]
+    pub(crate) fn load(&mut self, paths: &[String]) -> Result<(), String> {
+        let bodies = self.read_bodies(paths)?;
+        self.install(bodies);
+        Ok(())
+    }
+
     /// The indexed slots matching `filter` (dead slots included: the caller keeps live ones).
     /// `read` returns the metadata of the given slots, for the rare leaf that compares with an
-    /// array or an object and so must look at the JSON of the slots offering one.
+    /// array or an object and so must look at the JSON of the slots offering one. The fields
+    /// the filter names must be loaded ([`FieldIndex::unloaded`] lists those that are not):
+    /// one still on disk is an internal error, never read as empty.
     pub(crate) fn matching(
         &self,
         filter: &CompiledFilter,
@@ -493,7 +860,7 @@ impl FieldIndex {
     ) -> Result<RoaringBitmap, VecDbError> {
         Ok(match filter {
             CompiledFilter::Eq { path, value } => {
-                let Some(field) = self.field(path) else {
+                let Some(field) = self.field(path)? else {
                     return Ok(RoaringBitmap::new());
                 };
                 let mut out = RoaringBitmap::new();
@@ -504,7 +871,7 @@ impl FieldIndex {
                 out
             }
             CompiledFilter::In { path, values } => {
-                let Some(field) = self.field(path) else {
+                let Some(field) = self.field(path)? else {
                     return Ok(RoaringBitmap::new());
                 };
                 let mut out = RoaringBitmap::new();
@@ -517,7 +884,7 @@ impl FieldIndex {
                 out
             }
             CompiledFilter::Range { path, bounds } => self
-                .field(path)
+                .field(path)?
                 .map_or_else(RoaringBitmap::new, |f| f.range(bounds)),
             CompiledFilter::And(items) => {
                 let mut acc: Option<RoaringBitmap> = None;
@@ -544,8 +911,20 @@ impl FieldIndex {
         })
     }
 
-    fn field(&self, path: &[String]) -> Option<&Field> {
-        self.fields.get(path.join(".").as_str())
+    /// The loaded field at `path`, `None` when nothing is indexed there.
+    fn field(&self, path: &[String]) -> Result<Option<&Field>, VecDbError> {
+        let path = path.join(".");
+        match self.fields.get(path.as_str()) {
+            None => Ok(None),
+            Some(Entry::Loaded(f)) => Ok(Some(f)),
+            Some(Entry::OnDisk(d)) => Err(VecDbError::Corrupt {
+                path: d.file.path.clone(),
+                reason: format!(
+                    "internal error: field {path:?} was evaluated while its body was still on \
+                     disk (bodies are loaded before a filter is evaluated)"
+                ),
+            }),
+        }
     }
 
     /// Every slot indexed.
@@ -553,50 +932,198 @@ impl FieldIndex {
         &self.indexed
     }
 
-    /// Approximate heap bytes.
+    /// Fields whose bodies are in memory.
+    #[cfg(test)]
+    pub(crate) fn loaded_count(&self) -> usize {
+        self.fields
+            .values()
+            .filter(|e| matches!(e, Entry::Loaded(_)))
+            .count()
+    }
+
+    /// Approximate heap bytes: the loaded fields, the pending updates of the others and the
+    /// directory; bodies still on disk take none.
     pub(crate) fn heap_bytes(&self) -> usize {
         self.fields
             .iter()
-            .map(|(k, f)| k.len() + 64 + f.heap_bytes())
+            .map(|(k, e)| {
+                k.len()
+                    + 64
+                    + match e {
+                        Entry::Loaded(f) => f.heap_bytes(),
+                        Entry::OnDisk(d) => d.heap_bytes(),
+                    }
+            })
             .sum::<usize>()
             + self.indexed.serialized_size()
     }
 
-    /// The field index file's bytes, stamped with the point set it reflects.
-    pub(crate) fn encode(&self, uid: u64, generation: u64) -> Vec<u8> {
-        let mut w = common::envelope::begin(&FIELDS_MAGIC, FIELDS_VERSION, 1024);
-        w.u64(uid);
-        w.u64(generation);
-        w.blob(&bitmap_bytes(&self.indexed));
-        let mut fields: Vec<_> = self.fields.iter().collect();
-        fields.sort_unstable_by(|a, b| a.0.cmp(b.0));
-        w.u64(fields.len() as u64);
-        for (path, f) in fields {
-            w.str(path);
-            f.encode(&mut w);
+    /// The field index file (format 2) of this index, stamped with the point set it reflects,
+    /// to be written by [`Plan::write_to`]. Loaded fields are encoded now; a field on disk
+    /// without pending updates will be copied as it is (its bytes and checksum), one with
+    /// pending updates read, updated and encoded while the file is written; both stay on disk
+    /// here ([`FieldIndex::rebase`] then points them at the written file). The plan owns what
+    /// it reads from (handles to the old file), so it can be written without the state lock.
+    pub(crate) fn plan(&self, uid: u64, generation: u64) -> Plan {
+        let mut paths: Vec<&Box<str>> = self.fields.keys().collect();
+        paths.sort_unstable();
+        let fields = paths
+            .into_iter()
+            .map(|path| {
+                let source = match &self.fields[path] {
+                    Entry::OnDisk(d) if d.pending.is_empty() => {
+                        Source::Copy(Arc::clone(&d.file), d.body)
+                    }
+                    Entry::OnDisk(d) => Source::Update(d.clone()),
+                    Entry::Loaded(f) => {
+                        let mut w = Writer::with_capacity(f.heap_bytes());
+                        f.encode(&mut w);
+                        Source::Bytes(w.buf)
+                    }
+                };
+                (path.clone(), source)
+            })
+            .collect();
+        Plan {
+            uid,
+            generation,
+            indexed: bitmap_bytes(&self.indexed),
+            fields,
         }
-        common::envelope::seal(w)
     }
 
-    /// Parses a field index file; returns it with its (uid, generation) stamp.
-    pub(crate) fn decode(bytes: &[u8]) -> Result<(FieldIndex, u64, u64), String> {
-        let opened = common::envelope::open(bytes, &FIELDS_MAGIC, FIELDS_VERSION, FIELDS_VERSION)
+    /// The field index file's bytes, in memory (tests; the collection streams [`Plan`]s).
+    #[cfg(test)]
+    pub(crate) fn encode(&self, uid: u64, generation: u64) -> (Vec<u8>, Directory) {
+        let mut out = std::io::Cursor::new(Vec::new());
+        let directory = self.plan(uid, generation).write_to(&mut out).unwrap();
+        (out.into_inner(), directory)
+    }
+
+    /// Points the fields still on disk at `file`, just written from this index's plan with
+    /// `directory` (nothing changed in between): their pending updates are in it now, and the
+    /// old file can go once nothing reads it.
+    pub(crate) fn rebase(&mut self, file: &Arc<FieldsFile>, directory: &Directory) {
+        for (path, entry) in &mut self.fields {
+            if let (Entry::OnDisk(d), Some(&body)) = (&mut *entry, directory.0.get(path)) {
+                *d = OnDisk {
+                    body,
+                    file: Arc::clone(file),
+                    pending: Vec::new(),
+                };
+            }
+        }
+    }
+
+    /// Opens a field index file: reads and checks its head only (magic, version, length,
+    /// checksum, a directory of contiguous bodies ending with the file) and returns the index,
+    /// every field on disk, with its (uid, generation) stamp. A file of another version is
+    /// refused before more than its first bytes are read.
+    pub(crate) fn open(path: &Path) -> Result<(FieldIndex, u64, u64), String> {
+        let file = FieldsFile::open(path)?;
+        let file_len = file.len()?;
+        let head = read_head(&file, file_len)?;
+        let opened = common::envelope::open(&head, &FIELDS_MAGIC, FIELDS_VERSION, FIELDS_VERSION)
             .map_err(|e| e.to_string())?;
         let mut r = Reader::new(opened.body);
         let uid = r.u64()?;
         let generation = r.u64()?;
         let indexed = bitmap_from(r.blob()?)?;
-        let n = r.len(8)?;
+        // A directory entry takes at least 24 bytes (path length, offset, length, checksum).
+        let n = r.len(24)?;
         let mut fields = HashMap::with_capacity(n);
+        let mut end = head.len() as u64;
+        let mut previous: Option<String> = None;
         for _ in 0..n {
             let path = r.str()?;
-            let f = Field::decode(&mut r)?;
-            if fields.insert(path.into_boxed_str(), f).is_some() {
-                return Err("a field is listed twice".into());
+            let body = BodyRef {
+                offset: r.u64()?,
+                len: r.u64()?,
+                crc: r.u32()?,
+            };
+            if previous.as_ref().is_some_and(|p| *p >= path) {
+                return Err("the field directory is not sorted by path".into());
             }
+            if body.offset != end {
+                return Err(format!(
+                    "the body of field {path:?} starts at {}, not where the previous one ends \
+                     ({end})",
+                    body.offset
+                ));
+            }
+            end = end
+                .checked_add(body.len)
+                .filter(|&e| e <= file_len)
+                .ok_or_else(|| {
+                    format!("truncated: the body of field {path:?} ends beyond the file's {file_len} bytes")
+                })?;
+            fields.insert(
+                path.as_str().into(),
+                Entry::OnDisk(OnDisk {
+                    body,
+                    file: Arc::clone(&file),
+                    pending: Vec::new(),
+                }),
+            );
+            previous = Some(path);
         }
         r.finish()?;
+        if end != file_len {
+            return Err(format!(
+                "the file has {file_len} bytes, its last field body ends at {end}"
+            ));
+        }
         Ok((FieldIndex { fields, indexed }, uid, generation))
+    }
+}
+
+/// The head of a field index file, as long as its envelope's length field says. A version 1
+/// file's envelope spans the whole file, so the version is checked on the first bytes, before
+/// anything else is read; the caller checks the rest with [`common::envelope::open`].
+fn read_head(file: &FieldsFile, file_len: u64) -> Result<Vec<u8>, String> {
+    let header = common::envelope::HEADER_LEN;
+    let mut head = vec![0; file_len.min(header as u64) as usize];
+    file.read_at(&mut head, 0)?;
+    if head.len() == header && head[..8] == FIELDS_MAGIC {
+        let version = u32::from_le_bytes(head[8..12].try_into().expect("4 bytes"));
+        if version != FIELDS_VERSION {
+            return Err(common::envelope::EnvelopeError::UnsupportedVersion {
+                found: version,
+                oldest: FIELDS_VERSION,
+                newest: FIELDS_VERSION,
+            }
+            .to_string());
+        }
+        let declared = u64::from_le_bytes(head[12..20].try_into().expect("8 bytes"));
+        if declared > file_len {
+            return Err(format!(
+                "truncated: the head declares {declared} bytes, the file has {file_len}"
+            ));
+        }
+        // A declared length shorter than the header is left to the envelope check to refuse.
+        head.resize(declared as usize, 0);
+        if head.len() > header {
+            file.read_at(&mut head[header..], header as u64)?;
+        }
+    }
+    Ok(head)
+}
+
+/// Two indexes are equal when they index the same slots and hold equal fields, all loaded (the
+/// tests compare loaded forms; a field still on disk makes the indexes unequal).
+#[cfg(test)]
+impl PartialEq for FieldIndex {
+    fn eq(&self, other: &FieldIndex) -> bool {
+        let loaded = |ix: &FieldIndex| -> Option<HashMap<Box<str>, Field>> {
+            ix.fields
+                .iter()
+                .map(|(k, e)| match e {
+                    Entry::Loaded(f) => Some((k.clone(), f.clone())),
+                    Entry::OnDisk(_) => None,
+                })
+                .collect()
+        };
+        self.indexed == other.indexed && loaded(self).is_some() && loaded(self) == loaded(other)
     }
 }
 
@@ -643,22 +1170,36 @@ mod tests {
     }
 
     /// The index's answer and a scan of the JSON agree, including composite comparisons.
-    fn check(ix: &FieldIndex, docs: &[Value], filter: &Value) {
+    fn check(ix: &mut FieldIndex, docs: &[Value], filter: &Value) {
+        let docs: Vec<Option<Value>> = docs.iter().cloned().map(Some).collect();
+        check_slots(ix, &docs, filter);
+    }
+
+    /// [`check`] where `None` marks a slot that is not indexed (purged): the scan skips it. The
+    /// fields the filter names are loaded first, as a collection does.
+    fn check_slots(ix: &mut FieldIndex, docs: &[Option<Value>], filter: &Value) {
         let compiled = Filter::from_json(filter).unwrap().compile().unwrap();
-        let mut read =
-            |b: &RoaringBitmap| Ok(b.iter().map(|s| (s, docs[s as usize].clone())).collect());
+        let unloaded = ix.unloaded(&compiled);
+        ix.load(&unloaded).unwrap();
+        assert!(ix.unloaded(&compiled).is_empty());
+        let mut read = |b: &RoaringBitmap| {
+            Ok(b.iter()
+                .filter_map(|s| docs[s as usize].clone().map(|d| (s, d)))
+                .collect())
+        };
         let got: Vec<u32> = ix.matching(&compiled, &mut read).unwrap().iter().collect();
         let want: Vec<u32> = (0..docs.len() as u32)
-            .filter(|&s| compiled.matches(&docs[s as usize]))
+            .filter(|&s| {
+                docs[s as usize]
+                    .as_ref()
+                    .is_some_and(|d| compiled.matches(d))
+            })
             .collect();
         assert_eq!(got, want, "filter {filter}");
     }
 
-    #[test]
-    fn answers_equal_a_scan_of_the_metadata() {
-        let docs = docs();
-        let ix = index(&docs);
-        for f in [
+    fn filters() -> Vec<Value> {
+        vec![
             json!({"eq":{"field":"folder","value":"/a"}}),
             json!({"eq":{"field":"folder","value":null}}),
             json!({"eq":{"field":"tags","value":"daisy"}}),
@@ -690,8 +1231,15 @@ mod tests {
             json!({"and":[]}),
             json!({"or":[]}),
             json!({"not":{"and":[]}}),
-        ] {
-            check(&ix, &docs, &f);
+        ]
+    }
+
+    #[test]
+    fn answers_equal_a_scan_of_the_metadata() {
+        let docs = docs();
+        let mut ix = index(&docs);
+        for f in filters() {
+            check(&mut ix, &docs, &f);
         }
     }
 
@@ -713,18 +1261,183 @@ mod tests {
         assert_eq!(ix, fewer);
     }
 
+    /// Writes `ix` as a field index file in `dir` under `name` and opens it lazily.
+    fn reopen(ix: &FieldIndex, dir: &Path, name: &str) -> FieldIndex {
+        let path = dir.join(name);
+        std::fs::write(&path, ix.encode(7, 42).0).unwrap();
+        let (back, uid, generation) = FieldIndex::open(&path).unwrap();
+        assert_eq!((uid, generation), (7, 42));
+        assert_eq!(back.loaded_count(), 0, "opening loaded a body");
+        back
+    }
+
+    fn load_all(ix: &mut FieldIndex) {
+        let paths: Vec<String> = ix.fields.keys().map(|k| k.to_string()).collect();
+        ix.load(&paths).unwrap();
+        assert_eq!(ix.loaded_count(), ix.fields.len());
+    }
+
+    /// The head's length, from its envelope's length field.
+    fn head_len(bytes: &[u8]) -> usize {
+        u64::from_le_bytes(bytes[12..20].try_into().unwrap()) as usize
+    }
+
     #[test]
     fn file_round_trip_and_corruption() {
+        let dir = tempfile::tempdir().unwrap();
         let ix = index(&docs());
-        let bytes = ix.encode(7, 42);
-        let (back, uid, generation) = FieldIndex::decode(&bytes).unwrap();
-        assert_eq!((back, uid, generation), (ix, 7, 42));
-        for i in [0, 9, 20, bytes.len() / 2, bytes.len() - 1] {
+        let mut back = reopen(&ix, dir.path(), "f.snap");
+        assert!(back.heap_bytes() < ix.heap_bytes());
+        load_all(&mut back);
+        assert_eq!(back, ix);
+
+        let bytes = std::fs::read(dir.path().join("f.snap")).unwrap();
+        let head = head_len(&bytes);
+        let path = dir.path().join("bad.snap");
+        let open = |b: &[u8]| {
+            std::fs::write(&path, b).unwrap();
+            FieldIndex::open(&path)
+        };
+        // A damaged head is refused at open.
+        for i in [0, 9, 13, 20, 30, head / 2, head - 1] {
             let mut bad = bytes.clone();
             bad[i] ^= 0x10;
-            assert!(FieldIndex::decode(&bad).is_err(), "flip at {i} accepted");
+            assert!(open(&bad).is_err(), "flip at {i} of the head accepted");
         }
-        assert!(FieldIndex::decode(&bytes[..bytes.len() - 3]).is_err());
+        assert!(open(&bytes[..bytes.len() - 3]).is_err());
+        assert!(open(&bytes[..head]).is_err());
+        let mut longer = bytes.clone();
+        longer.push(0);
+        assert!(open(&longer).is_err());
+        // A damaged body passes the open and is refused by its field's load, the others load.
+        let mut bad = bytes.clone();
+        let at = head + (bytes.len() - head) / 2;
+        bad[at] ^= 0x10;
+        let (mut lazy, _, _) = open(&bad).unwrap();
+        let paths: Vec<String> = lazy.fields.keys().map(|k| k.to_string()).collect();
+        let failed: Vec<&String> = paths
+            .iter()
+            .filter(|p| lazy.load(std::slice::from_ref(p)).is_err())
+            .collect();
+        assert_eq!(failed.len(), 1, "{failed:?}");
+        let reason = lazy.load(&paths).unwrap_err();
+        assert!(reason.contains("checksum"), "{reason}");
+        // Another version, older or newer, is refused with both numbers.
+        for version in [1u32, 3] {
+            let mut other = bytes.clone();
+            other[8..12].copy_from_slice(&version.to_le_bytes());
+            let reason = open(&other).unwrap_err();
+            assert_eq!(
+                reason,
+                format!("format version {version}, this build reads version 2")
+            );
+        }
+        let v1 = common::envelope::wrap(&FIELDS_MAGIC, 1, &[0; 64]);
+        assert!(open(&v1).unwrap_err().contains("format version 1"));
+    }
+
+    /// Applies a set of updates to `ix`, indexed from `docs`; returns the documents as the slots
+    /// now hold them (`None`: purged).
+    fn update(ix: &mut FieldIndex, docs: &[Value]) -> Vec<Option<Value>> {
+        let mut now: Vec<Option<Value>> = docs.iter().cloned().map(Some).collect();
+        // A metadata update, a new slot with new values and new paths, a removal leaving a
+        // field empty, and a purge.
+        ix.remove(1, &docs[1]);
+        let one = json!({"folder":"/a","tags":["lily"],"n":7,"ok":true,"new":{"p":1}});
+        ix.add(1, &one);
+        now[1] = Some(one);
+        let six = json!({"folder":"/c","tags":["daisy","daisy"],"v":[1,[2]],"taken":"2020-03-03"});
+        ix.add(6, &six);
+        now.push(Some(six));
+        ix.remove(3, &docs[3]);
+        let three = json!({"n":3});
+        ix.add(3, &three);
+        now[3] = Some(three);
+        ix.purge(&RoaringBitmap::from_iter([2u32, 5]));
+        now[2] = None;
+        // The purged slot 5 is reused.
+        ix.add(5, &docs[0]);
+        now[5] = Some(docs[0].clone());
+        now
+    }
+
+    #[test]
+    fn lazy_answers_equal_eager_answers_through_updates_and_saves() {
+        let dir = tempfile::tempdir().unwrap();
+        let docs = docs();
+        let eager = index(&docs);
+        // Straight after opening.
+        let mut lazy = reopen(&eager, dir.path(), "a.snap");
+        for f in filters() {
+            check(&mut lazy, &docs, &f);
+        }
+        // Updates made while every field is on disk wait as pending updates.
+        let mut lazy = reopen(&eager, dir.path(), "b.snap");
+        let mut updated = eager.clone();
+        let now = update(&mut updated, &docs);
+        update(&mut lazy, &docs);
+        // Only the two paths the updates introduced ("new", "new.p") are in memory.
+        assert_eq!(lazy.loaded_count(), 2, "an update loaded a body");
+        let pending = lazy.clone();
+        for f in filters() {
+            check_slots(&mut lazy, &now, &f);
+        }
+        load_all(&mut lazy);
+        assert_eq!(lazy, updated);
+        // Saved with some fields loaded, some on disk with pending updates, then reopened.
+        let mut partly = pending.clone();
+        partly.load(&["folder".into(), "tags".into()]).unwrap();
+        let mut saved = reopen(&partly, dir.path(), "c.snap");
+        for f in filters() {
+            check_slots(&mut saved, &now, &f);
+        }
+        load_all(&mut saved);
+        assert_eq!(saved, updated);
+        // Rebased onto the file it was saved to, the pending updates are dropped and the
+        // fields read the new file.
+        let path = dir.path().join("d.snap");
+        let (bytes, written) = partly.encode(7, 42);
+        std::fs::write(&path, &bytes).unwrap();
+        partly.rebase(&FieldsFile::open(&path).unwrap(), &written);
+        assert!(partly.heap_bytes() < pending.heap_bytes());
+        for f in filters() {
+            check_slots(&mut partly, &now, &f);
+        }
+        load_all(&mut partly);
+        assert_eq!(partly, updated);
+    }
+
+    #[test]
+    fn updates_between_reading_and_installing_a_body_are_kept() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut docs = docs();
+        let mut lazy = reopen(&index(&docs), dir.path(), "f.snap");
+        let bodies = lazy.read_bodies(&["folder".into()]).unwrap();
+        let extra = json!({"folder":"/a"});
+        lazy.add(6, &extra);
+        docs.push(extra);
+        lazy.install(bodies);
+        assert_eq!(lazy.loaded_count(), 1);
+        check(
+            &mut lazy,
+            &docs,
+            &json!({"eq":{"field":"folder","value":"/a"}}),
+        );
+    }
+
+    #[test]
+    fn an_unloaded_field_is_an_error_not_an_empty_answer() {
+        let dir = tempfile::tempdir().unwrap();
+        let lazy = reopen(&index(&docs()), dir.path(), "f.snap");
+        let compiled = Filter::from_json(&json!({"not":{"eq":{"field":"folder","value":"/a"}}}))
+            .unwrap()
+            .compile()
+            .unwrap();
+        assert_eq!(lazy.unloaded(&compiled), vec!["folder".to_string()]);
+        let err = lazy
+            .matching(&compiled, &mut |_: &RoaringBitmap| Ok(Vec::new()))
+            .unwrap_err();
+        assert!(err.to_string().contains("internal error"), "{err}");
     }
 
     fn arb_value() -> impl Strategy<Value = Value> {
@@ -765,14 +1478,14 @@ mod tests {
                 json!({"not":{"eq":{"field":path,"value":value}}}),
             ];
             for f in &filters {
-                check(&ix, &docs, f);
+                check(&mut ix, &docs, f);
             }
             let mut docs = docs;
             ix.remove(0, &docs[0]);
             docs[0] = json!({"b": update});
             ix.add(0, &docs[0]);
             for f in &filters {
-                check(&ix, &docs, f);
+                check(&mut ix, &docs, f);
             }
         }
     }

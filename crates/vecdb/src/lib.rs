@@ -6,10 +6,11 @@
 //! through a mapped [`index::VectorArena`]. The index is saved as a checksummed snapshot file, so
 //! reopening maps the vectors and loads the index structure without reading any point.
 //!
-//! Layering: `distance` (kernels), `index` (structures, no IO) and `fields` (the field indexes
-//! that answer filters, no IO) know nothing of storage;
-//! `storage` does all IO; `collection`, `search` and `db` tie them together and own validation,
-//! filtering and concurrency. See `docs/vecdb.md` for file formats and durability contracts.
+//! Layering: `distance` (kernels) and `index` (structures, no IO) know nothing of storage;
+//! `fields` (the field indexes that answer filters) owns its file's format and reads its field
+//! bodies from it lazily, by positioned reads; `storage` does all other IO; `collection`,
+//! `search` and `db` tie them together and own validation, filtering and concurrency. See
+//! `docs/vecdb.md` for file formats and durability contracts.
 
 pub mod config;
 pub mod db;

@@ -4,8 +4,8 @@
 //! is a maximum distance). Ip returns the dot product and Cosine the cosine similarity (hits
 //! descending; `threshold` is a minimum score). Ties keep the index's order.
 //!
-//! Filter planning: the filter is first evaluated on the field indexes ([`crate::fields`], loaded
-//! by the first filtered search) to get the set of matching live slots (a bitset), without
+//! Filter planning: the filter is first evaluated on the field indexes ([`crate::fields`]; the
+//! bodies of the fields it names are loaded first, once per process) to get the set of matching live slots (a bitset), without
 //! reading the metadata of points it does not match. If that set is small, fewer than
 //! `max(k * EXACT_FACTOR, live / EXACT_DIVISOR)` slots, the search is exact over just those slots
 //! (cheap, and approximate indexes lose recall when most candidates are rejected); otherwise the
@@ -153,8 +153,8 @@ impl Collection {
         let q = prepare_vector(config, query);
         let kind = distance_kind(config);
         let _span = tracing::debug_span!("search", collection = %config.name, k = req.k).entered();
-        if filter.is_some() {
-            self.ensure_fields()?;
+        if let Some(f) = &filter {
+            self.ensure_fields(f)?;
         }
         // A hit whose record is gone was deleted by a write that is committed but not yet
         // applied to memory; searching again once it is applied gives a full answer. The

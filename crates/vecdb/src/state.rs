@@ -8,8 +8,9 @@
 //! the file is extended.
 //!
 //! No metadata is held here: hits read theirs from redb, and filters are answered by the field
-//! indexes (`fields`), loaded by the first filtered search or write and kept up to date from then
-//! on (see [`crate::fields`]).
+//! indexes (`fields`), opened by the first filtered search or write (the head of their file; each
+//! field's body loads when a filter names it) and kept up to date from then on (see
+//! [`crate::fields`]).
 //!
 //! This module also converts between the state and an index snapshot ([`Snapshot`]).
 
@@ -33,7 +34,7 @@ pub(crate) struct State {
     pub id_slot: HashMap<u64, u32>,
     /// Free slots, reused before the file grows (popped from the end).
     pub free: Vec<u32>,
-    /// The field indexes, once a filtered search or a write loaded them.
+    /// The field indexes, once a filtered search or a write opened them.
     pub fields: Option<FieldIndex>,
     /// The redb generation this state reflects.
     pub generation: u64,

@@ -198,6 +198,45 @@ pub(crate) fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), VecDbError> 
     common::fsio::write_atomic(path, bytes).map_err(|(p, e)| VecDbError::io(p, e))
 }
 
+/// Writes a file atomically like [`write_atomic`] (a temporary file beside it, fsynced, renamed
+/// over the old one, the directory fsynced), its content written by `fill` through a buffer, so
+/// that a large file need not be held in memory whole; returns what `fill` returns. `fill`'s error is the reason the content
+/// could not be produced; it becomes `Corrupt` on `path`, and the temporary file is removed.
+pub(crate) fn write_atomic_with<T>(
+    path: &Path,
+    fill: impl FnOnce(&mut std::io::BufWriter<std::fs::File>) -> Result<T, String>,
+) -> Result<T, VecDbError> {
+    let mut name = path.file_name().unwrap_or_default().to_os_string();
+    name.push(".tmp");
+    let tmp = path.with_file_name(name);
+    let file = std::fs::File::create(&tmp).map_err(|e| VecDbError::io(&tmp, e))?;
+    let mut out = std::io::BufWriter::with_capacity(1 << 20, file);
+    let filled = fill(&mut out).map_err(|reason| VecDbError::Corrupt {
+        path: path.to_path_buf(),
+        reason,
+    });
+    let file = filled.and_then(|t| {
+        out.into_inner()
+            .map(|file| (file, t))
+            .map_err(|e| VecDbError::io(&tmp, e.into_error()))
+    });
+    let (file, filled) = match file {
+        Ok(done) => done,
+        Err(e) => {
+            // Only a leftover: the next write would overwrite it, but it can be large.
+            let _ = std::fs::remove_file(&tmp);
+            return Err(e);
+        }
+    };
+    file.sync_all().map_err(|e| VecDbError::io(&tmp, e))?;
+    drop(file);
+    std::fs::rename(&tmp, path).map_err(|e| VecDbError::io(path, e))?;
+    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+        sync_dir(dir)?;
+    }
+    Ok(filled)
+}
+
 /// Fsyncs a directory so that renames and creations inside it are durable.
 pub(crate) fn sync_dir(dir: &Path) -> Result<(), VecDbError> {
     common::fsio::sync_dir(dir).map_err(|e| VecDbError::io(dir, e))
@@ -219,6 +258,23 @@ mod tests {
             dead_vectors: Vec::new(),
             index: vec![1, 2, 3],
         }
+    }
+
+    #[test]
+    fn write_atomic_with_streams_and_leaves_the_old_file_on_failure() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("f.bin");
+        use std::io::Write;
+        write_atomic_with(&p, |out| out.write_all(b"one").map_err(|e| e.to_string())).unwrap();
+        assert_eq!(std::fs::read(&p).unwrap(), b"one");
+        let e = write_atomic_with(&p, |out| {
+            out.write_all(b"half").unwrap();
+            Err::<(), String>("no content".into())
+        })
+        .unwrap_err();
+        assert!(matches!(e, VecDbError::Corrupt { .. }), "{e}");
+        assert_eq!(std::fs::read(&p).unwrap(), b"one");
+        assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 1);
     }
 
     #[test]

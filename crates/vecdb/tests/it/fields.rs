@@ -168,6 +168,24 @@ fn a_stale_foreign_or_damaged_file_is_rebuilt() {
     // Foreign: another collection's file of the same generation.
     fs::copy(other.path().join("f/fields.snap"), &file).unwrap();
     reopen_and_check(dir.path(), &model);
+    // A damaged field body, the head intact: found when that field loads, and rebuilt.
+    let mut bytes = fs::read(&file).unwrap();
+    let head = u64::from_le_bytes(bytes[12..20].try_into().unwrap()) as usize;
+    let at = head + (bytes.len() - head) / 2;
+    bytes[at] ^= 1;
+    fs::write(&file, &bytes).unwrap();
+    reopen_and_check(dir.path(), &model);
+    assert_ne!(fs::read(&file).unwrap(), bytes, "not rebuilt");
+    // Another version: a version 1 file (not migrated: derived data) and a newer one.
+    for version in [1u32, 3] {
+        fs::write(
+            &file,
+            ::common::envelope::wrap(b"IMGVFLDS", version, &[0; 100]),
+        )
+        .unwrap();
+        reopen_and_check(dir.path(), &model);
+        assert_eq!(fs::read(&file).unwrap()[8..12], 2u32.to_le_bytes());
+    }
     // Damaged: a bit flipped, then truncated, then missing.
     let mut bytes = fs::read(&file).unwrap();
     let mid = bytes.len() / 2;
