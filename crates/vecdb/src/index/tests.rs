@@ -327,6 +327,9 @@ fn batch_flat_search_spans_several_tiles() {
                 }
             }
         }
-        assert!(differ <= refs.len() / 100, "{kind:?}: {differ} queries differ");
+        assert!(
+            differ <= refs.len() / 100,
+            "{kind:?}: {differ} queries differ"
+        );
     }
 }
