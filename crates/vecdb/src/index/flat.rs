@@ -61,7 +61,7 @@ impl FlatIndex {
 
     /// Exact search for many queries at once: the same neighbours as calling `search` per
     /// query, with the inner products computed as matrix products ([`dot_matrix`]) of up to
-    /// `QUERY_TILE` queries by `BASE_TILE` base vectors, which keeps the work compute-bound. Each
+    /// `QUERY_TILE` queries by up to `BASE_TILE` base vectors, which keeps the work compute-bound. Each
     /// base tile is gathered into one contiguous block once (the slots need not be adjacent in
     /// the arena) and multiplied with every query tile. L2 ranks by `|x|^2 - 2 x.q` (the query's
     /// norm is the same for all its candidates), then recomputes the k distances it returns
@@ -86,10 +86,11 @@ impl FlatIndex {
         for q in queries {
             packed.extend_from_slice(q);
         }
-        let mut base = Vec::with_capacity(BASE_TILE.min(slots.len()) * dim);
-        let mut norms = Vec::with_capacity(BASE_TILE);
-        let mut dots = vec![0.0f32; QUERY_TILE.min(queries.len()) * BASE_TILE.min(slots.len())];
-        for btile in slots.chunks(BASE_TILE) {
+        let base_tile = base_tile(dim);
+        let mut base = Vec::with_capacity(base_tile.min(slots.len()) * dim);
+        let mut norms = Vec::with_capacity(base_tile);
+        let mut dots = vec![0.0f32; QUERY_TILE.min(queries.len()) * base_tile.min(slots.len())];
+        for btile in slots.chunks(base_tile) {
             base.clear();
             norms.clear();
             for &s in btile {
@@ -185,8 +186,17 @@ pub(crate) fn exact_search(
 /// answered more queries per CPU second than 512 x 2048 (which packs the queries more often)
 /// and than 2048 x 1024 (whose block of products, 8 MB, is read back from further out).
 const QUERY_TILE: usize = 1024;
-/// Base vectors per gathered tile (2048 x 784 floats = 6.4 MB at 784-d).
+/// Base vectors per gathered tile (2048 x 784 floats = 6.4 MB at 784-d), at most.
 const BASE_TILE: usize = 2048;
+/// Floats a gathered base tile may hold (2048 vectors of 1280-d, 10 MiB): at high dimensions
+/// the tile holds fewer vectors, so a batch's memory stays bounded whatever the dimension.
+const BASE_TILE_FLOATS: usize = 2048 * 1280;
+
+/// Base vectors per gathered tile at dimension `dim`: `BASE_TILE`, fewer where that many would
+/// exceed `BASE_TILE_FLOATS`, and at least 4.
+fn base_tile(dim: usize) -> usize {
+    (BASE_TILE_FLOATS / dim.max(1)).clamp(4, BASE_TILE)
+}
 
 /// The distance, or for L2 any value above `bound` as soon as the partial sum exceeds it: a
 /// top-k scan rejects most vectors after their first few hundred components.
@@ -201,5 +211,21 @@ pub(crate) fn bounded_distance(
     match kind {
         DistanceKind::L2Squared => kern.l2_squared_bounded(q, v, bound),
         DistanceKind::NegDot => -kern.dot(q, v),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn base_tiles_stay_within_their_budget() {
+        assert_eq!(base_tile(784), BASE_TILE);
+        assert_eq!(base_tile(1280), BASE_TILE);
+        for dim in [1, 2048, 65_536] {
+            let tile = base_tile(dim);
+            assert!((4..=BASE_TILE).contains(&tile));
+            assert!(tile * dim <= BASE_TILE_FLOATS, "dim {dim}: tile {tile}");
+        }
     }
 }

@@ -76,11 +76,20 @@ pub(crate) fn train(
     centres
 }
 
-/// Points per matrix product in [`assign_all`]. Every product packs all the centres again, so
-/// the tile is large enough to spread that cost (at 256 packing took a quarter of the
+/// Points per matrix product in [`assign_all`], at most. Every product packs all the centres
+/// again, so the tile is large enough to spread that cost (at 256 packing took a quarter of the
 /// product's time at 1024 centres of 784-d), and small enough that the tiles still spread over
-/// the threads and a tile's products (`ASSIGN_TILE x k` floats) stay in cache.
+/// the threads.
 const ASSIGN_TILE: usize = 1024;
+/// Floats a tile's points, or its block of products, may hold (16 MiB): with many centres
+/// (`nlist` may reach 2^20) or a high dimension a tile holds fewer points, so k-means' memory
+/// per thread stays bounded.
+const ASSIGN_TILE_FLOATS: usize = 1 << 22;
+
+/// Points per tile of [`assign_all`] for `k` centres of `dim` floats.
+fn assign_tile(k: usize, dim: usize) -> usize {
+    (ASSIGN_TILE_FLOATS / k.max(dim).max(1)).clamp(1, ASSIGN_TILE)
+}
 
 /// The nearest centre of each of `points`. The inner products of a tile of points with every
 /// centre are one matrix product ([`dot_matrix`]); L2 then ranks by `|c|^2 - 2 x.c`, the
@@ -103,7 +112,7 @@ pub(crate) fn assign_all(
         DistanceKind::NegDot => -1.0,
     };
     points
-        .par_chunks(ASSIGN_TILE)
+        .par_chunks(assign_tile(k, dim))
         .flat_map_iter(|tile| {
             let block: Vec<f32> = tile
                 .iter()
@@ -163,6 +172,24 @@ fn update(
             if norm > 0.0 {
                 centre.iter_mut().for_each(|x| *x /= norm);
             }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn assignment_tiles_stay_within_their_budget() {
+        assert_eq!(assign_tile(1024, 784), ASSIGN_TILE);
+        for (k, dim) in [(1 << 20, 128), (4096, 65_536), (1 << 20, 1), (1, 1)] {
+            let tile = assign_tile(k, dim);
+            assert!(tile >= 1);
+            assert!(
+                tile * k <= ASSIGN_TILE_FLOATS.max(k) && tile * dim <= ASSIGN_TILE_FLOATS.max(dim),
+                "k {k} dim {dim}: tile {tile}"
+            );
         }
     }
 }
