@@ -5,8 +5,8 @@
 //! descending; `threshold` is a minimum score). Ties keep the index's order.
 //!
 //! Filter planning: the filter is first evaluated on the field indexes ([`crate::fields`]; the
-//! bodies of the fields it names are loaded first, once per process) to get the set of matching live slots (a bitset), without
-//! reading the metadata of points it does not match. If that set is small, fewer than
+//! bodies of the fields it names are loaded first, once per process) to get the set of matching
+//! live slots (a bitset), without reading the metadata of points it does not match. If that set is small, fewer than
 //! `max(k * EXACT_FACTOR, live / EXACT_DIVISOR)` slots, the search is exact over just those slots
 //! (cheap, and approximate indexes lose recall when most candidates are rejected); otherwise the
 //! index searches with the bitset as its `accept` predicate, so the filter applies during the

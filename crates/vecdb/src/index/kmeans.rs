@@ -114,10 +114,11 @@ pub(crate) fn assign_all(
     points
         .par_chunks(assign_tile(k, dim))
         .flat_map_iter(|tile| {
-            let block: Vec<f32> = tile
-                .iter()
-                .flat_map(|&s| arena.get(s).iter().copied())
-                .collect();
+            // Whole vectors at a time: a float-by-float gather took a sixteenth of the build.
+            let mut block = Vec::with_capacity(tile.len() * dim);
+            for &s in tile {
+                block.extend_from_slice(arena.get(s));
+            }
             let mut dots = vec![0.0f32; tile.len() * k];
             dot_matrix(&block, centres, dim, &mut dots);
             dots.chunks_exact(k)

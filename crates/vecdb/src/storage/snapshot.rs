@@ -200,8 +200,9 @@ pub(crate) fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), VecDbError> 
 
 /// Writes a file atomically like [`write_atomic`] (a temporary file beside it, fsynced, renamed
 /// over the old one, the directory fsynced), its content written by `fill` through a buffer, so
-/// that a large file need not be held in memory whole; returns what `fill` returns. `fill`'s error is the reason the content
-/// could not be produced; it becomes `Corrupt` on `path`, and the temporary file is removed.
+/// that a large file need not be held in memory whole; returns what `fill` returns. `fill`'s
+/// error is the reason the content could not be produced; it becomes `Corrupt` on `path`, and
+/// the temporary file is removed.
 pub(crate) fn write_atomic_with<T>(
     path: &Path,
     fill: impl FnOnce(&mut std::io::BufWriter<std::fs::File>) -> Result<T, String>,
