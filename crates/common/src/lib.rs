@@ -7,11 +7,14 @@
 //! - [`le`]: the one little-endian codec used inside those files.
 //! - [`fsio::write_atomic`]: the one way a derived file reaches the disk.
 //! - [`background`]: how bulk work steps aside for requests (the `unsafe` calls here).
+//! - [`ProgressSink`]: how long work reports its progress.
 
 pub mod background;
 pub mod envelope;
 pub mod error;
 pub mod fsio;
 pub mod le;
+pub mod progress;
 
 pub use error::{Class, Classified, ErrorKind, Origin};
+pub use progress::{NoProgress, ProgressSink};

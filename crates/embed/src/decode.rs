@@ -9,6 +9,10 @@ use image::{DynamicImage, ImageFormat, ImageReader, RgbImage};
 
 use crate::{EmbedError, ImageInfo};
 
+/// File extensions (lower case) that are treated as images when folders are listed (indexing,
+/// evaluation corpora).
+pub const IMAGE_EXTENSIONS: &[&str] = &["jpg", "jpeg", "png", "webp", "gif", "bmp", "tif", "tiff"];
+
 /// Bounds on what a single input may cost before any pixel is decoded.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct DecodeLimits {

@@ -53,6 +53,13 @@ pub enum EmbedError {
         runtime: &'static str,
         reason: String,
     },
+    /// The projection head a manifest names (or a head file given directly) cannot be used.
+    #[error("head {path}: {problem}")]
+    Head {
+        path: PathBuf,
+        #[source]
+        problem: crate::head::HeadError,
+    },
     /// A tensor (a model output, or an input buffer handed in) has an unexpected size.
     #[error("model output {output}: expected dimension {expected}, got {got}")]
     WrongDimension {
@@ -99,6 +106,7 @@ impl Classified for EmbedError {
                 Class::new(ErrorKind::NotFound, Origin::File, "not_found")
             }
             EmbedError::Io { .. } => Class::internal(Origin::File),
+            EmbedError::Head { problem, .. } => problem.class(),
             EmbedError::Manifest { .. }
             | EmbedError::Model { .. }
             | EmbedError::Runtime { .. }

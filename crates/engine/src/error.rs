@@ -37,17 +37,6 @@ pub enum EngineError {
         collection_model: String,
         current_model: String,
     },
-    /// The projection head named by the model manifest is unreadable, corrupt, or was trained
-    /// for another model.
-    #[error("projection head {path}: {source}")]
-    Head {
-        path: PathBuf,
-        #[source]
-        source: train::TrainError,
-    },
-    /// Evaluation or training failed (bad settings, too little data, a damaged cache or head).
-    #[error(transparent)]
-    Train(#[from] train::TrainError),
     /// The collection holds the image index: the raw vector API may read it, not write it.
     #[error("collection {name} holds the image index and is read-only through the vector API")]
     ReadOnlyCollection { name: String },
@@ -93,8 +82,6 @@ impl Classified for EngineError {
             EngineError::ModelMismatch { .. } => {
                 Class::new(ErrorKind::Conflict, Origin::Model, "conflict")
             }
-            EngineError::Head { .. } => Class::internal(Origin::Model),
-            EngineError::Train(e) => e.class(),
             EngineError::ReadOnlyCollection { .. } => {
                 Class::new(ErrorKind::Conflict, Origin::Request, "read_only_collection")
             }

@@ -19,9 +19,7 @@ use crate::store::VectorStore;
 use crate::{
     image_record, point_metadata, Engine, EngineError, ImageRecord, IndexReport, ProgressSink,
 };
-
-/// File extensions (lower case) that ingest treats as images.
-pub const IMAGE_EXTENSIONS: &[&str] = &["jpg", "jpeg", "png", "webp", "gif", "bmp", "tif", "tiff"];
+use embed::IMAGE_EXTENSIONS;
 
 /// Files embedded, stored and catalogued together; bounds the work lost to an interruption.
 const BATCH: usize = 32;

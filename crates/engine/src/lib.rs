@@ -8,13 +8,11 @@
 pub mod catalog;
 mod collections;
 mod dedup;
-mod encoder;
 mod error;
 mod examples;
 mod files;
 mod ingest;
 pub mod jobs;
-pub mod learn;
 pub mod migrate;
 mod query;
 mod ranking;
@@ -30,10 +28,11 @@ use serde_json::{json, Value};
 use vecdb::{CollectionConfig, IndexSpec, Metric};
 
 pub use collections::{CollectionInfo, Collections};
+pub use common::{NoProgress, ProgressSink};
 pub use dedup::{DuplicateBands, DUPLICATE_BANDS};
+pub use embed::IMAGE_EXTENSIONS;
 pub use error::EngineError;
 pub use examples::{Example, Examples, Strategy, MAX_EXAMPLES};
-pub use ingest::IMAGE_EXTENSIONS;
 pub use ranking::{Order, SearchCursor, SearchInput, SearchPage, MAX_RANKED};
 
 use catalog::{Catalog, FileRecord};
@@ -179,28 +178,6 @@ pub struct SearchHit {
     pub metadata: Value,
 }
 
-/// Receives ingest progress; the CLI draws a bar, the server ignores it.
-pub trait ProgressSink: Sync {
-    /// `total` files are about to be embedded.
-    fn start(&self, total: u64);
-    /// `n` more files are done; `msg` names the last one.
-    fn advance(&self, n: u64, msg: &str);
-    fn finish(&self);
-    /// Whether the ingest should stop after the batch it is in (a cancelled job).
-    fn cancelled(&self) -> bool {
-        false
-    }
-}
-
-/// A [`ProgressSink`] that shows nothing.
-pub struct NoProgress;
-
-impl ProgressSink for NoProgress {
-    fn start(&self, _total: u64) {}
-    fn advance(&self, _n: u64, _msg: &str) {}
-    fn finish(&self) {}
-}
-
 /// What an ingest run did.
 #[derive(Clone, Debug, Default, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
@@ -256,7 +233,7 @@ pub struct EngineStatus {
 pub struct Engine {
     config: EngineConfig,
     store: Box<dyn VectorStore>,
-    encoder: encoder::Encoder,
+    encoder: embed::Encoder,
     catalog: Catalog,
     collection: CollectionConfig,
     model_id: String,
@@ -279,7 +256,7 @@ impl Engine {
             None => format!("embedded:{}", config.data_dir.join("db").display()),
         };
         let store = store::open_store(&url)?;
-        let encoder = encoder::Encoder::load(&config.model, &config.runtime)?;
+        let encoder = embed::Encoder::load(&config.model, &config.runtime)?;
         let catalog = Catalog::open(&config.data_dir.join("catalog.redb"), &config.collection)?;
         let model_id = encoder.id().to_string();
         let wanted = CollectionConfig {

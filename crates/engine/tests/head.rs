@@ -101,7 +101,16 @@ fn a_head_for_another_model_or_a_corrupt_head_is_refused_at_open() {
     ))
     .err()
     .expect("a head of another model must be refused");
-    assert!(matches!(e, EngineError::Head { .. }), "{e}");
+    assert!(
+        matches!(
+            e,
+            EngineError::Embed(embed::EmbedError::Head {
+                problem: embed::HeadError::ModelMismatch { .. },
+                ..
+            })
+        ),
+        "{e}"
+    );
     assert_eq!(e.class().origin, common::Origin::Model);
 
     std::fs::write(tmp.path().join("bad.head"), b"not a head at all").unwrap();
@@ -111,7 +120,16 @@ fn a_head_for_another_model_or_a_corrupt_head_is_refused_at_open() {
     ))
     .err()
     .expect("a corrupt head must be refused");
-    assert!(matches!(e, EngineError::Head { .. }), "{e}");
+    assert!(
+        matches!(
+            e,
+            EngineError::Embed(embed::EmbedError::Head {
+                problem: embed::HeadError::Envelope(_),
+                ..
+            })
+        ),
+        "{e}"
+    );
 
     let e = Engine::open(config(
         &tmp.path().join("d3"),
@@ -119,5 +137,9 @@ fn a_head_for_another_model_or_a_corrupt_head_is_refused_at_open() {
     ))
     .err()
     .expect("a missing head must be refused");
-    assert!(matches!(e, EngineError::Io { .. }), "{e}");
+    assert!(
+        matches!(e, EngineError::Embed(embed::EmbedError::Io { .. })),
+        "{e}"
+    );
+    assert_eq!(e.class().kind, common::ErrorKind::NotFound);
 }

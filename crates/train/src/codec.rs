@@ -54,11 +54,6 @@ impl<'a> Reader<'a> {
         r.map_err(|e| self.corrupt(e.to_string()))
     }
 
-    pub(crate) fn u8(&mut self) -> Result<u8> {
-        let r = self.inner.u8();
-        self.map(r)
-    }
-
     pub(crate) fn u32(&mut self) -> Result<u32> {
         let r = self.inner.u32();
         self.map(r)

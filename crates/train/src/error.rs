@@ -44,6 +44,15 @@ pub enum TrainError {
         file_model: String,
         expected_model: String,
     },
+    /// A requested input does not exist (a class sub-folder of a corpus).
+    #[error("not found: {what}")]
+    NotFound { what: String },
+    /// The model, an image or a head file failed (see `embed::EmbedError`).
+    #[error(transparent)]
+    Embed(#[from] embed::EmbedError),
+    /// A head is inconsistent or does not fit the model (see `embed::HeadError`).
+    #[error(transparent)]
+    Head(#[from] embed::HeadError),
     /// An image operation failed (for example JPEG encoding).
     #[error("image operation failed: {reason}")]
     Image { reason: String },
@@ -70,6 +79,11 @@ impl Classified for TrainError {
                 Class::new(ErrorKind::NotFound, Origin::File, "not_found")
             }
             TrainError::Io { .. } => Class::internal(Origin::File),
+            TrainError::NotFound { .. } => {
+                Class::new(ErrorKind::NotFound, Origin::Request, "not_found")
+            }
+            TrainError::Embed(e) => e.class(),
+            TrainError::Head(e) => e.class(),
             TrainError::ModelMismatch { .. } => {
                 Class::new(ErrorKind::Conflict, Origin::Model, "conflict")
             }

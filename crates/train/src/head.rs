@@ -1,58 +1,18 @@
-//! Projection heads: a stack of dense layers with ReLU between them and L2 normalisation at
-//! both ends. The input is normalised first because embedding models give vectors whose norm
-//! carries little meaning for retrieval and varies between images; the output is normalised so
-//! cosine similarity and inner product agree in the vector database.
+//! Projection heads being trained: the same stack of dense layers as `embed::Head` (ReLU
+//! between them, L2 normalisation at both ends), held as matrices with the batched forward and
+//! backward passes that training needs. A trained head becomes an `embed::Head` ([`Head::save`],
+//! [`Head::to_inference`]), the form a manifest names and the engine applies.
 //!
 //! A linear head and a PCA-whitening head are one dense layer; the MLP is two.
 
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 
-use crate::error::{invalid, Result, TrainError};
+use crate::error::TrainError;
+use crate::error::{invalid, Result};
 use crate::matrix::{axpy, dot, l2_normalize, matmul_nt, Matrix};
 
-/// What produced a head; stored in the head file.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-pub enum HeadKind {
-    Linear,
-    Mlp,
-    PcaWhitening,
-}
-
-impl HeadKind {
-    /// Stable short name.
-    pub fn name(self) -> &'static str {
-        match self {
-            HeadKind::Linear => "linear",
-            HeadKind::Mlp => "mlp",
-            HeadKind::PcaWhitening => "pca",
-        }
-    }
-
-    pub(crate) fn code(self) -> u8 {
-        match self {
-            HeadKind::Linear => 1,
-            HeadKind::Mlp => 2,
-            HeadKind::PcaWhitening => 3,
-        }
-    }
-
-    pub(crate) fn from_code(code: u8) -> Option<Self> {
-        match code {
-            1 => Some(HeadKind::Linear),
-            2 => Some(HeadKind::Mlp),
-            3 => Some(HeadKind::PcaWhitening),
-            _ => None,
-        }
-    }
-
-    fn layer_count(self) -> usize {
-        match self {
-            HeadKind::Linear | HeadKind::PcaWhitening => 1,
-            HeadKind::Mlp => 2,
-        }
-    }
-}
+pub use embed::HeadKind;
 
 /// The shape of a trainable head.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -96,51 +56,47 @@ pub(crate) struct ForwardCache {
 }
 
 impl Head {
-    /// Builds a head from its layers, checking that their shapes chain and match the kind.
+    /// Builds a head from its layers, checking (as `embed::Head::new` does) that their shapes
+    /// chain, match the kind, and hold finite values.
     pub fn new(
         kind: HeadKind,
         model_id: impl Into<String>,
         description: impl Into<String>,
         layers: Vec<Dense>,
     ) -> Result<Self> {
-        if layers.len() != kind.layer_count() {
-            return Err(invalid(format!(
-                "a {} head has {} layer(s), got {}",
-                kind.name(),
-                kind.layer_count(),
-                layers.len()
-            )));
-        }
-        for (i, l) in layers.iter().enumerate() {
-            if l.weight.rows() == 0 || l.weight.cols() == 0 {
-                return Err(invalid(format!("layer {i} has an empty weight matrix")));
-            }
-            if l.bias.len() != l.weight.rows() {
-                return Err(TrainError::WrongDimension {
-                    expected: l.weight.rows(),
-                    got: l.bias.len(),
-                });
-            }
-            if let Some(next) = layers.get(i + 1) {
-                if next.weight.cols() != l.weight.rows() {
-                    return Err(TrainError::WrongDimension {
-                        expected: l.weight.rows(),
-                        got: next.weight.cols(),
-                    });
-                }
-            }
-            if !l.weight.is_finite() || l.bias.iter().any(|v| !v.is_finite()) {
-                return Err(TrainError::NonFinite {
-                    what: format!("layer {i} weights"),
-                });
-            }
-        }
-        Ok(Self {
+        let head = Self {
             kind,
             model_id: model_id.into(),
             description: description.into(),
             layers,
-        })
+        };
+        head.to_inference()?;
+        Ok(head)
+    }
+
+    /// The head in the form a manifest names and the engine applies.
+    pub fn to_inference(&self) -> Result<embed::Head> {
+        let layers = self
+            .layers
+            .iter()
+            .map(|l| embed::head::Dense {
+                rows: l.weight.rows(),
+                cols: l.weight.cols(),
+                weight: l.weight.as_slice().to_vec(),
+                bias: l.bias.clone(),
+            })
+            .collect();
+        Ok(embed::Head::new(
+            self.kind,
+            self.model_id.clone(),
+            self.description.clone(),
+            layers,
+        )?)
+    }
+
+    /// Writes the head file (`embed::Head`'s format) to `path` atomically.
+    pub fn save(&self, path: &std::path::Path) -> Result<()> {
+        Ok(self.to_inference()?.save(path)?)
     }
 
     /// A randomly initialised trainable head. Weights are uniform in `+-sqrt(3 / fan_in)`
@@ -188,15 +144,6 @@ impl Head {
         Self::new(kind, model_id, "", layers)
     }
 
-    pub fn kind(&self) -> HeadKind {
-        self.kind
-    }
-
-    /// The embedding model this head was made for (see `embed::Embedder::model_id`).
-    pub fn model_id(&self) -> &str {
-        &self.model_id
-    }
-
     /// Free text describing how the head was made (loss, epochs, data).
     pub fn description(&self) -> &str {
         &self.description
@@ -220,49 +167,6 @@ impl Head {
 
     pub fn output_dim(&self) -> usize {
         self.layers[self.layers.len() - 1].weight.rows()
-    }
-
-    /// Fails unless the head was made for `model_id`.
-    pub fn check_model(&self, model_id: &str) -> Result<()> {
-        if self.model_id != model_id {
-            return Err(TrainError::ModelMismatch {
-                file_model: self.model_id.clone(),
-                expected_model: model_id.to_string(),
-            });
-        }
-        Ok(())
-    }
-
-    /// Projects one embedding. Panics when `x` does not have `input_dim()` components; use
-    /// [`Head::try_apply`] for untrusted input.
-    pub fn apply(&self, x: &[f32]) -> Vec<f32> {
-        match self.try_apply(x) {
-            Ok(v) => v,
-            Err(e) => panic!("Head::apply: {e}"),
-        }
-    }
-
-    /// Projects one embedding, or reports a dimension mismatch.
-    pub fn try_apply(&self, x: &[f32]) -> Result<Vec<f32>> {
-        if x.len() != self.input_dim() {
-            return Err(TrainError::WrongDimension {
-                expected: self.input_dim(),
-                got: x.len(),
-            });
-        }
-        let mut cur = x.to_vec();
-        l2_normalize(&mut cur);
-        for (i, layer) in self.layers.iter().enumerate() {
-            let mut next: Vec<f32> = (0..layer.weight.rows())
-                .map(|o| dot(layer.weight.row(o), &cur) + layer.bias[o])
-                .collect();
-            if i + 1 < self.layers.len() {
-                next.iter_mut().for_each(|v| *v = v.max(0.0));
-            }
-            cur = next;
-        }
-        l2_normalize(&mut cur);
-        Ok(cur)
     }
 
     /// Projects every row of `x`.

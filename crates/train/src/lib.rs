@@ -5,12 +5,16 @@
 //!   near-duplicate retrieval per edit type.
 //! - [`loss`]: contrastive, triplet (batch-hard, semi-hard) and InfoNCE / NT-Xent, each with
 //!   its gradient w.r.t. the normalised outputs.
-//! - [`head`]: linear and MLP heads with L2-normalised output, and backprop through them;
-//!   [`format`] stores a head with the id of the model it belongs to.
+//! - [`head`]: linear and MLP heads with L2-normalised output, and backprop through them; a
+//!   trained head is saved as an `embed::Head`, whose file names the model it belongs to.
 //! - [`trainer`]: P x K batches, Adam, validation mAP@R, early stopping; [`pca`] the
 //!   gradient-free PCA-whitening baseline.
 //! - [`augment`]: views for self-supervised training; [`edits`]: near-duplicate edits.
 //! - [`cache`]: an embedding cache file, so repeated runs skip the model.
+//! - [`learn`]: the evaluation and training use cases that `imgsearch eval` and `imgsearch
+//!   train` call: a labelled corpus, its embeddings through the cache and the model's
+//!   `embed::Encoder`, edited and augmented variants, fitting a head and writing the manifest
+//!   that names it.
 //!
 //! See `docs/training.md` for the protocol and measured figures.
 
@@ -20,8 +24,8 @@ mod codec;
 pub mod edits;
 pub mod eigen;
 pub mod error;
-pub mod format;
 pub mod head;
+pub mod learn;
 pub mod loss;
 pub mod matrix;
 pub mod metrics;

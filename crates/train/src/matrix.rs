@@ -112,24 +112,7 @@ impl Matrix {
     }
 }
 
-/// Dot product with eight independent accumulators so the compiler can vectorise it.
-pub fn dot(a: &[f32], b: &[f32]) -> f32 {
-    debug_assert_eq!(a.len(), b.len());
-    let mut acc = [0.0f32; 8];
-    let ca = a.chunks_exact(8);
-    let cb = b.chunks_exact(8);
-    let (ra, rb) = (ca.remainder(), cb.remainder());
-    for (x, y) in ca.zip(cb) {
-        for k in 0..8 {
-            acc[k] += x[k] * y[k];
-        }
-    }
-    let mut s: f32 = acc.iter().sum();
-    for (x, y) in ra.iter().zip(rb) {
-        s += x * y;
-    }
-    s
-}
+pub use embed::head::{dot, l2_normalize};
 
 /// `y += alpha * x`.
 pub fn axpy(alpha: f32, x: &[f32], y: &mut [f32]) {
@@ -137,17 +120,6 @@ pub fn axpy(alpha: f32, x: &[f32], y: &mut [f32]) {
     for (yi, xi) in y.iter_mut().zip(x) {
         *yi += alpha * xi;
     }
-}
-
-/// Scales `v` to unit length and returns its original norm. A zero vector is left unchanged,
-/// because there is no direction to keep.
-pub fn l2_normalize(v: &mut [f32]) -> f32 {
-    let n = dot(v, v).sqrt();
-    if n > 0.0 {
-        let inv = 1.0 / n;
-        v.iter_mut().for_each(|x| *x *= inv);
-    }
-    n
 }
 
 /// `x * w^T`: `x` is `n x k`, `w` is `m x k`, the result `n x m`. Both operands are read

@@ -4,15 +4,14 @@
 //! class retrieval (every image queries all the others; same folder = relevant), and with
 //! `--edits` near-duplicate retrieval, where edited copies of some images query the originals.
 //! Embeddings are cached in a file (keyed by path, size and mtime, and by edit), so a second
-//! run costs seconds instead of minutes. The use cases are the engine's (`engine::learn`).
+//! run costs seconds instead of minutes. The use cases are the train crate's (`train::learn`).
 
 use std::path::PathBuf;
 
-use anyhow::Context;
 use clap::Args;
-use engine::learn::{list_corpus, pick, project};
+use train::learn::{list_corpus, pick};
 use train::metrics::{class_retrieval, near_duplicate, EditReport, RetrievalReport};
-use train::{Head, Matrix};
+use train::Matrix;
 
 use crate::progress::Bar;
 use crate::GlobalArgs;
@@ -31,7 +30,8 @@ pub struct EvalArgs {
     /// Images used as near-duplicate originals, picked at random with --seed (0 = all)
     #[arg(long, default_value_t = 100, value_name = "N")]
     pub edit_images: usize,
-    /// Project every embedding with this head file first (made by `imgsearch train`)
+    /// Project every embedding with this head file (made by `imgsearch train`) [default: the
+    /// head the model's manifest names, if any]
     #[arg(long, value_name = "FILE")]
     pub head: Option<PathBuf>,
     #[command(flatten)]
@@ -56,14 +56,9 @@ struct Results {
 pub fn run(g: &GlobalArgs, args: &EvalArgs) -> anyhow::Result<()> {
     let mut wb = super::workbench(g, &args.common)?;
     let corpus = list_corpus(&args.data, &args.classes)?;
-    let head = match &args.head {
-        Some(p) => {
-            let h = Head::load(p).with_context(|| format!("cannot load head {}", p.display()))?;
-            h.check_model(wb.embedder.model_id())?;
-            Some(h)
-        }
-        None => None,
-    };
+    if let Some(p) = &args.head {
+        wb.use_head(p)?;
+    }
     let embedded = wb.embed_files(&corpus.paths, &Bar::new(g.quiet))?;
     wb.save_cache()?;
     let ok: Vec<usize> = (0..embedded.len())
@@ -74,7 +69,7 @@ pub fn run(g: &GlobalArgs, args: &EvalArgs) -> anyhow::Result<()> {
         .map(|&i| embedded[i].clone().expect("filtered"))
         .collect();
     let labels: Vec<usize> = ok.iter().map(|&i| corpus.labels[i]).collect();
-    let retrieval = class_retrieval(&project(&rows, head.as_ref())?, &labels)?;
+    let retrieval = class_retrieval(&wb.project(&rows)?, &labels)?;
     let mut same_picture_copies = 0;
     let edits = if args.edits {
         // Positions in `rows` of the picked originals, and their file indices.
@@ -85,19 +80,20 @@ pub fn run(g: &GlobalArgs, args: &EvalArgs) -> anyhow::Result<()> {
         let queries = result?;
         let projected: Vec<(String, Matrix)> = queries
             .into_iter()
-            .map(|(name, rows)| Ok((name, project(&rows, head.as_ref())?)))
+            .map(|(name, rows)| Ok((name, wb.project(&rows)?)))
             .collect::<anyhow::Result<_>>()?;
         let answers = wb.same_picture_answers(&corpus.paths, &ok, &rows, &picked_rows)?;
         same_picture_copies = answers.iter().map(|a| a.len() - 1).sum();
-        near_duplicate(&project(&rows, head.as_ref())?, &projected, &answers)?
+        near_duplicate(&wb.project(&rows)?, &projected, &answers)?
     } else {
         Vec::new()
     };
     let results = Results {
         images: rows.len(),
         classes: corpus.classes.len(),
-        head: head
-            .as_ref()
+        head: wb
+            .encoder
+            .head()
             .map(|h| format!("{} ({})", h.kind().name(), h.description())),
         retrieval,
         edits,

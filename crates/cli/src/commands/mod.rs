@@ -28,13 +28,13 @@ pub struct LearnArgs {
 }
 
 /// The model and embedding cache of `eval` and `train`, from the usual configuration layers.
-fn workbench(g: &crate::GlobalArgs, args: &LearnArgs) -> anyhow::Result<engine::learn::Workbench> {
+fn workbench(g: &crate::GlobalArgs, args: &LearnArgs) -> anyhow::Result<::train::learn::Workbench> {
     let settings = g.settings(crate::config::RawConfig::default())?;
     let cfg = &settings.engine;
     let cache_path = match &args.cache {
         Some(p) => p.clone(),
         None => cfg.data_dir.join("embeddings.cache"),
     };
-    engine::learn::Workbench::open(&cfg.model, &cfg.runtime, cfg.limits, cache_path)
+    ::train::learn::Workbench::open(&cfg.model, &cfg.runtime, cfg.limits, cache_path)
         .with_context(|| format!("cannot load model {}", cfg.model))
 }

@@ -10,7 +10,7 @@
 mod args;
 
 use anyhow::bail;
-use engine::learn::{Method, Plan};
+use train::learn::{Method, Plan};
 use train::{PcaConfig, TrainReport};
 
 pub use args::TrainArgs;
@@ -49,7 +49,7 @@ pub fn run(g: &GlobalArgs, args: &TrainArgs) -> anyhow::Result<()> {
         method,
         out: args.out.clone(),
     };
-    let t = engine::learn::train(&mut wb, &plan, &Bar::new(g.quiet))?;
+    let t = train::learn::train(&mut wb, &plan, &Bar::new(g.quiet))?;
     if let Some(dir) = &t.manifest.exported_model {
         eprintln!("the built-in model written to {}", dir.display());
     }

@@ -4,10 +4,11 @@
 
 use std::path::PathBuf;
 
-use train::{fit_pca_whitening, train_head, Dataset, PcaConfig, TrainConfig, TrainReport};
+use crate::{fit_pca_whitening, train_head, Dataset, PcaConfig, TrainConfig, TrainReport};
 
 use super::{list_corpus, Workbench, WrittenManifest};
-use crate::{EngineError, ProgressSink};
+use crate::error::{invalid, Result};
+use common::ProgressSink;
 
 /// How to fit the head.
 #[derive(Debug, Clone)]
@@ -42,7 +43,7 @@ pub struct Plan {
 /// What training produced.
 #[derive(Debug)]
 pub struct Trained {
-    pub head: train::Head,
+    pub head: crate::Head,
     /// The epochs of gradient training (None for PCA-whitening).
     pub report: Option<TrainReport>,
     /// Rows trained on and rows validated on.
@@ -56,13 +57,9 @@ pub struct Trained {
 }
 
 /// Trains a head as `plan` says, writes it to `plan.out` and its manifest beside it.
-pub fn train(
-    wb: &mut Workbench,
-    plan: &Plan,
-    progress: &dyn ProgressSink,
-) -> Result<Trained, EngineError> {
+pub fn train(wb: &mut Workbench, plan: &Plan, progress: &dyn ProgressSink) -> Result<Trained> {
     if let Some(c) = plan.val_classes.iter().find(|c| plan.classes.contains(c)) {
-        return Err(EngineError::invalid(format!(
+        return Err(invalid(format!(
             "class {c:?} is both a training and a validation class"
         )));
     }
@@ -84,7 +81,7 @@ pub fn train(
         Some(wb.labelled(&list_corpus(&plan.data, &plan.val_classes)?, progress)?)
     };
     wb.save_cache()?;
-    let model_id = wb.embedder.model_id().to_string();
+    let model_id = wb.encoder.embedder().model_id().to_string();
     let classes = corpus.classes.join(",");
 
     let (head, report, train_rows, val_set) = match &plan.method {
@@ -126,8 +123,8 @@ pub fn train(
             (head, Some(report), train_set.len(), val_set)
         }
     };
-    let retrieval = |x: &train::Matrix, v: &Dataset| -> Result<f64, EngineError> {
-        Ok(train::metrics::class_retrieval(x, &v.labels)?.map_at_r)
+    let retrieval = |x: &crate::Matrix, v: &Dataset| -> Result<f64> {
+        Ok(crate::metrics::class_retrieval(x, &v.labels)?.map_at_r)
     };
     // Gradient training's report carries its own "before" figure; the raw one is only needed
     // for PCA-whitening's comparison, and costs one retrieval either way.

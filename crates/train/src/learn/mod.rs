@@ -3,18 +3,19 @@
 //! trained head. `imgsearch eval` and `imgsearch train` parse, call these, and print.
 //!
 //! Embeddings are cached in a file keyed by path, size and mtime (and by edit or view), so a
-//! second run costs seconds instead of minutes. The cache holds the bare model's embeddings; a
-//! head is applied afterwards ([`project`]), so one cache serves every head of one model.
+//! second run costs seconds instead of minutes. The cache holds the bare model's embeddings; the
+//! encoder's head is applied afterwards ([`Workbench::project`]), so one cache serves every head
+//! of one model.
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 
-use embed::{decode_file, embed_paths, DecodeLimits, DecodedImage, Embedder};
-use train::augment::{augment, view_rng, AugmentConfig, ViewDatasetBuilder};
-use train::{Dataset, Edit, EmbeddingCache, Head, Matrix};
+use crate::augment::{augment, view_rng, AugmentConfig, ViewDatasetBuilder};
+use crate::{Dataset, Edit, EmbeddingCache, Matrix};
+use embed::{decode_file, embed_paths, DecodeLimits, DecodedImage, Encoder, IMAGE_EXTENSIONS};
 
-use crate::ingest::IMAGE_EXTENSIONS;
-use crate::{EngineError, ProgressSink};
+use crate::error::{invalid, Result, TrainError};
+use common::ProgressSink;
 
 mod fit;
 
@@ -37,9 +38,9 @@ pub struct Corpus {
 /// Lists `dir`'s class sub-folders (sorted; only `only` when it is not empty) and their
 /// images (sorted). A requested class that does not exist is an error, and so is a corpus of
 /// fewer than two classes (retrieval by class needs another class to tell apart).
-pub fn list_corpus(dir: &Path, only: &[String]) -> Result<Corpus, EngineError> {
+pub fn list_corpus(dir: &Path, only: &[String]) -> Result<Corpus> {
     let mut names: Vec<String> = std::fs::read_dir(dir)
-        .map_err(|e| EngineError::io(dir, e))?
+        .map_err(|e| io(dir, e))?
         .filter_map(|e| e.ok())
         .filter(|e| e.path().is_dir())
         .filter_map(|e| e.file_name().to_str().map(str::to_string))
@@ -48,7 +49,7 @@ pub fn list_corpus(dir: &Path, only: &[String]) -> Result<Corpus, EngineError> {
     names.sort();
     if !only.is_empty() {
         if let Some(missing) = only.iter().find(|c| !names.contains(c)) {
-            return Err(EngineError::NotFound {
+            return Err(TrainError::NotFound {
                 what: format!("class {missing:?}: no such sub-folder of {}", dir.display()),
             });
         }
@@ -62,7 +63,7 @@ pub fn list_corpus(dir: &Path, only: &[String]) -> Result<Corpus, EngineError> {
     for name in names {
         let sub = dir.join(&name);
         let mut files: Vec<PathBuf> = std::fs::read_dir(&sub)
-            .map_err(|e| EngineError::io(&sub, e))?
+            .map_err(|e| io(&sub, e))?
             .filter_map(|e| e.ok().map(|e| e.path()))
             .filter(|p| {
                 p.extension()
@@ -82,7 +83,7 @@ pub fn list_corpus(dir: &Path, only: &[String]) -> Result<Corpus, EngineError> {
         corpus.paths.extend(files);
     }
     if corpus.classes.len() < 2 {
-        return Err(EngineError::invalid(format!(
+        return Err(invalid(format!(
             "{} needs at least 2 class sub-folders with images, found {}",
             dir.display(),
             corpus.classes.len()
@@ -91,9 +92,10 @@ pub fn list_corpus(dir: &Path, only: &[String]) -> Result<Corpus, EngineError> {
     Ok(corpus)
 }
 
-/// The bare model, the decode limits and the embedding cache of an evaluation or training run.
+/// The model (as the engine loads it: with the head its manifest names), the decode limits and
+/// the embedding cache of an evaluation or training run.
 pub struct Workbench {
-    pub embedder: Embedder,
+    pub encoder: Encoder,
     /// Where the model came from (a trained head's manifest names its files).
     pub source: embed::ModelSource,
     pub limits: DecodeLimits,
@@ -102,22 +104,24 @@ pub struct Workbench {
 }
 
 impl Workbench {
-    /// Loads the model and opens its embedding cache. A damaged cache is only derived data, so
-    /// it is reported and replaced rather than fatal.
+    /// Loads the model with the head its manifest names, and opens the bare model's embedding
+    /// cache. A damaged cache is only derived data, so it is reported and replaced rather than
+    /// fatal.
     pub fn open(
         source: &embed::ModelSource,
         runtime: &embed::RuntimeConfig,
         limits: DecodeLimits,
         cache_path: PathBuf,
-    ) -> Result<Workbench, EngineError> {
-        let embedder = Embedder::load_source(source, runtime)?;
+    ) -> Result<Workbench> {
+        let encoder = Encoder::load(source, runtime)?;
+        let embedder = encoder.embedder();
         let (model, dim) = (embedder.model_id().to_string(), embedder.dim());
         let cache = EmbeddingCache::open_for(&cache_path, &model, dim).unwrap_or_else(|e| {
             tracing::warn!("ignoring embedding cache: {e}");
             EmbeddingCache::new(model, dim)
         });
         Ok(Workbench {
-            embedder,
+            encoder,
             source: source.clone(),
             limits,
             cache_path,
@@ -125,16 +129,30 @@ impl Workbench {
         })
     }
 
+    /// Evaluates with the head in file `head` instead of the one the manifest names.
+    pub fn use_head(&mut self, head: &Path) -> Result<()> {
+        Ok(self.encoder.set_head(Some(head))?)
+    }
+
+    /// The bare model's embeddings `rows` through the encoder's head (if any).
+    pub fn project(&self, rows: &[Vec<f32>]) -> Result<Matrix> {
+        let projected = rows
+            .iter()
+            .map(|r| self.encoder.project_vector(r))
+            .collect::<std::result::Result<Vec<_>, _>>()?;
+        Matrix::from_rows(&projected)
+    }
+
     /// Writes the cache (and its folder) so that an interrupted run keeps what it embedded.
-    pub fn save_cache(&self) -> Result<(), EngineError> {
+    pub fn save_cache(&self) -> Result<()> {
         if let Some(dir) = self
             .cache_path
             .parent()
             .filter(|d| !d.as_os_str().is_empty())
         {
-            std::fs::create_dir_all(dir).map_err(|e| EngineError::io(dir, e))?;
+            std::fs::create_dir_all(dir).map_err(|e| io(dir, e))?;
         }
-        Ok(self.cache.save(&self.cache_path)?)
+        self.cache.save(&self.cache_path)
     }
 
     /// Embeddings of `paths` (None for files that failed, with a warning), from the cache where
@@ -143,11 +161,8 @@ impl Workbench {
         &mut self,
         paths: &[PathBuf],
         progress: &dyn ProgressSink,
-    ) -> Result<Vec<Option<Vec<f32>>>, EngineError> {
-        let keys: Vec<String> = paths
-            .iter()
-            .map(|p| file_key(p))
-            .collect::<Result<_, _>>()?;
+    ) -> Result<Vec<Option<Vec<f32>>>> {
+        let keys: Vec<String> = paths.iter().map(|p| file_key(p)).collect::<Result<_>>()?;
         let mut out: Vec<Option<Vec<f32>>> = keys
             .iter()
             .map(|k| self.cache.get(k).map(<[f32]>::to_vec))
@@ -158,10 +173,10 @@ impl Workbench {
         }
         progress.start(todo.len() as u64);
         let todo_paths: Vec<PathBuf> = todo.iter().map(|&i| paths[i].clone()).collect();
-        let mut failure: Option<train::TrainError> = None;
+        let mut failure: Option<crate::TrainError> = None;
         let cache = &mut self.cache;
         embed_paths(
-            &self.embedder,
+            self.encoder.embedder(),
             &todo_paths,
             &self.limits,
             &mut |j, result| {
@@ -181,17 +196,13 @@ impl Workbench {
         progress.finish();
         match failure {
             // The model returned an embedding the cache refuses (wrong size, not finite).
-            Some(e) => Err(e.into()),
+            Some(e) => Err(e),
             None => Ok(out),
         }
     }
 
     /// Labelled embeddings of a corpus (files that failed to embed are left out).
-    pub fn labelled(
-        &mut self,
-        corpus: &Corpus,
-        progress: &dyn ProgressSink,
-    ) -> Result<Dataset, EngineError> {
+    pub fn labelled(&mut self, corpus: &Corpus, progress: &dyn ProgressSink) -> Result<Dataset> {
         let emb = self.embed_files(&corpus.paths, progress)?;
         let (mut rows, mut labels) = (Vec::new(), Vec::new());
         for (v, &l) in emb.into_iter().zip(&corpus.labels) {
@@ -200,7 +211,7 @@ impl Workbench {
                 labels.push(l);
             }
         }
-        Ok(Dataset::new(Matrix::from_rows(&rows)?, labels)?)
+        Dataset::new(Matrix::from_rows(&rows)?, labels)
     }
 
     /// Embeds an image derived from the file with cache key `key` (variant `variant`, made by
@@ -209,8 +220,8 @@ impl Workbench {
         &mut self,
         key: &str,
         variant: &str,
-        make: &dyn Fn() -> Result<train::image::RgbImage, EngineError>,
-    ) -> Result<Vec<f32>, EngineError> {
+        make: &dyn Fn() -> Result<crate::image::RgbImage>,
+    ) -> Result<Vec<f32>> {
         let k = format!("{key}#{variant}");
         if let Some(v) = self.cache.get(&k) {
             return Ok(v.to_vec());
@@ -220,7 +231,7 @@ impl Workbench {
             source: k.clone(),
             exif_taken: None,
         };
-        let v = self.embedder.embed(&img)?.vector;
+        let v = self.encoder.embedder().embed(&img)?.vector;
         self.cache.insert(k, v.clone())?;
         Ok(v)
     }
@@ -231,7 +242,7 @@ impl Workbench {
         paths: &[PathBuf],
         picked: &[usize],
         progress: &dyn ProgressSink,
-    ) -> Result<Vec<EditQueries>, EngineError> {
+    ) -> Result<Vec<EditQueries>> {
         let mut per_edit: HashMap<Edit, Vec<Vec<f32>>> = HashMap::new();
         progress.start(picked.len() as u64);
         for &i in picked {
@@ -239,7 +250,7 @@ impl Workbench {
             let decoded = std::cell::OnceCell::new();
             let limits = self.limits;
             for e in Edit::ALL {
-                let make = || -> Result<train::image::RgbImage, EngineError> {
+                let make = || -> Result<crate::image::RgbImage> {
                     let img = match decoded.get() {
                         Some(img) => img,
                         None => {
@@ -247,7 +258,7 @@ impl Workbench {
                             decoded.get_or_init(|| d.rgb)
                         }
                     };
-                    Ok(e.apply(img)?)
+                    e.apply(img)
                 };
                 let v = self.embed_variant(&key, &format!("edit={}", e.name()), &make)?;
                 per_edit.entry(e).or_default().push(v);
@@ -262,9 +273,9 @@ impl Workbench {
     }
 
     /// The answers of each picked original in near-duplicate retrieval (see
-    /// [`train::near_duplicate`]): `rows[r]` is the embedding of `paths[files[r]]`, and the
+    /// [`crate::near_duplicate`]): `rows[r]` is the embedding of `paths[files[r]]`, and the
     /// answers of `picked[q]` are that row itself, then every other row whose file shows the
-    /// same picture ([`train::PictureSignature`]). Decoding every file would cost what the
+    /// same picture ([`crate::PictureSignature`]). Decoding every file would cost what the
     /// embedding cache saves, so only rows within cosine [`SAME_PICTURE_CANDIDATE`] of the
     /// original are decoded and compared; the decision itself is made on pixels.
     pub fn same_picture_answers(
@@ -273,11 +284,11 @@ impl Workbench {
         files: &[usize],
         rows: &[Vec<f32>],
         picked: &[usize],
-    ) -> Result<Vec<Vec<usize>>, EngineError> {
+    ) -> Result<Vec<Vec<usize>>> {
         answers_by_picture(rows, picked, |row| {
             let path = &paths[files[row]];
             match decode_file(path, &self.limits) {
-                Ok(d) => Some(train::PictureSignature::of(&d.rgb)),
+                Ok(d) => Some(crate::PictureSignature::of(&d.rgb)),
                 Err(e) => {
                     tracing::warn!("cannot compare {} with its neighbours: {e}", path.display());
                     None
@@ -294,7 +305,7 @@ impl Workbench {
         views: usize,
         seed: u64,
         progress: &dyn ProgressSink,
-    ) -> Result<Dataset, EngineError> {
+    ) -> Result<Dataset> {
         let aug = AugmentConfig::default();
         let mut builder = ViewDatasetBuilder::new(aug, views, seed)?;
         progress.start(corpus.paths.len() as u64);
@@ -306,7 +317,7 @@ impl Workbench {
             for v in 0..views {
                 // Each view has its own random stream derived from the seed, the file and the
                 // view number, so a cached view and a recomputed one are the same image.
-                let make = || -> Result<train::image::RgbImage, EngineError> {
+                let make = || -> Result<crate::image::RgbImage> {
                     let img = match decoded.get() {
                         Some(img) => img,
                         None => {
@@ -315,7 +326,7 @@ impl Workbench {
                         }
                     };
                     let mut rng = view_rng(seed ^ fnv1a(&key), v as u64);
-                    Ok(augment(img, &aug, &mut rng)?)
+                    augment(img, &aug, &mut rng)
                 };
                 embedded.push(self.embed_variant(&key, &format!("view={seed}/{v}"), &make)?);
             }
@@ -327,23 +338,23 @@ impl Workbench {
         }
         progress.finish();
         self.save_cache()?;
-        Ok(builder.finish()?)
+        builder.finish()
     }
 
     /// Writes, beside the head, a copy of the model's manifest that names it (`H.toml` for
     /// head file `H.head`). A built-in model is first written to disk beside the head, since a
     /// manifest names model files.
-    pub fn write_manifest(&self, head: &Path) -> Result<WrittenManifest, EngineError> {
+    pub fn write_manifest(&self, head: &Path) -> Result<WrittenManifest> {
         let path = manifest_path_for(head);
         let (manifest, exported) = match &self.source {
-            embed::ModelSource::Manifest(_) => (self.embedder.manifest().clone(), None),
+            embed::ModelSource::Manifest(_) => (self.encoder.embedder().manifest().clone(), None),
             embed::ModelSource::Embedded(model) => {
-                let (m, dir) = on_disk_copy(model, self.embedder.model_id(), head)?;
+                let (m, dir) = on_disk_copy(model, self.encoder.embedder().model_id(), head)?;
                 (m, dir)
             }
         };
         let text = manifest.to_toml_with_head(head)?;
-        std::fs::write(&path, text).map_err(|e| EngineError::io(&path, e))?;
+        std::fs::write(&path, text).map_err(|e| io(&path, e))?;
         Ok(WrittenManifest {
             path,
             exported_model: exported,
@@ -362,11 +373,18 @@ pub struct WrittenManifest {
     pub exported_model: Option<PathBuf>,
 }
 
+fn io(path: &Path, source: std::io::Error) -> TrainError {
+    TrainError::Io {
+        path: path.to_path_buf(),
+        source,
+    }
+}
+
 /// The cache key of a file: absolute path, size and modification time, so an edited or
 /// replaced file is embedded again.
-pub fn file_key(path: &Path) -> Result<String, EngineError> {
-    let abs = std::fs::canonicalize(path).map_err(|e| EngineError::io(path, e))?;
-    let meta = std::fs::metadata(&abs).map_err(|e| EngineError::io(&abs, e))?;
+pub fn file_key(path: &Path) -> Result<String> {
+    let abs = std::fs::canonicalize(path).map_err(|e| io(path, e))?;
+    let meta = std::fs::metadata(&abs).map_err(|e| io(&abs, e))?;
     let mtime = meta
         .modified()
         .ok()
@@ -375,31 +393,17 @@ pub fn file_key(path: &Path) -> Result<String, EngineError> {
     Ok(format!("{}|{}|{}", abs.display(), meta.len(), mtime))
 }
 
-/// Applies `head` (if any) to each row.
-pub fn project(rows: &[Vec<f32>], head: Option<&Head>) -> Result<Matrix, EngineError> {
-    let m = match head {
-        Some(h) => Matrix::from_rows(
-            &rows
-                .iter()
-                .map(|r| h.try_apply(r))
-                .collect::<Result<Vec<_>, _>>()?,
-        )?,
-        None => Matrix::from_rows(rows)?,
-    };
-    Ok(m)
-}
-
 /// [`Workbench::same_picture_answers`] on embeddings `rows`, with `signature` giving a row's
 /// picture (`None` when its file cannot be read: then it matches nothing). Signatures are only
 /// asked for the originals with a candidate and for those candidates.
 fn answers_by_picture(
     rows: &[Vec<f32>],
     picked: &[usize],
-    mut signature: impl FnMut(usize) -> Option<train::PictureSignature>,
-) -> Result<Vec<Vec<usize>>, EngineError> {
+    mut signature: impl FnMut(usize) -> Option<crate::PictureSignature>,
+) -> Result<Vec<Vec<usize>>> {
     let all = Matrix::from_rows(rows)?;
     let originals = Matrix::from_rows(&picked.iter().map(|&r| &rows[r][..]).collect::<Vec<_>>())?;
-    let sim = train::matrix::cosine_matrix(&originals, &all);
+    let sim = crate::matrix::cosine_matrix(&originals, &all);
     let mut answers = Vec::with_capacity(picked.len());
     for (q, &r) in picked.iter().enumerate() {
         let mut answer = vec![r];
@@ -423,13 +427,13 @@ fn answers_by_picture(
 /// `n` of the indices `0..len`, chosen at random with `seed` and kept in order (all when `n`
 /// is 0 or too large).
 pub fn pick(len: usize, n: usize, seed: u64) -> Vec<usize> {
-    use train::rand::seq::SliceRandom;
-    use train::rand::SeedableRng;
+    use crate::rand::seq::SliceRandom;
+    use crate::rand::SeedableRng;
     let all: Vec<usize> = (0..len).collect();
     if n == 0 || n >= len {
         return all;
     }
-    let mut rng = train::rand_chacha::ChaCha8Rng::seed_from_u64(seed);
+    let mut rng = crate::rand_chacha::ChaCha8Rng::seed_from_u64(seed);
     let mut v: Vec<usize> = all.choose_multiple(&mut rng, n).copied().collect();
     v.sort_unstable();
     v
@@ -448,7 +452,7 @@ fn on_disk_copy(
     model: &'static embed::EmbeddedModel,
     model_id: &str,
     head: &Path,
-) -> Result<(embed::ModelManifest, Option<PathBuf>), EngineError> {
+) -> Result<(embed::ModelManifest, Option<PathBuf>)> {
     let name = model.parse()?.name;
     let dir = head
         .parent()
@@ -464,7 +468,7 @@ fn on_disk_copy(
     };
     let found = embed::ModelSource::Manifest(manifest.clone()).model_id()?;
     if found != model_id {
-        return Err(EngineError::invalid(format!(
+        return Err(invalid(format!(
             "{} holds model {found}, not the built-in {model_id}; move it away or train with \
              --model",
             manifest.display()
@@ -487,12 +491,12 @@ mod tests {
 
     #[test]
     fn a_same_picture_copy_near_the_original_is_an_answer_and_nothing_else_is() {
-        use train::image::{Rgb, RgbImage};
+        use crate::image::{Rgb, RgbImage};
         let card = RgbImage::from_fn(64, 48, |x, y| Rgb([(x * 4) as u8, (y * 5) as u8, 90]));
         let pictures = [
             card.clone(),                                     // 0: the original
-            train::edits::jpeg_roundtrip(&card, 90).unwrap(), // 1: re-encoded: the same picture
-            train::image::imageops::flip_horizontal(&card),   // 2: near in embedding, mirrored
+            crate::edits::jpeg_roundtrip(&card, 90).unwrap(), // 1: re-encoded: the same picture
+            crate::image::imageops::flip_horizontal(&card),   // 2: near in embedding, mirrored
             card.clone(),                                     // 3: the same picture, far embedding
             card,                                             // 4: an original with no candidate
         ];
@@ -506,7 +510,7 @@ mod tests {
         let mut asked = Vec::new();
         let answers = answers_by_picture(&rows, &[0, 4], |row| {
             asked.push(row);
-            Some(train::PictureSignature::of(&pictures[row]))
+            Some(crate::PictureSignature::of(&pictures[row]))
         })
         .unwrap();
         // Row 3 shows the picture too, but the model puts it far away: it is never decoded, the
@@ -519,7 +523,7 @@ mod tests {
         );
         // A file that cannot be read matches nothing.
         let unreadable = answers_by_picture(&rows, &[0], |row| {
-            (row != 1).then(|| train::PictureSignature::of(&pictures[row]))
+            (row != 1).then(|| crate::PictureSignature::of(&pictures[row]))
         })
         .unwrap();
         assert_eq!(unreadable, vec![vec![0]]);
@@ -550,11 +554,11 @@ mod tests {
         // Asking for a class that is not there, or leaving fewer than two, is an error.
         assert!(matches!(
             list_corpus(dir.path(), &["zz".to_string()]),
-            Err(EngineError::NotFound { .. })
+            Err(TrainError::NotFound { .. })
         ));
         assert!(matches!(
             list_corpus(dir.path(), &["a".to_string()]),
-            Err(EngineError::InvalidInput { .. })
+            Err(TrainError::InvalidConfig { .. })
         ));
     }
 
