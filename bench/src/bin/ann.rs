@@ -12,6 +12,7 @@ use std::fs::OpenOptions;
 use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::time::Instant;
+use vecdb::{HnswParams, IvfParams, LshParams, RefineParams};
 
 use anyhow::{bail, ensure, Context, Result};
 use clap::{Parser, ValueEnum};
@@ -154,44 +155,54 @@ impl Args {
     fn spec(&self) -> IndexSpec {
         match self.index {
             IndexKind::Flat => IndexSpec::Flat,
-            IndexKind::Hnsw => IndexSpec::Hnsw {
+            IndexKind::Hnsw => IndexSpec::Hnsw(HnswParams {
                 m: self.m,
                 ef_construction: self.ef_construction,
                 ef: self.ef[0],
-            },
-            IndexKind::Ivf => IndexSpec::Ivf {
+            }),
+            IndexKind::Ivf => IndexSpec::Ivf(IvfParams {
                 nlist: self.nlist,
                 nprobe: self.nprobe[0],
-            },
-            IndexKind::Lsh => IndexSpec::Lsh {
+            }),
+            IndexKind::Lsh => IndexSpec::Lsh(LshParams {
                 tables: self.lsh_tables,
                 bits: self.lsh_bits,
                 probes: self.lsh_probes[0],
                 bucket_width: self.lsh_bucket_width,
-            },
-            IndexKind::FlatSq8 => IndexSpec::FlatSq8 {
+            }),
+            IndexKind::FlatSq8 => IndexSpec::FlatSq8(RefineParams {
                 refine: self.refine(),
                 refine_k: self.spec_refine_k(),
-            },
+            }),
             IndexKind::HnswSq => IndexSpec::HnswSq {
-                m: self.m,
-                ef_construction: self.ef_construction,
-                ef: self.ef[0],
-                refine: self.refine(),
-                refine_k: self.spec_refine_k(),
+                hnsw: HnswParams {
+                    m: self.m,
+                    ef_construction: self.ef_construction,
+                    ef: self.ef[0],
+                },
+                rerank: RefineParams {
+                    refine: self.refine(),
+                    refine_k: self.spec_refine_k(),
+                },
             },
             IndexKind::IvfSq8 => IndexSpec::IvfSq8 {
-                nlist: self.nlist,
-                nprobe: self.nprobe[0],
-                refine: self.refine(),
-                refine_k: self.spec_refine_k(),
+                ivf: IvfParams {
+                    nlist: self.nlist,
+                    nprobe: self.nprobe[0],
+                },
+                rerank: RefineParams {
+                    refine: self.refine(),
+                    refine_k: self.spec_refine_k(),
+                },
             },
             IndexKind::FlatRabitq => IndexSpec::FlatRabitq {
                 refine: self.refine(),
             },
             IndexKind::IvfRabitq => IndexSpec::IvfRabitq {
-                nlist: self.nlist,
-                nprobe: self.nprobe[0],
+                ivf: IvfParams {
+                    nlist: self.nlist,
+                    nprobe: self.nprobe[0],
+                },
                 refine: self.refine(),
             },
         }

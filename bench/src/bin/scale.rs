@@ -13,6 +13,7 @@
 
 use std::path::{Path, PathBuf};
 use std::time::Instant;
+use vecdb::RefineParams;
 
 use anyhow::{bail, ensure, Context, Result};
 use clap::{Parser, Subcommand, ValueEnum};
@@ -112,10 +113,10 @@ fn main() -> Result<()> {
 
 fn spec_of(index: IndexKind, quantization: Quantization) -> IndexSpec {
     match (index, quantization) {
-        (IndexKind::Flat, Quantization::Sq8) => IndexSpec::FlatSq8 {
+        (IndexKind::Flat, Quantization::Sq8) => IndexSpec::FlatSq8(RefineParams {
             refine: true,
             refine_k: vecdb::index::quant::DEFAULT_REFINE_K,
-        },
+        }),
         (IndexKind::Hnsw, Quantization::Sq8) => IndexSpec::default_hnsw_sq(),
         (IndexKind::Ivf, Quantization::Sq8) => IndexSpec::default_ivf_sq8(),
         (IndexKind::Flat, Quantization::Rabitq) => IndexSpec::FlatRabitq { refine: true },

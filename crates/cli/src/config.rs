@@ -5,6 +5,7 @@
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
+use vecdb::{HnswParams, IvfParams, RefineParams};
 
 use serde::Deserialize;
 use vecdb::{IndexSpec, Metric};
@@ -601,71 +602,38 @@ fn index_spec(c: &RawConfig) -> Result<IndexSpec, ConfigError> {
             positive(key, v as u64)?;
         }
     }
+    // Each group of settings over vecdb's defaults, for whichever kind takes it.
+    let (hd, id, rd) = (
+        HnswParams::default(),
+        IvfParams::default(),
+        RefineParams::default(),
+    );
+    let hnsw = HnswParams {
+        m: c.hnsw_m.unwrap_or(hd.m),
+        ef_construction: c.hnsw_ef_construction.unwrap_or(hd.ef_construction),
+        ef: c.hnsw_ef.unwrap_or(hd.ef),
+    };
+    let ivf = IvfParams {
+        nlist: c.ivf_nlist.unwrap_or(id.nlist),
+        nprobe: c.ivf_nprobe.unwrap_or(id.nprobe),
+    };
+    let rerank = RefineParams {
+        refine: rd.refine,
+        refine_k: c.refine_k.unwrap_or(rd.refine_k),
+    };
     let spec = match c.index.as_deref().map(str::to_lowercase).as_deref() {
-        None | Some("hnsw") => match IndexSpec::default_hnsw() {
-            IndexSpec::Hnsw {
-                m,
-                ef_construction,
-                ef,
-            } => IndexSpec::Hnsw {
-                m: c.hnsw_m.unwrap_or(m),
-                ef_construction: c.hnsw_ef_construction.unwrap_or(ef_construction),
-                ef: c.hnsw_ef.unwrap_or(ef),
-            },
-            other => other,
-        },
+        None | Some("hnsw") => IndexSpec::Hnsw(hnsw),
         Some("flat") => IndexSpec::Flat,
-        Some("ivf") => match IndexSpec::default_ivf() {
-            IndexSpec::Ivf { nlist, nprobe } => IndexSpec::Ivf {
-                nlist: c.ivf_nlist.unwrap_or(nlist),
-                nprobe: c.ivf_nprobe.unwrap_or(nprobe),
-            },
-            other => other,
-        },
+        Some("ivf") => IndexSpec::Ivf(ivf),
         Some("lsh") => IndexSpec::default_lsh(),
-        Some("hnsw_sq") => match IndexSpec::default_hnsw_sq() {
-            IndexSpec::HnswSq {
-                m,
-                ef_construction,
-                ef,
-                refine,
-                refine_k,
-            } => IndexSpec::HnswSq {
-                m: c.hnsw_m.unwrap_or(m),
-                ef_construction: c.hnsw_ef_construction.unwrap_or(ef_construction),
-                ef: c.hnsw_ef.unwrap_or(ef),
-                refine,
-                refine_k: c.refine_k.unwrap_or(refine_k),
-            },
-            other => other,
+        Some("hnsw_sq") => IndexSpec::HnswSq { hnsw, rerank },
+        Some("ivf_sq8") => IndexSpec::IvfSq8 { ivf, rerank },
+        Some("flat_sq8") => IndexSpec::FlatSq8(rerank),
+        Some("ivf_rabitq") => IndexSpec::IvfRabitq {
+            ivf,
+            refine: rd.refine,
         },
-        Some("ivf_sq8") => match IndexSpec::default_ivf_sq8() {
-            IndexSpec::IvfSq8 {
-                nlist,
-                nprobe,
-                refine,
-                refine_k,
-            } => IndexSpec::IvfSq8 {
-                nlist: c.ivf_nlist.unwrap_or(nlist),
-                nprobe: c.ivf_nprobe.unwrap_or(nprobe),
-                refine,
-                refine_k: c.refine_k.unwrap_or(refine_k),
-            },
-            other => other,
-        },
-        Some("flat_sq8") => IndexSpec::FlatSq8 {
-            refine: true,
-            refine_k: c.refine_k.unwrap_or(vecdb::index::quant::DEFAULT_REFINE_K),
-        },
-        Some("ivf_rabitq") => {
-            let (nlist, nprobe) = vecdb::index::IVF_DEFAULT;
-            IndexSpec::IvfRabitq {
-                nlist: c.ivf_nlist.unwrap_or(nlist),
-                nprobe: c.ivf_nprobe.unwrap_or(nprobe),
-                refine: true,
-            }
-        }
-        Some("flat_rabitq") => IndexSpec::FlatRabitq { refine: true },
+        Some("flat_rabitq") => IndexSpec::FlatRabitq { refine: rd.refine },
         Some(other) => {
             return Err(ConfigError(format!(
                 "index {other:?} is not one of hnsw, flat, ivf, lsh, hnsw_sq, ivf_sq8, flat_sq8, \
@@ -684,9 +652,15 @@ fn index_spec(c: &RawConfig) -> Result<IndexSpec, ConfigError> {
             vecdb::index::quant::REFINE_K_BY_BOUND
         )));
     }
-    if let IndexSpec::Ivf { nlist, nprobe }
-    | IndexSpec::IvfSq8 { nlist, nprobe, .. }
-    | IndexSpec::IvfRabitq { nlist, nprobe, .. } = spec
+    if let IndexSpec::Ivf(IvfParams { nlist, nprobe })
+    | IndexSpec::IvfSq8 {
+        ivf: IvfParams { nlist, nprobe },
+        ..
+    }
+    | IndexSpec::IvfRabitq {
+        ivf: IvfParams { nlist, nprobe },
+        ..
+    } = spec
     {
         if nprobe > nlist {
             return Err(ConfigError(format!(
@@ -737,7 +711,10 @@ mod tests {
         assert_eq!(s.engine.metric, Metric::L2);
         let s = file.merge(envl).validate().unwrap();
         assert_eq!(s.engine.collection, "b");
-        assert!(matches!(s.engine.index, IndexSpec::Hnsw { ef: 50, .. }));
+        assert!(matches!(
+            s.engine.index,
+            IndexSpec::Hnsw(HnswParams { ef: 50, .. })
+        ));
         assert_eq!(s.bind.to_string(), "127.0.0.1:8080");
     }
 
@@ -793,7 +770,8 @@ mod tests {
         .unwrap();
         assert!(matches!(
             s.engine.index,
-            IndexSpec::HnswSq { ef: 40, refine: true, refine_k, .. } if refine_k == 2.0
+            IndexSpec::HnswSq { hnsw, rerank }
+                if hnsw.ef == 40 && rerank.refine && rerank.refine_k == 2.0
         ));
         let e = RawConfig::from_env(&env(&[("IMGSEARCH_THREADS", "many")]))
             .unwrap_err()

@@ -10,6 +10,7 @@
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 use vecdb::index::{AnyIndex, DistanceKind, IndexSpec, QueryParams, VectorArena};
+use vecdb::HnswParams;
 
 fn read_vecs(path: &Path, elem_is_float: bool) -> Vec<Vec<f32>> {
     let bytes = std::fs::read(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
@@ -95,11 +96,11 @@ fn main() {
     for v in &base {
         arena.push(v);
     }
-    let spec = IndexSpec::Hnsw {
+    let spec = IndexSpec::Hnsw(HnswParams {
         m: 16,
         ef_construction: 200,
         ef: 64,
-    };
+    });
     // HNSW_CACHE=path reuses a saved graph, to iterate on search speed without rebuilding.
     let cache = std::env::var_os("HNSW_CACHE").map(PathBuf::from);
     let t = Instant::now();

@@ -595,7 +595,7 @@ impl Collection {
             return;
         } else if matches!(
             inner.config.index,
-            IndexSpec::Ivf { .. } | IndexSpec::IvfSq8 { .. } | IndexSpec::IvfRabitq { .. }
+            IndexSpec::Ivf(_) | IndexSpec::IvfSq8 { .. } | IndexSpec::IvfRabitq { .. }
         ) && live >= IVF_RETRAIN_MIN
             && live >= 2 * built
         {

@@ -31,7 +31,7 @@ pub use config::CollectionConfig;
 pub use db::Database;
 pub use error::VecDbError;
 pub use filter::Filter;
-pub use index::{IndexSpec, Metric};
+pub use index::{HnswParams, IndexSpec, IvfParams, LshParams, Metric, RefineParams};
 pub use search::{Hit, SearchRequest};
 
 /// One stored point: an id chosen by the caller, a vector of the collection's dimension, and

@@ -111,9 +111,7 @@ impl Collection {
         check_query(config, query)?;
         check_k("k", req.k, usize::MAX)?;
         check_threshold(req.threshold)?;
-        if let (Some(ef), IndexSpec::Hnsw { .. } | IndexSpec::HnswSq { .. }) =
-            (req.ef, &config.index)
-        {
+        if let (Some(ef), IndexSpec::Hnsw(_) | IndexSpec::HnswSq { .. }) = (req.ef, &config.index) {
             if ef < req.k {
                 return Err(VecDbError::param(
                     "ef",

@@ -6,6 +6,7 @@
 //! naming the case) on the first violation, which makes it usable from any test harness.
 
 use serde_json::{json, Value};
+use vecdb::IvfParams;
 use vecdb::{CollectionConfig, Filter, IndexSpec, Metric, Point, SearchRequest};
 
 use engine::store::{StoreError, VectorStore};
@@ -21,10 +22,10 @@ pub fn run_conformance(store: &dyn VectorStore, prefix: &str) {
     approximate_recall(
         store,
         prefix,
-        IndexSpec::Ivf {
+        IndexSpec::Ivf(IvfParams {
             nlist: 16,
             nprobe: 8,
-        },
+        }),
         "ivf",
     );
     filters(store, prefix);

@@ -276,7 +276,7 @@ impl IvfIndex {
 mod tests {
     use super::*;
     use crate::index::testutil::*;
-    use crate::index::{AnyIndex, IndexSpec, QueryParams};
+    use crate::index::{AnyIndex, IndexSpec, IvfParams, QueryParams};
 
     #[test]
     fn recall_at_default_settings_l2() {
@@ -311,10 +311,10 @@ mod tests {
         let pts = clustered(3_000, 16, 10, 0.3, 2);
         let arena = arena_of(&pts);
         let mut idx = AnyIndex::new(
-            &IndexSpec::Ivf {
+            &IndexSpec::Ivf(IvfParams {
                 nlist: 64,
                 nprobe: 2,
-            },
+            }),
             16,
             DistanceKind::L2Squared,
             7,

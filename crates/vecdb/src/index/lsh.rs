@@ -21,6 +21,7 @@ use super::codec::{Reader, Writer};
 use super::topk::TopK;
 use super::{read_header, write_header, DistanceKind, VectorArena};
 use crate::distance::{kernels, Kernels};
+use crate::index::LshParams;
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use std::cmp::Reverse;
@@ -37,19 +38,6 @@ pub const DEFAULT_BUCKET_WIDTH: f32 = 4.0;
 
 /// Points needed (L2 only) before the bucket width is calibrated and hashing starts.
 pub const CALIBRATION_POINTS: usize = 256;
-
-/// LSH parameters (see `IndexSpec::Lsh`).
-#[derive(Clone, Copy, Debug, PartialEq)]
-pub struct LshParams {
-    /// Number of hash tables.
-    pub tables: usize,
-    /// Hash functions per table.
-    pub bits: usize,
-    /// Extra buckets probed per table.
-    pub probes: usize,
-    /// E2LSH bucket width in typical nearest-neighbour distances.
-    pub bucket_width: f32,
-}
 
 /// The LSH index. See the module documentation.
 #[derive(Clone, Debug)]

@@ -73,80 +73,129 @@ impl Metric {
     }
 }
 
+/// HNSW's build and search parameters.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct HnswParams {
+    /// Links per node on the upper layers (twice that on layer 0).
+    pub m: usize,
+    /// Candidate list size while building.
+    pub ef_construction: usize,
+    /// Default candidate list size per query (raised to k when smaller).
+    pub ef: usize,
+}
+
+impl Default for HnswParams {
+    /// M = 16, ef_construction = 200, ef = 64.
+    fn default() -> Self {
+        HnswParams {
+            m: 16,
+            ef_construction: 200,
+            ef: 64,
+        }
+    }
+}
+
+/// IVF's parameters.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct IvfParams {
+    /// Number of k-means lists.
+    pub nlist: usize,
+    /// Default number of lists probed per query.
+    pub nprobe: usize,
+}
+
+impl Default for IvfParams {
+    /// nlist = 256, nprobe = 16.
+    fn default() -> Self {
+        IvfParams {
+            nlist: 256,
+            nprobe: 16,
+        }
+    }
+}
+
+/// LSH's parameters.
+#[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
+pub struct LshParams {
+    /// Number of hash tables.
+    pub tables: usize,
+    /// Hash functions concatenated per table.
+    pub bits: usize,
+    /// Extra buckets probed per table and query (0 = only the query's own bucket).
+    pub probes: usize,
+    /// L2 only: bucket width, in units of the data's typical nearest-neighbour distance.
+    pub bucket_width: f32,
+}
+
+impl Default for LshParams {
+    /// See `docs/index-parameters.md` for their recall.
+    fn default() -> Self {
+        LshParams {
+            tables: lsh::DEFAULT_TABLES,
+            bits: lsh::DEFAULT_BITS,
+            probes: lsh::DEFAULT_PROBES,
+            bucket_width: lsh::DEFAULT_BUCKET_WIDTH,
+        }
+    }
+}
+
+/// How a search on SQ8 codes re-ranks its candidates with exact distances (Milvus' names).
+#[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
+pub struct RefineParams {
+    /// Re-rank the best `ceil(k * refine_k)` candidates with exact distances.
+    #[serde(default = "default_refine")]
+    pub refine: bool,
+    /// Default oversampling factor (at least 1).
+    #[serde(default = "default_refine_k")]
+    pub refine_k: f32,
+}
+
+impl Default for RefineParams {
+    /// Re-ranking on, with [`quant::DEFAULT_REFINE_K`].
+    fn default() -> Self {
+        RefineParams {
+            refine: true,
+            refine_k: quant::DEFAULT_REFINE_K,
+        }
+    }
+}
+
 /// Which index structure a collection uses, with its build-time parameters.
 /// See `docs/index-parameters.md` for what each parameter trades.
+///
+/// The serde form is flat: `{"kind": "hnsw_sq", "m": 16, "ef_construction": 200, "ef": 64,
+/// "refine": true, "refine_k": 3.0}`.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "kind", rename_all = "lowercase")]
 pub enum IndexSpec {
     /// Exact brute-force search.
     Flat,
     /// Hierarchical navigable small-world graph.
-    Hnsw {
-        /// Links per node on the upper layers (twice that on layer 0).
-        m: usize,
-        /// Candidate list size while building.
-        ef_construction: usize,
-        /// Default candidate list size per query (raised to k when smaller).
-        ef: usize,
-    },
+    Hnsw(HnswParams),
     /// Inverted file with flat lists.
-    Ivf {
-        /// Number of k-means lists.
-        nlist: usize,
-        /// Default number of lists probed per query.
-        nprobe: usize,
-    },
+    Ivf(IvfParams),
     /// Locality-sensitive hashing with multi-probe.
-    Lsh {
-        /// Number of hash tables.
-        tables: usize,
-        /// Hash functions concatenated per table.
-        bits: usize,
-        /// Extra buckets probed per table and query (0 = only the query's own bucket).
-        probes: usize,
-        /// L2 only: bucket width, in units of the data's typical nearest-neighbour distance.
-        bucket_width: f32,
-    },
+    Lsh(LshParams),
     /// Exact scan of SQ8 codes, re-ranked with the stored vectors.
     #[serde(rename = "flat_sq8")]
-    FlatSq8 {
-        /// Re-rank the best `ceil(k * refine_k)` candidates with exact distances.
-        #[serde(default = "default_refine")]
-        refine: bool,
-        /// Default oversampling factor (at least 1).
-        #[serde(default = "default_refine_k")]
-        refine_k: f32,
-    },
-    /// HNSW walked on SQ8 codes, re-ranked with the stored vectors (Milvus' `HNSW_SQ`).
+    FlatSq8(RefineParams),
+    /// HNSW walked on SQ8 codes, re-ranked with the stored vectors (Milvus' `HNSW_SQ`); `ef`
+    /// is raised to the number of candidates re-ranked when smaller.
     #[serde(rename = "hnsw_sq")]
     HnswSq {
-        /// As for `Hnsw`.
-        m: usize,
-        /// As for `Hnsw`.
-        ef_construction: usize,
-        /// As for `Hnsw`; raised to the number of candidates re-ranked when smaller.
-        ef: usize,
-        /// As for `FlatSq8`.
-        #[serde(default = "default_refine")]
-        refine: bool,
-        /// As for `FlatSq8`.
-        #[serde(default = "default_refine_k")]
-        refine_k: f32,
+        #[serde(flatten)]
+        hnsw: HnswParams,
+        #[serde(flatten)]
+        rerank: RefineParams,
     },
     /// IVF whose lists are scanned on SQ8 codes, re-ranked with the stored vectors (Milvus'
     /// `IVF_SQ8`).
     #[serde(rename = "ivf_sq8")]
     IvfSq8 {
-        /// As for `Ivf`.
-        nlist: usize,
-        /// As for `Ivf`.
-        nprobe: usize,
-        /// As for `FlatSq8`.
-        #[serde(default = "default_refine")]
-        refine: bool,
-        /// As for `FlatSq8`.
-        #[serde(default = "default_refine_k")]
-        refine_k: f32,
+        #[serde(flatten)]
+        ivf: IvfParams,
+        #[serde(flatten)]
+        rerank: RefineParams,
     },
     /// Exact scan of RaBitQ codes (one bit per dimension), re-ranked by the codes' error bound.
     #[serde(rename = "flat_rabitq")]
@@ -159,10 +208,8 @@ pub enum IndexSpec {
     /// (Milvus' `IVF_RABITQ`).
     #[serde(rename = "ivf_rabitq")]
     IvfRabitq {
-        /// As for `Ivf`.
-        nlist: usize,
-        /// As for `Ivf`.
-        nprobe: usize,
+        #[serde(flatten)]
+        ivf: IvfParams,
         /// As for `FlatRabitq`.
         #[serde(default = "default_refine")]
         refine: bool,
@@ -176,11 +223,6 @@ fn default_refine() -> bool {
 fn default_refine_k() -> f32 {
     quant::DEFAULT_REFINE_K
 }
-
-/// Default HNSW parameters: M = 16, ef_construction = 200, ef = 64.
-pub const HNSW_DEFAULT: (usize, usize, usize) = (16, 200, 64);
-/// Default IVF parameters: nlist = 256, nprobe = 16.
-pub const IVF_DEFAULT: (usize, usize) = (256, 16);
 
 /// Largest accepted HNSW `m`, `ef_construction` / `ef`, IVF `nlist`, LSH `tables` and `probes`.
 const MAX_M: usize = 256;
@@ -214,59 +256,39 @@ pub struct QuantizedParts {
 impl IndexSpec {
     /// HNSW with the default parameters.
     pub fn default_hnsw() -> Self {
-        let (m, ef_construction, ef) = HNSW_DEFAULT;
-        IndexSpec::Hnsw {
-            m,
-            ef_construction,
-            ef,
-        }
+        IndexSpec::Hnsw(HnswParams::default())
     }
 
     /// IVF with the default parameters.
     pub fn default_ivf() -> Self {
-        let (nlist, nprobe) = IVF_DEFAULT;
-        IndexSpec::Ivf { nlist, nprobe }
+        IndexSpec::Ivf(IvfParams::default())
     }
 
     /// LSH with the default parameters (see `docs/index-parameters.md` for their recall).
     pub fn default_lsh() -> Self {
-        IndexSpec::Lsh {
-            tables: lsh::DEFAULT_TABLES,
-            bits: lsh::DEFAULT_BITS,
-            probes: lsh::DEFAULT_PROBES,
-            bucket_width: lsh::DEFAULT_BUCKET_WIDTH,
-        }
+        IndexSpec::Lsh(LshParams::default())
     }
 
     /// HNSW on SQ8 codes with the default parameters.
     pub fn default_hnsw_sq() -> Self {
-        let (m, ef_construction, ef) = HNSW_DEFAULT;
         IndexSpec::HnswSq {
-            m,
-            ef_construction,
-            ef,
-            refine: true,
-            refine_k: quant::DEFAULT_REFINE_K,
+            hnsw: HnswParams::default(),
+            rerank: RefineParams::default(),
         }
     }
 
     /// IVF on SQ8 codes with the default parameters.
     pub fn default_ivf_sq8() -> Self {
-        let (nlist, nprobe) = IVF_DEFAULT;
         IndexSpec::IvfSq8 {
-            nlist,
-            nprobe,
-            refine: true,
-            refine_k: quant::DEFAULT_REFINE_K,
+            ivf: IvfParams::default(),
+            rerank: RefineParams::default(),
         }
     }
 
     /// IVF on RaBitQ codes with the default parameters.
     pub fn default_ivf_rabitq() -> Self {
-        let (nlist, nprobe) = IVF_DEFAULT;
         IndexSpec::IvfRabitq {
-            nlist,
-            nprobe,
+            ivf: IvfParams::default(),
             refine: true,
         }
     }
@@ -276,10 +298,10 @@ impl IndexSpec {
     pub fn kind_name(&self) -> &'static str {
         match self {
             IndexSpec::Flat => "flat",
-            IndexSpec::Hnsw { .. } => "hnsw",
-            IndexSpec::Ivf { .. } => "ivf",
-            IndexSpec::Lsh { .. } => "lsh",
-            IndexSpec::FlatSq8 { .. } => "flat_sq8",
+            IndexSpec::Hnsw(_) => "hnsw",
+            IndexSpec::Ivf(_) => "ivf",
+            IndexSpec::Lsh(_) => "lsh",
+            IndexSpec::FlatSq8(_) => "flat_sq8",
             IndexSpec::HnswSq { .. } => "hnsw_sq",
             IndexSpec::IvfSq8 { .. } => "ivf_sq8",
             IndexSpec::FlatRabitq { .. } => "flat_rabitq",
@@ -290,49 +312,29 @@ impl IndexSpec {
     /// For the quantised kinds: the unquantised spec whose structure they search on codes,
     /// the codes, and the re-ranking. `None` for the others.
     pub fn quantized_parts(&self) -> Option<QuantizedParts> {
-        let hnsw = |m, ef_construction, ef| IndexSpec::Hnsw {
-            m,
-            ef_construction,
-            ef,
-        };
         let (base, codes, refine, refine_k) = match *self {
-            IndexSpec::FlatSq8 { refine, refine_k } => {
-                (IndexSpec::Flat, CodeKind::Sq8, refine, Some(refine_k))
-            }
-            IndexSpec::HnswSq {
-                m,
-                ef_construction,
-                ef,
-                refine,
-                refine_k,
-            } => (
-                hnsw(m, ef_construction, ef),
+            IndexSpec::FlatSq8(rerank) => (
+                IndexSpec::Flat,
                 CodeKind::Sq8,
-                refine,
-                Some(refine_k),
+                rerank.refine,
+                Some(rerank.refine_k),
             ),
-            IndexSpec::IvfSq8 {
-                nlist,
-                nprobe,
-                refine,
-                refine_k,
-            } => (
-                IndexSpec::Ivf { nlist, nprobe },
+            IndexSpec::HnswSq { hnsw, rerank } => (
+                IndexSpec::Hnsw(hnsw),
                 CodeKind::Sq8,
-                refine,
-                Some(refine_k),
+                rerank.refine,
+                Some(rerank.refine_k),
+            ),
+            IndexSpec::IvfSq8 { ivf, rerank } => (
+                IndexSpec::Ivf(ivf),
+                CodeKind::Sq8,
+                rerank.refine,
+                Some(rerank.refine_k),
             ),
             IndexSpec::FlatRabitq { refine } => (IndexSpec::Flat, CodeKind::Rabitq, refine, None),
-            IndexSpec::IvfRabitq {
-                nlist,
-                nprobe,
-                refine,
-            } => (
-                IndexSpec::Ivf { nlist, nprobe },
-                CodeKind::Rabitq,
-                refine,
-                None,
-            ),
+            IndexSpec::IvfRabitq { ivf, refine } => {
+                (IndexSpec::Ivf(ivf), CodeKind::Rabitq, refine, None)
+            }
             _ => return None,
         };
         Some(QuantizedParts {
@@ -351,17 +353,17 @@ impl IndexSpec {
         }
         match *self {
             IndexSpec::Flat => Ok(()),
-            IndexSpec::Hnsw {
+            IndexSpec::Hnsw(HnswParams {
                 m,
                 ef_construction,
                 ef,
-            } => {
+            }) => {
                 check_range("m", m, 2, MAX_M)?;
                 check_range("ef_construction", ef_construction, m, MAX_EF)
                     .map_err(|e| format!("{e} (it must be at least m)"))?;
                 check_range("ef", ef, 1, MAX_EF)
             }
-            IndexSpec::Ivf { nlist, nprobe } => {
+            IndexSpec::Ivf(IvfParams { nlist, nprobe }) => {
                 check_range("nlist", nlist, 1, MAX_NLIST)?;
                 let floats = nlist.saturating_mul(dim);
                 if floats > MAX_IVF_CENTRES {
@@ -372,12 +374,12 @@ impl IndexSpec {
                 check_range("nprobe", nprobe, 1, nlist)
                     .map_err(|e| format!("{e} (it cannot exceed nlist)"))
             }
-            IndexSpec::Lsh {
+            IndexSpec::Lsh(LshParams {
                 tables,
                 bits,
                 probes,
                 bucket_width,
-            } => {
+            }) => {
                 check_range("tables", tables, 1, MAX_TABLES)?;
                 check_range("bits", bits, 1, 64)?;
                 check_range("probes", probes, 0, MAX_PROBES)?;
@@ -394,7 +396,7 @@ impl IndexSpec {
                 }
                 Ok(())
             }
-            IndexSpec::FlatSq8 { .. }
+            IndexSpec::FlatSq8(_)
             | IndexSpec::HnswSq { .. }
             | IndexSpec::IvfSq8 { .. }
             | IndexSpec::FlatRabitq { .. }
@@ -688,31 +690,16 @@ impl AnyIndex {
         }
         Ok(match *spec {
             IndexSpec::Flat => AnyIndex::Flat(FlatIndex::new(dim, kind)),
-            IndexSpec::Hnsw {
+            IndexSpec::Hnsw(HnswParams {
                 m,
                 ef_construction,
                 ef,
-            } => AnyIndex::Hnsw(HnswIndex::new(dim, kind, m, ef_construction, ef, seed)),
-            IndexSpec::Ivf { nlist, nprobe } => {
+            }) => AnyIndex::Hnsw(HnswIndex::new(dim, kind, m, ef_construction, ef, seed)),
+            IndexSpec::Ivf(IvfParams { nlist, nprobe }) => {
                 AnyIndex::Ivf(IvfIndex::new(dim, kind, nlist, nprobe, seed))
             }
-            IndexSpec::Lsh {
-                tables,
-                bits,
-                probes,
-                bucket_width,
-            } => AnyIndex::Lsh(LshIndex::new(
-                dim,
-                kind,
-                lsh::LshParams {
-                    tables,
-                    bits,
-                    probes,
-                    bucket_width,
-                },
-                seed,
-            )),
-            IndexSpec::FlatSq8 { .. }
+            IndexSpec::Lsh(params) => AnyIndex::Lsh(LshIndex::new(dim, kind, params, seed)),
+            IndexSpec::FlatSq8(_)
             | IndexSpec::HnswSq { .. }
             | IndexSpec::IvfSq8 { .. }
             | IndexSpec::FlatRabitq { .. }
@@ -874,11 +861,11 @@ impl AnyIndex {
         }
         Ok(match *spec {
             IndexSpec::Flat => AnyIndex::Flat(FlatIndex::from_bytes(dim, kind, bytes)?),
-            IndexSpec::Hnsw {
+            IndexSpec::Hnsw(HnswParams {
                 m,
                 ef_construction,
                 ef,
-            } => AnyIndex::Hnsw(HnswIndex::from_bytes(
+            }) => AnyIndex::Hnsw(HnswIndex::from_bytes(
                 dim,
                 kind,
                 m,
@@ -886,26 +873,13 @@ impl AnyIndex {
                 ef,
                 bytes,
             )?),
-            IndexSpec::Ivf { nlist, nprobe } => {
+            IndexSpec::Ivf(IvfParams { nlist, nprobe }) => {
                 AnyIndex::Ivf(IvfIndex::from_bytes(dim, kind, nlist, nprobe, bytes)?)
             }
-            IndexSpec::Lsh {
-                tables,
-                bits,
-                probes,
-                bucket_width,
-            } => AnyIndex::Lsh(LshIndex::from_bytes(
-                dim,
-                kind,
-                lsh::LshParams {
-                    tables,
-                    bits,
-                    probes,
-                    bucket_width,
-                },
-                bytes,
-            )?),
-            IndexSpec::FlatSq8 { .. }
+            IndexSpec::Lsh(params) => {
+                AnyIndex::Lsh(LshIndex::from_bytes(dim, kind, params, bytes)?)
+            }
+            IndexSpec::FlatSq8(_)
             | IndexSpec::HnswSq { .. }
             | IndexSpec::IvfSq8 { .. }
             | IndexSpec::FlatRabitq { .. }

@@ -14,10 +14,10 @@ fn spec_serde_forms() {
     let ivf: IndexSpec = serde_json::from_str(r#"{"kind":"ivf","nlist":100,"nprobe":10}"#).unwrap();
     assert_eq!(
         ivf,
-        IndexSpec::Ivf {
+        IndexSpec::Ivf(IvfParams {
             nlist: 100,
             nprobe: 10
-        }
+        })
     );
     let flat: IndexSpec = serde_json::from_str(r#"{"kind":"flat"}"#).unwrap();
     assert_eq!(flat, IndexSpec::Flat);
@@ -37,84 +37,126 @@ fn spec_serde_forms() {
     assert!(serde_json::from_str::<IndexSpec>(r#"{"kind":"annoy"}"#).is_err());
 }
 
+/// The parameter groups are flattened: the serde form (stored in every collection's config and
+/// in each snapshot's stamp) is the same flat object it was before the groups existed.
+#[test]
+fn quantised_spec_serde_forms_are_flat() {
+    let cases = [
+        (
+            IndexSpec::default_hnsw_sq(),
+            r#"{"kind":"hnsw_sq","m":16,"ef_construction":200,"ef":64,"refine":true,"refine_k":4.0}"#,
+        ),
+        (
+            IndexSpec::default_ivf_sq8(),
+            r#"{"kind":"ivf_sq8","nlist":256,"nprobe":16,"refine":true,"refine_k":4.0}"#,
+        ),
+        (
+            IndexSpec::default_ivf_rabitq(),
+            r#"{"kind":"ivf_rabitq","nlist":256,"nprobe":16,"refine":true}"#,
+        ),
+        (
+            IndexSpec::FlatSq8(RefineParams::default()),
+            r#"{"kind":"flat_sq8","refine":true,"refine_k":4.0}"#,
+        ),
+    ];
+    for (spec, json) in cases {
+        assert_eq!(serde_json::to_string(&spec).unwrap(), json);
+        assert_eq!(serde_json::from_str::<IndexSpec>(json).unwrap(), spec);
+    }
+    // Left out, the re-ranking takes its defaults; a missing structural parameter is an error.
+    let short: IndexSpec =
+        serde_json::from_str(r#"{"kind":"ivf_sq8","nlist":8,"nprobe":2}"#).unwrap();
+    assert_eq!(
+        short,
+        IndexSpec::IvfSq8 {
+            ivf: IvfParams {
+                nlist: 8,
+                nprobe: 2
+            },
+            rerank: RefineParams::default(),
+        }
+    );
+    assert!(serde_json::from_str::<IndexSpec>(r#"{"kind":"hnsw_sq","m":16,"ef":64}"#).is_err());
+}
+
 #[test]
 fn invalid_specs_are_rejected() {
     let bad = [
-        IndexSpec::Hnsw {
+        IndexSpec::Hnsw(HnswParams {
             m: 1,
             ef_construction: 200,
             ef: 64,
-        },
-        IndexSpec::Hnsw {
+        }),
+        IndexSpec::Hnsw(HnswParams {
             m: 16,
             ef_construction: 8,
             ef: 64,
-        },
-        IndexSpec::Hnsw {
+        }),
+        IndexSpec::Hnsw(HnswParams {
             m: 16,
             ef_construction: 200,
             ef: 0,
-        },
-        IndexSpec::Hnsw {
+        }),
+        IndexSpec::Hnsw(HnswParams {
             m: 100_000,
             ef_construction: 200_000,
             ef: 64,
-        },
-        IndexSpec::Ivf {
+        }),
+        IndexSpec::Ivf(IvfParams {
             nlist: 0,
             nprobe: 1,
-        },
-        IndexSpec::Ivf {
+        }),
+        IndexSpec::Ivf(IvfParams {
             nlist: 16,
             nprobe: 17,
-        },
-        IndexSpec::Ivf {
+        }),
+        IndexSpec::Ivf(IvfParams {
             nlist: 16,
             nprobe: 0,
-        },
-        IndexSpec::Lsh {
+        }),
+        IndexSpec::Lsh(LshParams {
             tables: 0,
             bits: 8,
             probes: 2,
             bucket_width: 4.0,
-        },
-        IndexSpec::Lsh {
+        }),
+        IndexSpec::Lsh(LshParams {
             tables: 4,
             bits: 65,
             probes: 2,
             bucket_width: 4.0,
-        },
-        IndexSpec::Lsh {
+        }),
+        IndexSpec::Lsh(LshParams {
             tables: 4,
             bits: 8,
             probes: 2,
             bucket_width: 0.0,
-        },
-        IndexSpec::Lsh {
+        }),
+        IndexSpec::Lsh(LshParams {
             tables: 4,
             bits: 8,
             probes: 2,
             bucket_width: f32::NAN,
-        },
+        }),
     ];
     for spec in &bad {
         assert!(spec.validate(8).is_err(), "{spec:?} accepted");
         assert!(AnyIndex::try_new(spec, 8, DistanceKind::L2Squared, 0).is_err());
     }
-    let err = IndexSpec::Ivf {
+    let err = IndexSpec::Ivf(IvfParams {
         nlist: 16,
         nprobe: 17,
-    }
+    })
     .validate(8)
     .unwrap_err();
     assert!(err.contains("nprobe"), "{err}");
     assert!(IndexSpec::Flat.validate(0).is_err());
     // A centre table of nlist x dimension floats is bounded: a legal nlist at the largest
     // dimension is refused, the same nlist at a common dimension is fine.
-    let big = IndexSpec::Ivf {
+    let big = IndexSpec::Ivf(IvfParams {
         nlist: 65_536,
         nprobe: 16,
-    };
+    });
     let err = big.validate(65_536).unwrap_err();
     assert!(err.contains("nlist x dimension"), "{err}");
     big.validate(1_280).unwrap();
@@ -131,10 +173,10 @@ fn invalid_specs_are_rejected() {
 #[test]
 fn query_params_are_checked() {
     let ivf = AnyIndex::new(
-        &IndexSpec::Ivf {
+        &IndexSpec::Ivf(IvfParams {
             nlist: 8,
             nprobe: 2,
-        },
+        }),
         4,
         DistanceKind::L2Squared,
         0,
@@ -200,15 +242,15 @@ fn arena_rejects_wrong_length() {
 fn all_specs() -> Vec<IndexSpec> {
     vec![
         IndexSpec::Flat,
-        IndexSpec::Hnsw {
+        IndexSpec::Hnsw(HnswParams {
             m: 8,
             ef_construction: 64,
             ef: 32,
-        },
-        IndexSpec::Ivf {
+        }),
+        IndexSpec::Ivf(IvfParams {
             nlist: 16,
             nprobe: 4,
-        },
+        }),
         IndexSpec::default_lsh(),
     ]
 }
@@ -281,11 +323,11 @@ fn batch_search_equals_single_searches() {
     for kind in [DistanceKind::L2Squared, DistanceKind::NegDot] {
         for spec in [
             IndexSpec::Flat,
-            IndexSpec::Hnsw {
+            IndexSpec::Hnsw(HnswParams {
                 m: 8,
                 ef_construction: 32,
                 ef: 16,
-            },
+            }),
         ] {
             let idx = built(&spec, &arena, kind);
             let p = QueryParams::default();

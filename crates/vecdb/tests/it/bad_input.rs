@@ -5,6 +5,7 @@ use vecdb::{
     Collection, CollectionConfig, Database, Filter, IndexSpec, Metric, Point, SearchRequest,
     VecDbError,
 };
+use vecdb::{HnswParams, IvfParams, RefineParams};
 
 use crate::common::*;
 
@@ -140,10 +141,10 @@ fn bad_searches_are_rejected() {
     assert_eq!(c.search(&q, &req(|r| r.ef = Some(10))).unwrap().len(), 10);
 
     let (_d2, _db2, ivf) = open(
-        IndexSpec::Ivf {
+        IndexSpec::Ivf(IvfParams {
             nlist: 8,
             nprobe: 2,
-        },
+        }),
         Metric::L2,
     );
     param(
@@ -232,39 +233,43 @@ fn bad_collection_calls() {
             "a",
             DIM,
             Metric::L2,
-            IndexSpec::Hnsw {
+            IndexSpec::Hnsw(HnswParams {
                 m: 0,
                 ef_construction: 10,
                 ef: 10,
-            },
+            }),
         ),
         config(
             "a",
             DIM,
             Metric::L2,
-            IndexSpec::Ivf {
+            IndexSpec::Ivf(IvfParams {
                 nlist: 4,
                 nprobe: 5,
-            },
+            }),
         ),
         config(
             "a",
             DIM,
             Metric::L2,
-            IndexSpec::FlatSq8 {
+            IndexSpec::FlatSq8(RefineParams {
                 refine: true,
                 refine_k: 0.0,
-            },
+            }),
         ),
         config(
             "a",
             DIM,
             Metric::L2,
             IndexSpec::IvfSq8 {
-                nlist: 4,
-                nprobe: 5,
-                refine: true,
-                refine_k: 2.0,
+                ivf: IvfParams {
+                    nlist: 4,
+                    nprobe: 5,
+                },
+                rerank: RefineParams {
+                    refine: true,
+                    refine_k: 2.0,
+                },
             },
         ),
     ];

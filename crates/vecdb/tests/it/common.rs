@@ -4,32 +4,39 @@ use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use serde_json::{json, Value};
 use vecdb::{CollectionConfig, Database, Hit, IndexSpec, Metric, Point};
+use vecdb::{IvfParams, RefineParams};
 
 /// Index specs sized for test data of a few hundred to a few thousand points.
 pub fn spec(kind: &str) -> IndexSpec {
     match kind {
         "flat" => IndexSpec::Flat,
         "hnsw" => IndexSpec::default_hnsw(),
-        "ivf" => IndexSpec::Ivf {
+        "ivf" => IndexSpec::Ivf(IvfParams {
             nlist: 16,
             nprobe: 8,
-        },
+        }),
         "lsh" => IndexSpec::default_lsh(),
-        "flat_sq8" => IndexSpec::FlatSq8 {
+        "flat_sq8" => IndexSpec::FlatSq8(RefineParams {
             refine: true,
             refine_k: 4.0,
-        },
+        }),
         "hnsw_sq" => IndexSpec::default_hnsw_sq(),
         "ivf_sq8" => IndexSpec::IvfSq8 {
-            nlist: 16,
-            nprobe: 8,
-            refine: true,
-            refine_k: 4.0,
+            ivf: IvfParams {
+                nlist: 16,
+                nprobe: 8,
+            },
+            rerank: RefineParams {
+                refine: true,
+                refine_k: 4.0,
+            },
         },
         "flat_rabitq" => IndexSpec::FlatRabitq { refine: true },
         "ivf_rabitq" => IndexSpec::IvfRabitq {
-            nlist: 16,
-            nprobe: 8,
+            ivf: IvfParams {
+                nlist: 16,
+                nprobe: 8,
+            },
             refine: true,
         },
         other => panic!("unknown kind {other}"),

@@ -1,6 +1,7 @@
 //! One conformance suite, run against every index kind through the `Collection` API.
 
 use serde_json::{json, Value};
+use vecdb::IvfParams;
 use vecdb::{Database, Filter, Metric, Point, SearchRequest, VecDbError};
 
 use crate::common::*;
@@ -374,10 +375,10 @@ fn filtered_index_search_falls_back_to_exact() {
             "f",
             DIM,
             Metric::L2,
-            vecdb::IndexSpec::Ivf {
+            vecdb::IndexSpec::Ivf(IvfParams {
                 nlist: 16,
                 nprobe: 1,
-            },
+            }),
         ))
         .unwrap();
     let near = clustered(1000, DIM, 1, 41);

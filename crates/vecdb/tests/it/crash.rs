@@ -11,6 +11,7 @@ use std::collections::BTreeSet;
 use std::io::{BufRead, BufReader};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
+use vecdb::HnswParams;
 
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
@@ -44,11 +45,11 @@ fn config() -> CollectionConfig {
         name: "crash".into(),
         dim: DIM,
         metric: Metric::L2,
-        index: IndexSpec::Hnsw {
+        index: IndexSpec::Hnsw(HnswParams {
             m: 8,
             ef_construction: 32,
             ef: 32,
-        },
+        }),
     }
 }
 

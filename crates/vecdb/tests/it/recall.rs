@@ -1,5 +1,6 @@
 //! Recall@10 through the Collection API on clustered data, against brute force.
 
+use vecdb::IvfParams;
 use vecdb::{Database, IndexSpec, Metric, SearchRequest};
 
 use crate::common::*;
@@ -52,10 +53,10 @@ fn flat_is_exact() {
 #[test]
 fn ivf_and_lsh_defaults() {
     let ivf = recall_of(
-        IndexSpec::Ivf {
+        IndexSpec::Ivf(IvfParams {
             nlist: 32,
             nprobe: 8,
-        },
+        }),
         Metric::L2,
     );
     let lsh = recall_of(IndexSpec::default_lsh(), Metric::L2);

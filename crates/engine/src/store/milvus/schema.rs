@@ -10,6 +10,7 @@
 //! | CollectionConfig | collection property `imgsearch.config` (JSON, versioned) |
 
 use std::collections::HashMap;
+use vecdb::{HnswParams, IvfParams};
 
 use milvus::v2::prelude as sdk;
 use serde::{Deserialize, Serialize};
@@ -139,7 +140,11 @@ fn metric_type(metric: Metric) -> sdk::MetricType {
 pub(crate) fn index_param(config: &CollectionConfig) -> Result<sdk::IndexParam, StoreError> {
     let (kind, params): (sdk::IndexType, Vec<(&str, usize)>) = match config.index {
         IndexSpec::Flat => (sdk::IndexType::Flat, vec![]),
-        IndexSpec::Ivf { nlist, .. } | IndexSpec::IvfSq8 { nlist, .. } => {
+        IndexSpec::Ivf(IvfParams { nlist, .. })
+        | IndexSpec::IvfSq8 {
+            ivf: IvfParams { nlist, .. },
+            ..
+        } => {
             if nlist > MAX_NLIST {
                 return Err(StoreError::Rejected {
                     reason: format!("Milvus accepts IVF nlist up to {MAX_NLIST}, got {nlist}"),
@@ -151,13 +156,13 @@ pub(crate) fn index_param(config: &CollectionConfig) -> Result<sdk::IndexParam, 
             };
             (kind, vec![("nlist", nlist)])
         }
-        IndexSpec::Hnsw {
+        IndexSpec::Hnsw(HnswParams {
             m, ef_construction, ..
-        } => (
+        }) => (
             sdk::IndexType::Hnsw,
             vec![("M", m), ("efConstruction", ef_construction)],
         ),
-        IndexSpec::Lsh { .. } => {
+        IndexSpec::Lsh(_) => {
             return Err(StoreError::Rejected {
                 reason: "Milvus has no LSH index; use flat, ivf or hnsw with the Milvus store"
                     .into(),
@@ -170,7 +175,7 @@ pub(crate) fn index_param(config: &CollectionConfig) -> Result<sdk::IndexParam, 
                     .into(),
             })
         }
-        IndexSpec::FlatSq8 { .. } => {
+        IndexSpec::FlatSq8(_) => {
             return Err(StoreError::Rejected {
                 reason: "Milvus has no FLAT_SQ8 index; use FLAT or IVF_SQ8 with the Milvus store"
                     .into(),
@@ -231,7 +236,7 @@ pub(crate) fn search_params(
     }
     let mut out = HashMap::new();
     match config.index {
-        IndexSpec::Hnsw { ef, .. } => {
+        IndexSpec::Hnsw(HnswParams { ef, .. }) => {
             let ef = match req.ef {
                 Some(e) if e < req.k => {
                     return Err(param(
@@ -250,7 +255,11 @@ pub(crate) fn search_params(
             }
             out.insert("ef".into(), ef.to_string());
         }
-        IndexSpec::Ivf { nlist, nprobe } | IndexSpec::IvfSq8 { nlist, nprobe, .. } => {
+        IndexSpec::Ivf(IvfParams { nlist, nprobe })
+        | IndexSpec::IvfSq8 {
+            ivf: IvfParams { nlist, nprobe },
+            ..
+        } => {
             let nprobe = req.nprobe.unwrap_or(nprobe);
             if nprobe == 0 || nprobe > nlist {
                 return Err(param(
@@ -262,9 +271,9 @@ pub(crate) fn search_params(
         }
         // HNSW_SQ, FLAT_SQ8 and the RaBitQ kinds are refused when created.
         IndexSpec::Flat
-        | IndexSpec::Lsh { .. }
+        | IndexSpec::Lsh(_)
         | IndexSpec::HnswSq { .. }
-        | IndexSpec::FlatSq8 { .. }
+        | IndexSpec::FlatSq8(_)
         | IndexSpec::FlatRabitq { .. }
         | IndexSpec::IvfRabitq { .. } => {}
     }

@@ -1,5 +1,6 @@
 use super::*;
 use serde_json::json;
+use vecdb::{HnswParams, IvfParams, LshParams, RefineParams};
 
 fn cfg(name: &str, metric: Metric, index: IndexSpec) -> CollectionConfig {
     CollectionConfig {
@@ -15,11 +16,11 @@ fn config_round_trips_through_the_property() {
     let c = cfg(
         "images",
         Metric::Cosine,
-        IndexSpec::Hnsw {
+        IndexSpec::Hnsw(HnswParams {
             m: 12,
             ef_construction: 100,
             ef: 40,
-        },
+        }),
     );
     let props = HashMap::from([(CONFIG_PROPERTY.to_string(), encode_config(&c))]);
     assert_eq!(decode_config("images", &props).unwrap(), Some(c));
@@ -50,20 +51,20 @@ fn names_milvus_cannot_hold_are_invalid_names() {
 
 #[test]
 fn lsh_and_oversized_ivf_are_rejected() {
-    let lsh = IndexSpec::Lsh {
+    let lsh = IndexSpec::Lsh(LshParams {
         tables: 8,
         bits: 12,
         probes: 2,
         bucket_width: 1.0,
-    };
+    });
     match validate_config(&cfg("a", Metric::L2, lsh)) {
         Err(StoreError::Rejected { reason }) => assert!(reason.contains("LSH"), "{reason}"),
         other => panic!("expected Rejected, got {other:?}"),
     }
-    let ivf = IndexSpec::Ivf {
+    let ivf = IndexSpec::Ivf(IvfParams {
         nlist: 100_000,
         nprobe: 8,
-    };
+    });
     assert!(matches!(
         validate_config(&cfg("a", Metric::L2, ivf)),
         Err(StoreError::Rejected { .. })
@@ -75,11 +76,11 @@ fn index_params_carry_milvus_names() {
     let p = index_param(&cfg(
         "a",
         Metric::Ip,
-        IndexSpec::Hnsw {
+        IndexSpec::Hnsw(HnswParams {
             m: 16,
             ef_construction: 200,
             ef: 64,
-        },
+        }),
     ))
     .unwrap();
     assert_eq!(p.get_index_type(), sdk::IndexType::Hnsw);
@@ -89,10 +90,10 @@ fn index_params_carry_milvus_names() {
     let p = index_param(&cfg(
         "a",
         Metric::L2,
-        IndexSpec::Ivf {
+        IndexSpec::Ivf(IvfParams {
             nlist: 64,
             nprobe: 4,
-        },
+        }),
     ))
     .unwrap();
     assert_eq!(p.get_index_type(), sdk::IndexType::IvfFlat);
@@ -118,10 +119,10 @@ fn ivf_sq8_maps_to_milvus_and_the_other_quantised_kinds_are_refused() {
         search_params(&sq8, &q, &refine),
         Err(StoreError::Rejected { .. })
     ));
-    let flat_sq8 = IndexSpec::FlatSq8 {
+    let flat_sq8 = IndexSpec::FlatSq8(RefineParams {
         refine: true,
         refine_k: 4.0,
-    };
+    });
     for (spec, name) in [
         (IndexSpec::default_hnsw_sq(), "HNSW_SQ"),
         (flat_sq8, "FLAT_SQ8"),
@@ -140,11 +141,11 @@ fn search_params_follow_vecdb_rules() {
     let hnsw = cfg(
         "a",
         Metric::L2,
-        IndexSpec::Hnsw {
+        IndexSpec::Hnsw(HnswParams {
             m: 16,
             ef_construction: 200,
             ef: 64,
-        },
+        }),
     );
     let q = [1.0, 0.0, 0.0, 0.0];
     let p = search_params(&hnsw, &q, &SearchRequest::new(10)).unwrap();
@@ -163,10 +164,10 @@ fn search_params_follow_vecdb_rules() {
     let ivf = cfg(
         "a",
         Metric::L2,
-        IndexSpec::Ivf {
+        IndexSpec::Ivf(IvfParams {
             nlist: 16,
             nprobe: 4,
-        },
+        }),
     );
     assert_eq!(
         search_params(&ivf, &q, &SearchRequest::new(1)).unwrap()["nprobe"],

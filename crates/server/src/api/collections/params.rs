@@ -6,6 +6,7 @@
 
 use crate::error::AppError;
 use serde_json::{Map, Value};
+use vecdb::{HnswParams, IvfParams, LshParams, RefineParams};
 use vecdb::{IndexSpec, Metric};
 
 /// The Milvus names of the metrics, as the OpenAPI document lists them.
@@ -50,10 +51,10 @@ pub fn metric_name(metric: Metric) -> &'static str {
 pub fn index_name(index: &IndexSpec) -> &'static str {
     match index {
         IndexSpec::Flat => "FLAT",
-        IndexSpec::Hnsw { .. } => "HNSW",
-        IndexSpec::Ivf { .. } => "IVF_FLAT",
-        IndexSpec::Lsh { .. } => "LSH",
-        IndexSpec::FlatSq8 { .. } => "FLAT_SQ8",
+        IndexSpec::Hnsw(_) => "HNSW",
+        IndexSpec::Ivf(_) => "IVF_FLAT",
+        IndexSpec::Lsh(_) => "LSH",
+        IndexSpec::FlatSq8(_) => "FLAT_SQ8",
         IndexSpec::HnswSq { .. } => "HNSW_SQ",
         IndexSpec::IvfSq8 { .. } => "IVF_SQ8",
         IndexSpec::FlatRabitq { .. } => "FLAT_RABITQ",
@@ -68,14 +69,6 @@ fn bool_param(params: &Map<String, Value>, key: &str, default: bool) -> Result<b
             .as_bool()
             .ok_or_else(|| AppError::param(key, format!("must be true or false, got {v}"))),
     }
-}
-
-/// Reads `refine` and `refine_k` (Milvus' names) of a quantised index.
-fn refine_params(params: &Map<String, Value>) -> Result<(bool, f32), AppError> {
-    Ok((
-        bool_param(params, "refine", true)?,
-        f32_param(params, "refine_k", vecdb::index::quant::DEFAULT_REFINE_K)?,
-    ))
 }
 
 /// Reads an optional non-negative integer parameter.
@@ -116,171 +109,141 @@ fn only(params: &Map<String, Value>, index_type: &str, allowed: &[&str]) -> Resu
     }
 }
 
+/// The parameter names of each group, as Milvus spells them.
+const HNSW_KEYS: [&str; 3] = ["M", "efConstruction", "ef"];
+const IVF_KEYS: [&str; 2] = ["nlist", "nprobe"];
+const LSH_KEYS: [&str; 4] = ["tables", "bits", "probes", "bucket_width"];
+const REFINE_KEYS: [&str; 2] = ["refine", "refine_k"];
+
+/// HNSW's parameters, with vecdb's defaults for those left out.
+fn hnsw_params(params: &Map<String, Value>) -> Result<HnswParams, AppError> {
+    let d = HnswParams::default();
+    Ok(HnswParams {
+        m: usize_param(params, "M", d.m)?,
+        ef_construction: usize_param(params, "efConstruction", d.ef_construction)?,
+        ef: usize_param(params, "ef", d.ef)?,
+    })
+}
+
+/// IVF's parameters, with vecdb's defaults for those left out.
+fn ivf_params(params: &Map<String, Value>) -> Result<IvfParams, AppError> {
+    let d = IvfParams::default();
+    Ok(IvfParams {
+        nlist: usize_param(params, "nlist", d.nlist)?,
+        nprobe: usize_param(params, "nprobe", d.nprobe)?,
+    })
+}
+
+/// LSH's parameters, with vecdb's defaults for those left out.
+fn lsh_params(params: &Map<String, Value>) -> Result<LshParams, AppError> {
+    let d = LshParams::default();
+    Ok(LshParams {
+        tables: usize_param(params, "tables", d.tables)?,
+        bits: usize_param(params, "bits", d.bits)?,
+        probes: usize_param(params, "probes", d.probes)?,
+        bucket_width: f32_param(params, "bucket_width", d.bucket_width)?,
+    })
+}
+
+/// The re-ranking of SQ8 codes, with vecdb's defaults for what is left out.
+fn refine_params(params: &Map<String, Value>) -> Result<RefineParams, AppError> {
+    let d = RefineParams::default();
+    Ok(RefineParams {
+        refine: bool_param(params, "refine", d.refine)?,
+        refine_k: f32_param(params, "refine_k", d.refine_k)?,
+    })
+}
+
 /// Builds the index spec from `index_type` and its `params`, with vecdb's defaults for
 /// parameters left out.
 pub fn index_from_params(
     index_type: &str,
     params: &Map<String, Value>,
 ) -> Result<IndexSpec, AppError> {
-    match index_type.to_ascii_uppercase().as_str() {
-        "FLAT" => {
-            only(params, "FLAT", &[])?;
-            Ok(IndexSpec::Flat)
+    let name = index_type.to_ascii_uppercase();
+    let allowed: Vec<&str> = match name.as_str() {
+        "FLAT" => vec![],
+        "HNSW" => HNSW_KEYS.to_vec(),
+        "IVF_FLAT" | "IVF" => IVF_KEYS.to_vec(),
+        "LSH" => LSH_KEYS.to_vec(),
+        "FLAT_SQ8" => REFINE_KEYS.to_vec(),
+        "HNSW_SQ" => [&HNSW_KEYS[..], &REFINE_KEYS].concat(),
+        "IVF_SQ8" => [&IVF_KEYS[..], &REFINE_KEYS].concat(),
+        "FLAT_RABITQ" => vec!["refine"],
+        "IVF_RABITQ" => [&IVF_KEYS[..], &["refine"]].concat(),
+        _ => {
+            return Err(AppError::param(
+                "index_type",
+                format!("{index_type:?} is not one of {}", INDEX_NAMES.join(", ")),
+            ))
         }
-        "HNSW" => {
-            only(params, "HNSW", &["M", "efConstruction", "ef"])?;
-            let IndexSpec::Hnsw {
-                m,
-                ef_construction,
-                ef,
-            } = IndexSpec::default_hnsw()
-            else {
-                unreachable!("default_hnsw returns an HNSW spec")
-            };
-            Ok(IndexSpec::Hnsw {
-                m: usize_param(params, "M", m)?,
-                ef_construction: usize_param(params, "efConstruction", ef_construction)?,
-                ef: usize_param(params, "ef", ef)?,
-            })
-        }
-        "IVF_FLAT" | "IVF" => {
-            only(params, "IVF_FLAT", &["nlist", "nprobe"])?;
-            let IndexSpec::Ivf { nlist, nprobe } = IndexSpec::default_ivf() else {
-                unreachable!("default_ivf returns an IVF spec")
-            };
-            Ok(IndexSpec::Ivf {
-                nlist: usize_param(params, "nlist", nlist)?,
-                nprobe: usize_param(params, "nprobe", nprobe)?,
-            })
-        }
-        "FLAT_SQ8" => {
-            only(params, "FLAT_SQ8", &["refine", "refine_k"])?;
-            let (refine, refine_k) = refine_params(params)?;
-            Ok(IndexSpec::FlatSq8 { refine, refine_k })
-        }
-        "HNSW_SQ" => {
-            only(
-                params,
-                "HNSW_SQ",
-                &["M", "efConstruction", "ef", "refine", "refine_k"],
-            )?;
-            let (m, ef_construction, ef) = vecdb::index::HNSW_DEFAULT;
-            let (refine, refine_k) = refine_params(params)?;
-            Ok(IndexSpec::HnswSq {
-                m: usize_param(params, "M", m)?,
-                ef_construction: usize_param(params, "efConstruction", ef_construction)?,
-                ef: usize_param(params, "ef", ef)?,
-                refine,
-                refine_k,
-            })
-        }
-        "IVF_SQ8" => {
-            only(
-                params,
-                "IVF_SQ8",
-                &["nlist", "nprobe", "refine", "refine_k"],
-            )?;
-            let (nlist, nprobe) = vecdb::index::IVF_DEFAULT;
-            let (refine, refine_k) = refine_params(params)?;
-            Ok(IndexSpec::IvfSq8 {
-                nlist: usize_param(params, "nlist", nlist)?,
-                nprobe: usize_param(params, "nprobe", nprobe)?,
-                refine,
-                refine_k,
-            })
-        }
-        "FLAT_RABITQ" => {
-            only(params, "FLAT_RABITQ", &["refine"])?;
-            Ok(IndexSpec::FlatRabitq {
-                refine: bool_param(params, "refine", true)?,
-            })
-        }
-        "IVF_RABITQ" => {
-            only(params, "IVF_RABITQ", &["nlist", "nprobe", "refine"])?;
-            let (nlist, nprobe) = vecdb::index::IVF_DEFAULT;
-            Ok(IndexSpec::IvfRabitq {
-                nlist: usize_param(params, "nlist", nlist)?,
-                nprobe: usize_param(params, "nprobe", nprobe)?,
-                refine: bool_param(params, "refine", true)?,
-            })
-        }
-        "LSH" => {
-            only(params, "LSH", &["tables", "bits", "probes", "bucket_width"])?;
-            let IndexSpec::Lsh {
-                tables,
-                bits,
-                probes,
-                bucket_width,
-            } = IndexSpec::default_lsh()
-            else {
-                unreachable!("default_lsh returns an LSH spec")
-            };
-            Ok(IndexSpec::Lsh {
-                tables: usize_param(params, "tables", tables)?,
-                bits: usize_param(params, "bits", bits)?,
-                probes: usize_param(params, "probes", probes)?,
-                bucket_width: f32_param(params, "bucket_width", bucket_width)?,
-            })
-        }
-        _ => Err(AppError::param(
-            "index_type",
-            format!("{index_type:?} is not one of {}", INDEX_NAMES.join(", ")),
-        )),
-    }
+    };
+    let shown = if name == "IVF" { "IVF_FLAT" } else { &name };
+    only(params, shown, &allowed)?;
+    let refine = || bool_param(params, "refine", RefineParams::default().refine);
+    Ok(match name.as_str() {
+        "FLAT" => IndexSpec::Flat,
+        "HNSW" => IndexSpec::Hnsw(hnsw_params(params)?),
+        "IVF_FLAT" | "IVF" => IndexSpec::Ivf(ivf_params(params)?),
+        "LSH" => IndexSpec::Lsh(lsh_params(params)?),
+        "FLAT_SQ8" => IndexSpec::FlatSq8(refine_params(params)?),
+        "HNSW_SQ" => IndexSpec::HnswSq {
+            hnsw: hnsw_params(params)?,
+            rerank: refine_params(params)?,
+        },
+        "IVF_SQ8" => IndexSpec::IvfSq8 {
+            ivf: ivf_params(params)?,
+            rerank: refine_params(params)?,
+        },
+        "FLAT_RABITQ" => IndexSpec::FlatRabitq { refine: refine()? },
+        "IVF_RABITQ" => IndexSpec::IvfRabitq {
+            ivf: ivf_params(params)?,
+            refine: refine()?,
+        },
+        _ => unreachable!("every name accepted above is built here"),
+    })
 }
 
 /// The spec's parameters under their Milvus-style names.
 pub fn index_to_params(index: &IndexSpec) -> Map<String, Value> {
-    let value = match index {
-        IndexSpec::Flat => serde_json::json!({}),
-        IndexSpec::Hnsw {
-            m,
-            ef_construction,
-            ef,
-        } => {
-            serde_json::json!({ "M": m, "efConstruction": ef_construction, "ef": ef })
-        }
-        IndexSpec::Ivf { nlist, nprobe } => serde_json::json!({ "nlist": nlist, "nprobe": nprobe }),
-        IndexSpec::Lsh {
-            tables,
-            bits,
-            probes,
-            bucket_width,
-        } => serde_json::json!({
-            "tables": tables, "bits": bits, "probes": probes, "bucket_width": bucket_width
-        }),
-        IndexSpec::FlatSq8 { refine, refine_k } => {
-            serde_json::json!({ "refine": refine, "refine_k": refine_k })
-        }
-        IndexSpec::HnswSq {
-            m,
-            ef_construction,
-            ef,
-            refine,
-            refine_k,
-        } => serde_json::json!({
-            "M": m, "efConstruction": ef_construction, "ef": ef,
-            "refine": refine, "refine_k": refine_k
-        }),
-        IndexSpec::IvfSq8 {
-            nlist,
-            nprobe,
-            refine,
-            refine_k,
-        } => serde_json::json!({
-            "nlist": nlist, "nprobe": nprobe, "refine": refine, "refine_k": refine_k
-        }),
-        IndexSpec::FlatRabitq { refine } => serde_json::json!({ "refine": refine }),
-        IndexSpec::IvfRabitq {
-            nlist,
-            nprobe,
-            refine,
-        } => serde_json::json!({ "nlist": nlist, "nprobe": nprobe, "refine": refine }),
+    let mut map = Map::new();
+    let mut put = |key: &str, value: Value| {
+        map.insert(key.to_string(), value);
     };
-    match value {
-        Value::Object(map) => map,
-        _ => Map::new(),
+    let (hnsw, ivf, rerank, refine) = match *index {
+        IndexSpec::Flat => (None, None, None, None),
+        IndexSpec::Hnsw(h) => (Some(h), None, None, None),
+        IndexSpec::Ivf(i) => (None, Some(i), None, None),
+        IndexSpec::Lsh(l) => {
+            put("tables", l.tables.into());
+            put("bits", l.bits.into());
+            put("probes", l.probes.into());
+            put("bucket_width", l.bucket_width.into());
+            (None, None, None, None)
+        }
+        IndexSpec::FlatSq8(r) => (None, None, Some(r), None),
+        IndexSpec::HnswSq { hnsw, rerank } => (Some(hnsw), None, Some(rerank), None),
+        IndexSpec::IvfSq8 { ivf, rerank } => (None, Some(ivf), Some(rerank), None),
+        IndexSpec::FlatRabitq { refine } => (None, None, None, Some(refine)),
+        IndexSpec::IvfRabitq { ivf, refine } => (None, Some(ivf), None, Some(refine)),
+    };
+    if let Some(h) = hnsw {
+        put("M", h.m.into());
+        put("efConstruction", h.ef_construction.into());
+        put("ef", h.ef.into());
     }
+    if let Some(i) = ivf {
+        put("nlist", i.nlist.into());
+        put("nprobe", i.nprobe.into());
+    }
+    if let Some(r) = rerank {
+        put("refine", r.refine.into());
+        put("refine_k", r.refine_k.into());
+    }
+    if let Some(refine) = refine {
+        put("refine", refine.into());
+    }
+    map
 }
 
 #[cfg(test)]
@@ -295,6 +258,12 @@ mod tests {
         for &name in INDEX_NAMES {
             let index = index_from_params(name, &Map::new()).unwrap();
             assert_eq!(index_name(&index), name);
+            // Every parameter shown is one the kind takes back, with the same value.
+            assert_eq!(
+                index_from_params(name, &index_to_params(&index)).unwrap(),
+                index,
+                "{name}"
+            );
         }
     }
 
@@ -305,11 +274,11 @@ mod tests {
         let spec = index_from_params("hnsw", &params).unwrap();
         assert!(matches!(
             spec,
-            IndexSpec::Hnsw {
+            IndexSpec::Hnsw(HnswParams {
                 m: 8,
                 ef_construction: 100,
                 ..
-            }
+            })
         ));
         assert_eq!(index_to_params(&spec)["M"], 8);
         assert_eq!(index_name(&spec), "HNSW");
@@ -335,12 +304,8 @@ mod tests {
         let spec = index_from_params("hnsw_sq", &params).unwrap();
         assert!(matches!(
             spec,
-            IndexSpec::HnswSq {
-                m: 8,
-                refine: true,
-                refine_k,
-                ..
-            } if refine_k == 2.5
+            IndexSpec::HnswSq { hnsw, rerank }
+                if hnsw.m == 8 && rerank.refine && rerank.refine_k == 2.5
         ));
         assert_eq!(index_name(&spec), "HNSW_SQ");
         assert_eq!(
@@ -353,7 +318,7 @@ mod tests {
         let flat: Map<String, Value> = serde_json::from_str(r#"{"refine": false}"#).unwrap();
         assert!(matches!(
             index_from_params("FLAT_SQ8", &flat).unwrap(),
-            IndexSpec::FlatSq8 { refine: false, .. }
+            IndexSpec::FlatSq8(RefineParams { refine: false, .. })
         ));
         for bad in [
             r#"{"refine": 1}"#,

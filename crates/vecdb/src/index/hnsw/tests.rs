@@ -3,6 +3,7 @@
 
 use super::HnswIndex;
 use crate::index::testutil::*;
+use crate::index::HnswParams;
 use crate::index::{AnyIndex, DistanceKind, IndexSpec, QueryParams};
 
 const DIM: usize = 48;
@@ -157,11 +158,11 @@ fn higher_ef_does_not_lower_recall_and_ef_below_k_is_raised() {
     let pts = data(5_000, 12);
     let arena = arena_of(&pts);
     let idx = built(
-        &IndexSpec::Hnsw {
+        &IndexSpec::Hnsw(HnswParams {
             m: 8,
             ef_construction: 40,
             ef: 10,
-        },
+        }),
         &arena,
         DistanceKind::L2Squared,
     );
@@ -221,11 +222,11 @@ fn round_trip_gives_identical_results() {
         );
     }
     // Spec mismatch and corruption are errors, not panics.
-    let other = IndexSpec::Hnsw {
+    let other = IndexSpec::Hnsw(HnswParams {
         m: 8,
         ef_construction: 200,
         ef: 64,
-    };
+    });
     assert!(AnyIndex::from_bytes(&other, DIM, DistanceKind::L2Squared, &bytes).is_err());
     assert!(AnyIndex::from_bytes(&spec, DIM, DistanceKind::NegDot, &bytes).is_err());
     assert!(AnyIndex::from_bytes(

@@ -3,6 +3,7 @@
 
 use super::*;
 use crate::index::testutil::*;
+use crate::index::{HnswParams, IvfParams, RefineParams};
 use crate::index::{IndexSpec, QuantizedParts};
 
 const DIM: usize = 32;
@@ -14,8 +15,10 @@ fn rabitq_specs() -> Vec<IndexSpec> {
     vec![
         IndexSpec::FlatRabitq { refine: true },
         IndexSpec::IvfRabitq {
-            nlist: 16,
-            nprobe: 4,
+            ivf: IvfParams {
+                nlist: 16,
+                nprobe: 4,
+            },
             refine: true,
         },
     ]
@@ -30,22 +33,30 @@ fn all_specs() -> Vec<(IndexSpec, usize)> {
 
 fn specs() -> Vec<IndexSpec> {
     vec![
-        IndexSpec::FlatSq8 {
+        IndexSpec::FlatSq8(RefineParams {
             refine: true,
             refine_k: DEFAULT_REFINE_K,
-        },
+        }),
         IndexSpec::HnswSq {
-            m: 12,
-            ef_construction: 100,
-            ef: 48,
-            refine: true,
-            refine_k: DEFAULT_REFINE_K,
+            hnsw: HnswParams {
+                m: 12,
+                ef_construction: 100,
+                ef: 48,
+            },
+            rerank: RefineParams {
+                refine: true,
+                refine_k: DEFAULT_REFINE_K,
+            },
         },
         IndexSpec::IvfSq8 {
-            nlist: 16,
-            nprobe: 4,
-            refine: true,
-            refine_k: DEFAULT_REFINE_K,
+            ivf: IvfParams {
+                nlist: 16,
+                nprobe: 4,
+            },
+            rerank: RefineParams {
+                refine: true,
+                refine_k: DEFAULT_REFINE_K,
+            },
         },
     ]
 }
@@ -156,10 +167,10 @@ fn rerank_equals_exact_search_over_the_candidates() {
     let pts = data(2_000, 5, kind);
     let arena = arena_of(&pts);
     let flat_sq8 = built(
-        &IndexSpec::FlatSq8 {
+        &IndexSpec::FlatSq8(RefineParams {
             refine: true,
             refine_k: 200.0,
-        },
+        }),
         &arena,
         kind,
     );
@@ -209,8 +220,10 @@ fn bound_reranking_is_exact_search() {
 fn ivf_rabitq_codes_use_the_list_centres() {
     let kind = DistanceKind::L2Squared;
     let spec = IndexSpec::IvfRabitq {
-        nlist: 16,
-        nprobe: 4,
+        ivf: IvfParams {
+            nlist: 16,
+            nprobe: 4,
+        },
         refine: true,
     };
     let pts = data_in(RABITQ_DIM, 2_000, 16, kind);
@@ -368,20 +381,20 @@ fn other_codes(spec: &IndexSpec) -> Option<IndexSpec> {
     let QuantizedParts { base, codes, .. } = parts_of(spec);
     Some(match (base, codes) {
         (IndexSpec::Flat, CodeKind::Sq8) => IndexSpec::FlatRabitq { refine: true },
-        (IndexSpec::Flat, CodeKind::Rabitq) => IndexSpec::FlatSq8 {
+        (IndexSpec::Flat, CodeKind::Rabitq) => IndexSpec::FlatSq8(RefineParams {
             refine: true,
             refine_k: DEFAULT_REFINE_K,
-        },
-        (IndexSpec::Ivf { nlist, nprobe }, CodeKind::Sq8) => IndexSpec::IvfRabitq {
-            nlist,
-            nprobe,
+        }),
+        (IndexSpec::Ivf(IvfParams { nlist, nprobe }), CodeKind::Sq8) => IndexSpec::IvfRabitq {
+            ivf: IvfParams { nlist, nprobe },
             refine: true,
         },
-        (IndexSpec::Ivf { nlist, nprobe }, CodeKind::Rabitq) => IndexSpec::IvfSq8 {
-            nlist,
-            nprobe,
-            refine: true,
-            refine_k: DEFAULT_REFINE_K,
+        (IndexSpec::Ivf(IvfParams { nlist, nprobe }), CodeKind::Rabitq) => IndexSpec::IvfSq8 {
+            ivf: IvfParams { nlist, nprobe },
+            rerank: RefineParams {
+                refine: true,
+                refine_k: DEFAULT_REFINE_K,
+            },
         },
         _ => return None,
     })
@@ -396,11 +409,15 @@ fn inner_len(bytes: &[u8]) -> usize {
 fn bad_parameters_are_refused() {
     for bad in [0.5, 0.0, -1.0, f32::NAN, f32::INFINITY, MAX_REFINE_K * 2.0] {
         let spec = IndexSpec::HnswSq {
-            m: 16,
-            ef_construction: 100,
-            ef: 10,
-            refine: true,
-            refine_k: bad,
+            hnsw: HnswParams {
+                m: 16,
+                ef_construction: 100,
+                ef: 10,
+            },
+            rerank: RefineParams {
+                refine: true,
+                refine_k: bad,
+            },
         };
         let err = spec.validate(DIM).unwrap_err();
         assert!(err.contains("refine_k"), "{err}");
@@ -420,15 +437,21 @@ fn bad_parameters_are_refused() {
     }
     // The structure's own parameters are still checked.
     let spec = IndexSpec::IvfSq8 {
-        nlist: 4,
-        nprobe: 5,
-        refine: true,
-        refine_k: 2.0,
+        ivf: IvfParams {
+            nlist: 4,
+            nprobe: 5,
+        },
+        rerank: RefineParams {
+            refine: true,
+            refine_k: 2.0,
+        },
     };
     assert!(spec.validate(DIM).unwrap_err().contains("nprobe"));
     let spec = IndexSpec::IvfRabitq {
-        nlist: 4,
-        nprobe: 5,
+        ivf: IvfParams {
+            nlist: 4,
+            nprobe: 5,
+        },
         refine: true,
     };
     assert!(spec.validate(DIM).unwrap_err().contains("nprobe"));
