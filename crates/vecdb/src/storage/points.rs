@@ -504,6 +504,71 @@ mod tests {
     use super::*;
     use serde_json::json;
 
+    /// The bytes of the records on disk (format 2, and format 1 read by the migration), as the
+    /// hand-written encoder of both formats produced them: a change of the encoder must keep
+    /// them.
+    #[test]
+    fn records_keep_their_bytes() {
+        let mut buf = Vec::new();
+        encode_record(
+            3,
+            0xdead_beef,
+            Some(&[1.0, -2.5]),
+            &json!({"a":[1,2]}),
+            &mut buf,
+        );
+        let format2: &[&[u8]] = &[
+            &[2],                                  // version
+            &[3, 0, 0, 0],                         // slot
+            &[0xef, 0xbe, 0xad, 0xde],             // crc
+            &[1],                                  // has a raw vector
+            &[2, 0, 0, 0],                         // its dimension
+            &[0, 0, 0x80, 0x3f, 0, 0, 0x20, 0xc0], // 1.0, -2.5
+            br#"{"a":[1,2]}"#,
+        ];
+        assert_eq!(buf, format2.concat());
+        encode_record(4, 1, None, &json!({}), &mut buf);
+        assert_eq!(buf, [&[2, 4, 0, 0, 0, 1, 0, 0, 0, 0][..], b"{}"].concat());
+        encode_record_v1(&[0.5], &json!({"b":1}), &mut buf);
+        let format1: &[&[u8]] = &[&[1], &[1, 0, 0, 0], &[0, 0, 0, 0x3f], br#"{"b":1}"#];
+        assert_eq!(buf, format1.concat());
+    }
+
+    /// What a record cut short at each length is reported as.
+    #[test]
+    fn truncated_records_say_where_they_end() {
+        let mut buf = Vec::new();
+        encode_record(3, 99, Some(&[1.0, -2.5]), &json!({"a":[1,2]}), &mut buf);
+        assert_eq!(buf.len(), 33);
+        for cut in 0..buf.len() {
+            let want = match cut {
+                0 => "empty record",
+                1..=13 => "record too short",
+                14..=21 => "record shorter than its vector",
+                _ => "metadata: ",
+            };
+            let got = decode_record(1, &buf[..cut]).err().unwrap();
+            assert!(got.starts_with(want), "cut at {cut}: {got}");
+        }
+        let mut bad = buf.clone();
+        bad[9] = 7;
+        assert_eq!(decode_record(1, &bad).err().unwrap(), "bad vector flag 7");
+        bad[0] = 9;
+        assert_eq!(
+            decode_record(1, &bad).err().unwrap(),
+            "unknown record version 9"
+        );
+        let v1 = decode_record_v1(1, &buf).err().unwrap();
+        assert_eq!(v1, "unknown record version 2 in a format 1 collection");
+        encode_record_v1(&[0.5, 1.5], &json!({}), &mut buf);
+        for (cut, want) in [
+            (3, "record too short"),
+            (8, "record shorter than its vector"),
+        ] {
+            assert_eq!(decode_record_v1(1, &buf[..cut]).err().unwrap(), want);
+        }
+    }
+
     #[test]
     fn record_round_trip_and_rejects_garbage() {
         let mut buf = Vec::new();
