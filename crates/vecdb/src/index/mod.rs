@@ -643,6 +643,26 @@ pub struct QueryParams {
     pub refine_k: Option<f32>,
 }
 
+/// The LSH index's parameters from an `Lsh` spec, for both ways an index is made (new, and
+/// from a snapshot's bytes).
+fn lsh_params(spec: &IndexSpec) -> lsh::LshParams {
+    let IndexSpec::Lsh {
+        tables,
+        bits,
+        probes,
+        bucket_width,
+    } = *spec
+    else {
+        unreachable!("called on Lsh specs only");
+    };
+    lsh::LshParams {
+        tables,
+        bits,
+        probes,
+        bucket_width,
+    }
+}
+
 /// Any index kind, dispatched by `match` (no trait objects on the hot path).
 // A collection holds one index, so the size gap between variants costs nothing worth a Box.
 #[allow(clippy::large_enum_variant)]
@@ -696,22 +716,9 @@ impl AnyIndex {
             IndexSpec::Ivf { nlist, nprobe } => {
                 AnyIndex::Ivf(IvfIndex::new(dim, kind, nlist, nprobe, seed))
             }
-            IndexSpec::Lsh {
-                tables,
-                bits,
-                probes,
-                bucket_width,
-            } => AnyIndex::Lsh(LshIndex::new(
-                dim,
-                kind,
-                lsh::LshParams {
-                    tables,
-                    bits,
-                    probes,
-                    bucket_width,
-                },
-                seed,
-            )),
+            IndexSpec::Lsh { .. } => {
+                AnyIndex::Lsh(LshIndex::new(dim, kind, lsh_params(spec), seed))
+            }
             IndexSpec::FlatSq8 { .. }
             | IndexSpec::HnswSq { .. }
             | IndexSpec::IvfSq8 { .. }
@@ -889,22 +896,9 @@ impl AnyIndex {
             IndexSpec::Ivf { nlist, nprobe } => {
                 AnyIndex::Ivf(IvfIndex::from_bytes(dim, kind, nlist, nprobe, bytes)?)
             }
-            IndexSpec::Lsh {
-                tables,
-                bits,
-                probes,
-                bucket_width,
-            } => AnyIndex::Lsh(LshIndex::from_bytes(
-                dim,
-                kind,
-                lsh::LshParams {
-                    tables,
-                    bits,
-                    probes,
-                    bucket_width,
-                },
-                bytes,
-            )?),
+            IndexSpec::Lsh { .. } => {
+                AnyIndex::Lsh(LshIndex::from_bytes(dim, kind, lsh_params(spec), bytes)?)
+            }
             IndexSpec::FlatSq8 { .. }
             | IndexSpec::HnswSq { .. }
             | IndexSpec::IvfSq8 { .. }
