@@ -30,3 +30,42 @@ imgsearch_bin() {
     CARGO_TARGET_DIR="$target" cargo build --release --locked -p imgsearch >&2
     echo "$target/release/imgsearch"
 }
+
+# Reads the script's options into the caller's variables: `--some-name VALUE` sets `some_name`
+# for each name in NAMES, and `--some-name` alone sets it to 1 for each name in FLAGS (both
+# space-separated lists of option names without the dashes). Anything else stops the script with
+# status 2, so that a mistyped option never runs a long benchmark with a default instead.
+# Usage: parse_options "NAMES" "FLAGS" "$@"
+parse_options() {
+    local _names=" $1 " _flags=" $2 " _opt
+    shift 2
+    while [[ $# -gt 0 ]]; do
+        _opt=${1#--}
+        if [[ $1 == --* && $_flags == *" $_opt "* ]]; then
+            printf -v "${_opt//-/_}" 1
+            shift
+        elif [[ $1 == --* && $_names == *" $_opt "* && $# -ge 2 ]]; then
+            printf -v "${_opt//-/_}" '%s' "$2"
+            shift 2
+        elif [[ $1 == --* && $_names == *" $_opt "* ]]; then
+            echo "$1 needs a value" >&2
+            exit 2
+        else
+            echo "unknown argument $1" >&2
+            exit 2
+        fi
+    done
+}
+
+# Makes the script, however it exits, stop the server it started (its process id in `pid`,
+# empty while none runs) and remove the folders given.
+cleanup_on_exit() {
+    pid=
+    _cleanup_dirs=("$@")
+    trap _cleanup EXIT
+}
+_cleanup() {
+    [[ -n "$pid" ]] && kill "$pid" 2>/dev/null
+    wait 2>/dev/null || true
+    rm -rf "${_cleanup_dirs[@]}"
+}

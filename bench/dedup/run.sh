@@ -8,19 +8,12 @@
 set -euo pipefail
 root="$(cd "$(dirname "$0")/../.." && pwd)"
 cd "$root"
+. bench/lib.sh
 data="$root/../shared/data/flowers17"
 per_class=8
 seed=7
 profile=release
-while [[ $# -gt 0 ]]; do
-    case "$1" in
-        --data) data=$2; shift 2 ;;
-        --per-class) per_class=$2; shift 2 ;;
-        --seed) seed=$2; shift 2 ;;
-        --profile) profile=$2; shift 2 ;;
-        *) echo "unknown argument $1" >&2; exit 2 ;;
-    esac
-done
+parse_options "data per-class seed profile" "" "$@"
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$root/target}"
 if [ "$profile" = release ]; then
     cargo build --release -p imgsearch-bench --bin dedup --locked
@@ -30,5 +23,5 @@ else
     bin="$CARGO_TARGET_DIR/debug/dedup"
 fi
 work=$(mktemp -d)
-trap 'rm -rf "$work"' EXIT
+cleanup_on_exit "$work"
 "$bin" --data "$data" --per-class "$per_class" --seed "$seed" --work "$work"

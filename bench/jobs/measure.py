@@ -12,14 +12,13 @@ Usage: measure.py DATA_DIR JOB_DIR QUERY_IMAGE [--kind id|image] [--idle 2000] [
 import argparse
 import http.client
 import json
+import sys
 import time
 import uuid
 from pathlib import Path
 
-
-def percentile(xs, q):
-    xs = sorted(xs)
-    return xs[min(len(xs) - 1, max(0, round(q / 100 * (len(xs) - 1))))]
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+from benchlib import append_result, percentile  # noqa: E402  (bench/ is on the path only now)
 
 
 def main():
@@ -86,9 +85,7 @@ def main():
         "job_seconds": report.get("seconds"),
     }
     print(json.dumps(out))
-    if a.json:
-        with a.json.open("a") as f:
-            f.write(json.dumps(out) + "\n")
+    append_result(out, a.json)
 
 
 if __name__ == "__main__":

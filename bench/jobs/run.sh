@@ -15,19 +15,10 @@ cd "$root"
 images=10000
 bin=
 kinds="id image"
-while [[ $# -gt 0 ]]; do
-    case "$1" in
-        --images) images=$2; shift 2 ;;
-        --bin) bin=$2; shift 2 ;;
-        --kinds) kinds=$2; shift 2 ;;
-        *) echo "unknown argument $1" >&2; exit 2 ;;
-    esac
-done
+parse_options "images bin kinds" "" "$@"
 bin=$(imgsearch_bin "$bin")
 work=$(mktemp -d)
-pid=
-cleanup() { [[ -n "$pid" ]] && kill "$pid" 2>/dev/null; wait 2>/dev/null || true; rm -rf "$work"; }
-trap cleanup EXIT
+cleanup_on_exit "$work"
 mkdir -p "$work/seed" bench/results
 cp samples/coffee.jpg "$work/seed/"
 srcs=(samples/*.jpg samples/*.png)

@@ -12,9 +12,13 @@ import argparse
 import http.client
 import json
 import statistics
+import sys
 import time
 import uuid
 from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+from benchlib import append_result, percentile  # noqa: E402  (bench/ is on the path only now)
 
 
 def multipart(image: bytes, name: str, with_k: bool):
@@ -26,12 +30,6 @@ def multipart(image: bytes, name: str, with_k: bool):
         f"Content-Type: image/jpeg\r\n\r\n"
     ).encode()
     return head + image + f"\r\n--{b}--\r\n".encode(), f"multipart/form-data; boundary={b}"
-
-
-def percentile(xs, q):
-    xs = sorted(xs)
-    i = min(len(xs) - 1, max(0, round(q / 100 * (len(xs) - 1))))
-    return xs[i]
 
 
 def main():
@@ -94,9 +92,7 @@ def main():
         "top1_score_median": round(statistics.median(top1_score), 4) if top1_score else None,
     }
     print(json.dumps(out))
-    if a.json:
-        with a.json.open("a") as f:
-            f.write(json.dumps(out) + "\n")
+    append_result(out, a.json)
 
 
 if __name__ == "__main__":

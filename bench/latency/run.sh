@@ -16,15 +16,7 @@ src="$root/../shared/data/flowers17"
 images=10000
 queries=200
 index=hnsw
-while [[ $# -gt 0 ]]; do
-    case "$1" in
-        --src) src=$2; shift 2 ;;
-        --images) images=$2; shift 2 ;;
-        --queries) queries=$2; shift 2 ;;
-        --index) index=$2; shift 2 ;;
-        *) echo "unknown argument $1" >&2; exit 2 ;;
-    esac
-done
+parse_options "src images queries index" "" "$@"
 work="$root/bench/data/latency-$images"
 out="$root/bench/results/latency.jsonl"
 mkdir -p "$work" "$(dirname "$out")"
@@ -57,9 +49,7 @@ echo "indexed in $(echo "$(date +%s.%N) - $start" | bc) s"
 "$bin" --data-dir "$data" status
 
 port=$(free_port)
-pid=
-cleanup() { [[ -n "$pid" ]] && kill "$pid" 2>/dev/null; wait 2>/dev/null || true; }
-trap cleanup EXIT
+cleanup_on_exit
 echo "== machine: $(nproc) cores, load $(cut -d' ' -f1-3 /proc/loadavg)"
 for runtime in tract ort; do
     IMGSEARCH_INDEX="$index" "$bin" --data-dir "$data" --runtime "$runtime" --quiet serve --bind "127.0.0.1:$port" \

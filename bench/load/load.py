@@ -12,10 +12,14 @@ import argparse
 import http.client
 import json
 import random
+import sys
 import threading
 import time
 import uuid
 from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+from benchlib import append_result, percentile  # noqa: E402  (bench/ is on the path only now)
 
 
 def rss_kib(pid, field="VmRSS"):
@@ -32,11 +36,6 @@ def multipart(fields):
         disp = f'form-data; name="{name}"' + (f'; filename="{filename}"' if filename else "")
         out += f"--{b}\r\nContent-Disposition: {disp}\r\n\r\n".encode() + value + b"\r\n"
     return out + f"--{b}--\r\n".encode(), f"multipart/form-data; boundary={b}"
-
-
-def percentile(xs, q):
-    xs = sorted(xs)
-    return xs[min(len(xs) - 1, max(0, round(q / 100 * (len(xs) - 1))))] if xs else 0.0
 
 
 def main():
@@ -170,10 +169,7 @@ def main():
     print(json.dumps(result, indent=1))
     for line in unexpected[:10]:
         print("unexpected:", line)
-    if a.json:
-        a.json.parent.mkdir(parents=True, exist_ok=True)
-        with a.json.open("a") as f:
-            f.write(json.dumps(result) + "\n")
+    append_result(result, a.json)
 
 
 if __name__ == "__main__":

@@ -13,20 +13,11 @@ cd "$root"
 clients=8
 seconds=120
 images="$root/samples"
-while [[ $# -gt 0 ]]; do
-    case "$1" in
-        --clients) clients=$2; shift 2 ;;
-        --seconds) seconds=$2; shift 2 ;;
-        --images) images=$2; shift 2 ;;
-        *) echo "unknown argument $1" >&2; exit 2 ;;
-    esac
-done
+parse_options "clients seconds images" "" "$@"
 # IMGSEARCH_BIN measures a binary built elsewhere (say which build in the results).
 bin=$(imgsearch_bin "${IMGSEARCH_BIN:-}")
 work=$(mktemp -d)
-pid=
-cleanup() { [[ -n "$pid" ]] && kill "$pid" 2>/dev/null; wait 2>/dev/null || true; rm -rf "$work"; }
-trap cleanup EXIT
+cleanup_on_exit "$work"
 echo "== index $images"
 "$bin" --data-dir "$work/data" --quiet index "$images"
 port=$(free_port)

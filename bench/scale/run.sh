@@ -12,21 +12,10 @@
 # the "before" column was measured with the binaries of the older commit).
 set -euo pipefail
 cd "$(dirname "$0")/../.."
+. bench/lib.sh
 
-points="" dim=1280 index=hnsw quant=none seed=42 work="" keep=0 no_engine=0
-while [ $# -gt 0 ]; do
-    case "$1" in
-        --points) points="$2"; shift 2 ;;
-        --dim) dim="$2"; shift 2 ;;
-        --index) index="$2"; shift 2 ;;
-        --quantization) quant="$2"; shift 2 ;;
-        --seed) seed="$2"; shift 2 ;;
-        --work) work="$2"; shift 2 ;;
-        --keep) keep=1; shift ;;
-        --no-engine) no_engine=1; shift ;;
-        *) echo "unknown option $1" >&2; exit 2 ;;
-    esac
-done
+points="" dim=1280 index=hnsw quantization=none seed=42 work="" keep=0 no_engine=0
+parse_options "points dim index quantization seed work" "keep no-engine" "$@"
 [ -n "$points" ] || { echo "usage: $0 --points N [--dim D] [--index flat|hnsw|ivf] [--quantization none|sq8|rabitq]" >&2; exit 2; }
 
 target="${CARGO_TARGET_DIR:-target}"
@@ -44,7 +33,7 @@ trap cleanup EXIT
 extra=()
 [ "$no_engine" = 1 ] && extra+=(--no-engine)
 "$scale" build --data-dir "$data" --points "$points" --dim "$dim" --index "$index" \
-    --quantization "$quant" --seed "$seed" "${extra[@]}" >&2
+    --quantization "$quantization" --seed "$seed" "${extra[@]}" >&2
 
 # Warm the page cache with one open, as a user's second command would find it.
 "$scale" measure --data-dir "$data" --open-only >&2

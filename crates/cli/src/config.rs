@@ -66,101 +66,45 @@ pub struct RawConfig {
     pub max_connections: Option<u64>,
 }
 
-/// The `serve` limits: key, help text, and where the value goes in the server's settings.
-/// Each is a whole number of at least 1 (except `decode_slots`, where 0 means automatic).
-type ServerLimit = (
-    &'static str,
-    &'static str,
-    fn(&mut server::ServerConfig, u64),
-);
+/// One `serve` limit: its key, help text, value in a configuration layer, and where the value
+/// goes in the server's settings. Each is a whole number of at least 1 (except `decode_slots`,
+/// where 0 means automatic).
+struct ServerLimit {
+    key: &'static str,
+    help: &'static str,
+    get: fn(&RawConfig) -> Option<u64>,
+    set: fn(&mut server::ServerConfig, u64),
+}
 
-const SERVER_LIMITS: &[ServerLimit] = &[
-    (
-        "max_upload_bytes",
-        "serve: largest request body, in bytes [33554432]",
-        |c, v| c.max_upload_bytes = v as usize,
-    ),
-    (
-        "max_k",
-        "serve: largest k / limit of one search [1000]",
-        |c, v| c.max_k = v as usize,
-    ),
-    (
-        "max_ids",
-        "serve: largest number of ids in one vector get / delete [1000]",
-        |c, v| c.max_ids = v as usize,
-    ),
-    (
-        "max_queries",
-        "serve: largest number of query vectors in one vector search [1024]",
-        |c, v| c.max_queries = v as usize,
-    ),
-    (
-        "max_results",
-        "serve: largest query vectors x limit of one vector search [10000]",
-        |c, v| c.max_results = v as usize,
-    ),
-    (
-        "max_response_floats",
-        "serve: largest ids x dimension of one vector get [4000000]",
-        |c, v| c.max_response_floats = v as usize,
-    ),
-    (
-        "max_filter_bytes",
-        "serve: largest filter given as text, in bytes [65536]",
-        |c, v| c.max_filter_bytes = v as usize,
-    ),
-    (
-        "max_filter_nodes",
-        "serve: largest filter, in operators plus `in` values [10000]",
-        |c, v| c.max_filter_nodes = v as usize,
-    ),
-    (
-        "decode_slots",
-        "serve: image decodes / embeddings at once, 0 = from cores and memory [0]",
-        |c, v| c.decode_slots = v as usize,
-    ),
-    (
-        "decode_wait_ms",
-        "serve: wait for a decode slot before answering 503 [10000]",
-        |c, v| c.decode_wait_ms = v,
-    ),
-    (
-        "header_timeout_secs",
-        "serve: time a client has to send its request headers [10]",
-        |c, v| c.header_timeout_secs = v,
-    ),
-    (
-        "request_timeout_secs",
-        "serve: time one request may take before 408 [120]",
-        |c, v| c.request_timeout_secs = v,
-    ),
-    (
-        "max_connections",
-        "serve: connections served at once [256]",
-        |c, v| c.max_connections = v as usize,
-    ),
-];
+/// Declares [`SERVER_LIMITS`] naming each key once: it is the name of the field in
+/// [`RawConfig`] and in the server's settings, so the key, the value read and the value set
+/// cannot disagree.
+macro_rules! server_limits {
+    ($($key:ident: $help:literal,)*) => {
+        const SERVER_LIMITS: &[ServerLimit] = &[$(ServerLimit {
+            key: stringify!($key),
+            help: $help,
+            get: |c| c.$key,
+            // The settings hold sizes as `usize` and durations as `u64`.
+            set: |c, v| c.$key = v as _,
+        }),*];
+    };
+}
 
-impl RawConfig {
-    /// The server limits set in this layer, by key.
-    fn server_limits(&self) -> [Option<u64>; 13] {
-        [
-            self.max_upload_bytes,
-            self.max_k,
-            self.max_ids,
-            self.max_queries,
-            self.max_results,
-            self.max_response_floats,
-            self.max_filter_bytes,
-            self.max_filter_nodes,
-            self.decode_slots,
-            self.decode_wait_ms,
-            self.header_timeout_secs,
-            self.request_timeout_secs,
-            self.max_connections,
-        ]
-    }
+server_limits! {
+    max_upload_bytes: "serve: largest request body, in bytes [33554432]",
+    max_k: "serve: largest k / limit of one search [1000]",
+    max_ids: "serve: largest number of ids in one vector get / delete [1000]",
+    max_queries: "serve: largest number of query vectors in one vector search [1024]",
+    max_results: "serve: largest query vectors x limit of one vector search [10000]",
+    max_response_floats: "serve: largest ids x dimension of one vector get [4000000]",
+    max_filter_bytes: "serve: largest filter given as text, in bytes [65536]",
+    max_filter_nodes: "serve: largest filter, in operators plus `in` values [10000]",
+    decode_slots: "serve: image decodes / embeddings at once, 0 = from cores and memory [0]",
+    decode_wait_ms: "serve: wait for a decode slot before answering 503 [10000]",
+    header_timeout_secs: "serve: time a client has to send its request headers [10]",
+    request_timeout_secs: "serve: time one request may take before 408 [120]",
+    max_connections: "serve: connections served at once [256]",
 }
 
 /// The keys, for the help text and the README.
@@ -232,7 +176,7 @@ pub const KEYS: &[(&str, &str)] = &[
 pub fn all_keys() -> impl Iterator<Item = (&'static str, &'static str)> {
     KEYS.iter()
         .copied()
-        .chain(SERVER_LIMITS.iter().map(|(k, h, _)| (*k, *h)))
+        .chain(SERVER_LIMITS.iter().map(|l| (l.key, l.help)))
 }
 
 impl RawConfig {
@@ -385,12 +329,12 @@ impl RawConfig {
     /// Validates every key and builds the engine configuration and the bind address.
     pub fn validate(self) -> Result<Settings, ConfigError> {
         let mut server = server::ServerConfig::default();
-        for ((key, _, set), value) in SERVER_LIMITS.iter().zip(self.server_limits()) {
-            if let Some(v) = value {
-                if *key != "decode_slots" {
-                    positive(key, v)?;
+        for limit in SERVER_LIMITS {
+            if let Some(v) = (limit.get)(&self) {
+                if limit.key != "decode_slots" {
+                    positive(limit.key, v)?;
                 }
-                set(&mut server, v);
+                (limit.set)(&mut server, v);
             }
         }
         if let Some(t) = &self.token {

@@ -5,7 +5,8 @@
 //!   the classification to statuses and exit codes by table, never by inspecting messages.
 //! - [`envelope`]: the one container of every derived file (magic, version, length, CRC-32).
 //! - [`le`]: the one little-endian codec used inside those files.
-//! - [`fsio::write_atomic`]: the one way a derived file reaches the disk.
+//! - [`fsio::write_atomic_with`] (and [`fsio::write_atomic`] on it): the one way a derived file
+//!   reaches the disk.
 //! - [`background`]: how bulk work steps aside for requests (the `unsafe` calls here).
 //! - [`ProgressSink`]: how long work reports its progress.
 

@@ -19,7 +19,7 @@ pub mod watch;
 
 use axum::extract::DefaultBodyLimit;
 use axum::http::Method;
-use axum::routing::MethodRouter;
+use axum::routing::{MethodFilter, MethodRouter};
 use axum::Router;
 use engine::Engine;
 use std::net::SocketAddr;
@@ -175,73 +175,68 @@ impl AppState {
 
 /// Every route of the router: path template, method and handler. The router is built from this
 /// table and the OpenAPI test reads the same table, so no route can go undocumented.
-fn routes() -> Vec<(&'static str, Method, MethodRouter<AppState>)> {
+fn routes() -> Vec<Route> {
     use api::{collections as col, images as img, jobs, library, search, system as sys};
-    use axum::routing::{delete, get, post};
-    let mut table: Vec<(&'static str, Method, MethodRouter<AppState>)> = vec![
-        ("/", Method::GET, get(assets::index)),
-        ("/healthz", Method::GET, get(sys::healthz)),
-        ("/metrics", Method::GET, get(sys::metrics)),
-        ("/openapi.json", Method::GET, get(sys::openapi)),
-        ("/api/status", Method::GET, get(sys::status)),
-        ("/api/search", Method::GET, get(search::search_get)),
-        ("/api/search", Method::POST, post(search::search_post)),
-        ("/api/images", Method::POST, post(img::upload)),
-        ("/api/images", Method::GET, get(library::by_path)),
-        ("/api/dedup", Method::GET, get(library::dedup)),
-        ("/api/library", Method::GET, get(library::page)),
-        ("/api/libraries/rescan", Method::POST, post(jobs::rescan)),
-        ("/api/jobs", Method::GET, get(jobs::list)),
-        ("/api/jobs/index", Method::POST, post(jobs::submit_index)),
-        ("/api/jobs/{id}", Method::GET, get(jobs::get)),
-        ("/api/jobs/{id}", Method::DELETE, delete(jobs::cancel)),
-        ("/api/jobs/{id}/events", Method::GET, get(jobs::events)),
-        ("/api/images/{id}", Method::GET, get(img::record)),
-        ("/api/images/{id}", Method::DELETE, delete(img::remove)),
-        (
-            "/api/images/{id}/thumbnail",
-            Method::GET,
-            get(img::thumbnail),
-        ),
-        ("/api/images/{id}/original", Method::GET, get(img::original)),
-        ("/api/collections", Method::GET, get(col::list)),
-        ("/api/collections", Method::POST, post(col::create)),
-        ("/api/collections/{name}", Method::GET, get(col::info)),
-        (
+    let mut table = vec![
+        route("/", Method::GET, assets::index),
+        route("/healthz", Method::GET, sys::healthz),
+        route("/metrics", Method::GET, sys::metrics),
+        route("/openapi.json", Method::GET, sys::openapi),
+        route("/api/status", Method::GET, sys::status),
+        route("/api/search", Method::GET, search::search_get),
+        route("/api/search", Method::POST, search::search_post),
+        route("/api/images", Method::POST, img::upload),
+        route("/api/images", Method::GET, library::by_path),
+        route("/api/dedup", Method::GET, library::dedup),
+        route("/api/library", Method::GET, library::page),
+        route("/api/libraries/rescan", Method::POST, jobs::rescan),
+        route("/api/jobs", Method::GET, jobs::list),
+        route("/api/jobs/index", Method::POST, jobs::submit_index),
+        route("/api/jobs/{id}", Method::GET, jobs::get),
+        route("/api/jobs/{id}", Method::DELETE, jobs::cancel),
+        route("/api/jobs/{id}/events", Method::GET, jobs::events),
+        route("/api/images/{id}", Method::GET, img::record),
+        route("/api/images/{id}", Method::DELETE, img::remove),
+        route("/api/images/{id}/thumbnail", Method::GET, img::thumbnail),
+        route("/api/images/{id}/original", Method::GET, img::original),
+        route("/api/collections", Method::GET, col::list),
+        route("/api/collections", Method::POST, col::create),
+        route("/api/collections/{name}", Method::GET, col::info),
+        route(
             "/api/collections/{name}",
             Method::DELETE,
-            delete(col::drop_collection),
+            col::drop_collection,
         ),
-        (
-            "/api/collections/{name}/insert",
-            Method::POST,
-            post(col::insert),
-        ),
-        (
-            "/api/collections/{name}/search",
-            Method::POST,
-            post(col::search),
-        ),
-        (
+        route("/api/collections/{name}/insert", Method::POST, col::insert),
+        route("/api/collections/{name}/search", Method::POST, col::search),
+        route(
             "/api/collections/{name}/delete",
             Method::POST,
-            post(col::delete_points),
+            col::delete_points,
         ),
-        (
-            "/api/collections/{name}/get",
-            Method::POST,
-            post(col::get_points),
-        ),
+        route("/api/collections/{name}/get", Method::POST, col::get_points),
     ];
     for asset in assets::ASSETS {
         let (mime, body) = (asset.mime, asset.body);
-        table.push((
-            asset.path,
-            Method::GET,
-            get(move || async move { assets::asset(mime, body) }),
-        ));
+        table.push(route(asset.path, Method::GET, move || async move {
+            assets::asset(mime, body)
+        }));
     }
     table
+}
+
+/// A row of the route table: path template, method, and the handler routed by that method.
+type Route = (&'static str, Method, MethodRouter<AppState>);
+
+/// A row of the route table, its method named once: the router routes the handler by the same
+/// method the table (and so the OpenAPI test) lists.
+fn route<H, T>(path: &'static str, method: Method, handler: H) -> Route
+where
+    H: axum::handler::Handler<T, AppState>,
+    T: 'static,
+{
+    let filter = MethodFilter::try_from(method.clone()).expect("the table names standard methods");
+    (path, method, axum::routing::on(filter, handler))
 }
 
 /// The (path template, method) pairs the router serves, for documentation checks.

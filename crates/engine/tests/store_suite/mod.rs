@@ -222,10 +222,8 @@ fn brute_force(
         .filter(|p| keep(p))
         .map(|p| (p.id, score(metric, q, &p.vector)))
         .collect();
-    all.sort_by(|a, b| match metric {
-        Metric::L2 => a.1.total_cmp(&b.1),
-        _ => b.1.total_cmp(&a.1),
-    });
+    // Best first, by vecdb's own notion of which way a score is better.
+    all.sort_by(|a, b| metric.similarity(b.1).total_cmp(&metric.similarity(a.1)));
     all.truncate(k);
     all
 }

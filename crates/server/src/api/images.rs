@@ -106,6 +106,16 @@ fn image_response(bytes: Vec<u8>, mime: &'static str, tag: &str) -> Response {
     res
 }
 
+/// The `{id}` path segment of the routes under `/api/images/{id}`, described once for every
+/// operation that takes it.
+#[derive(utoipa::IntoParams)]
+#[into_params(parameter_in = Path)]
+#[allow(dead_code)] // Only the OpenAPI document reads it; the handlers extract the id as a number.
+struct ImageId {
+    /// Id the index gave the image.
+    id: u64,
+}
+
 /// `GET /api/images/{id}`: the catalog record of an indexed image.
 #[utoipa::path(
     get,
@@ -113,7 +123,7 @@ fn image_response(bytes: Vec<u8>, mime: &'static str, tag: &str) -> Response {
     tag = TAG_IMAGES,
     operation_id = "getImage",
     summary = "The record of an indexed image.",
-    params(("id" = u64, Path, description = "Id the index gave the image.")),
+    params(ImageId),
     responses(
         (status = 200, description = "OK", body = ImageOut),
         (status = 400, response = E400),
@@ -134,7 +144,7 @@ pub async fn record(
     tag = TAG_IMAGES,
     operation_id = "getThumbnail",
     summary = "A JPEG thumbnail of an indexed image. Honours If-None-Match.",
-    params(("id" = u64, Path, description = "Id the index gave the image.")),
+    params(ImageId),
     responses(
         (status = 200, description = "JPEG bytes.", body = inline(Binary),
             content_type = "image/jpeg",
@@ -180,7 +190,7 @@ pub async fn thumbnail(
     tag = TAG_IMAGES,
     operation_id = "getOriginal",
     summary = "The indexed file itself, typed by its content. Honours If-None-Match.",
-    params(("id" = u64, Path, description = "Id the index gave the image.")),
+    params(ImageId),
     responses(
         (status = 200, description = "Image bytes.", body = inline(Binary),
             content_type = "image/*",
@@ -303,7 +313,7 @@ fn default_name(mime: &str) -> String {
     tag = TAG_IMAGES,
     operation_id = "deleteImage",
     summary = "Remove an image from the index.",
-    params(("id" = u64, Path, description = "Id the index gave the image.")),
+    params(ImageId),
     responses(
         (status = 200, description = "OK", body = ImageDeleted),
         (status = 400, response = E400),

@@ -190,6 +190,16 @@ pub async fn list(State(state): State<AppState>) -> Json<JobList> {
     })
 }
 
+/// The `{id}` path segment of the routes under `/api/jobs/{id}`, described once for every
+/// operation that takes it.
+#[derive(utoipa::IntoParams)]
+#[into_params(parameter_in = Path)]
+#[allow(dead_code)] // Only the OpenAPI document reads it; the handlers extract the id as a number.
+struct JobId {
+    /// Id of the job.
+    id: u64,
+}
+
 /// `GET /api/jobs/{id}`.
 #[utoipa::path(
     get,
@@ -197,7 +207,7 @@ pub async fn list(State(state): State<AppState>) -> Json<JobList> {
     tag = TAG_JOBS,
     operation_id = "getJob",
     summary = "One job.",
-    params(("id" = u64, Path, description = "Id of the job.")),
+    params(JobId),
     responses(
         (status = 200, description = "OK", body = JobInfo),
         (status = 400, response = E400),
@@ -221,7 +231,7 @@ pub async fn get(
     summary = "Cancel a running job: it stops after its current batch (everything stored is \
                catalogued, and indexing the same paths again resumes). A finished job is left \
                as it is.",
-    params(("id" = u64, Path, description = "Id of the job.")),
+    params(JobId),
     responses(
         (status = 200, description = "The job, with `cancel_requested`.", body = JobInfo),
         (status = 400, response = E400),
@@ -247,7 +257,7 @@ pub async fn cancel(
     summary = "The job's progress as Server-Sent Events: one event whenever it changes, named \
                after its state (`running`, then `done`, `failed` or `cancelled`), with the job as \
                JSON data. The stream ends after the last event.",
-    params(("id" = u64, Path, description = "Id of the job.")),
+    params(JobId),
     responses(
         (status = 200, description = "An event stream.", body = String,
             content_type = "text/event-stream"),

@@ -289,15 +289,8 @@ mod tests {
         };
         assert!(ivf.is_trained());
         let queries = clustered(200, 32, 40, 0.25, 1_001);
-        let r = recall10(
-            &idx,
-            &arena,
-            DistanceKind::L2Squared,
-            &queries,
-            &QueryParams::default(),
-        );
-        eprintln!("IVF recall at nlist 256, nprobe 16: {r}");
-        assert!(r >= 0.90, "IVF recall {r}");
+        let label = "IVF recall at nlist 256, nprobe 16:";
+        assert_recall10(label, &idx, &arena, DistanceKind::L2Squared, &queries, 0.90);
         let all = QueryParams {
             nprobe: Some(256),
             ..Default::default()

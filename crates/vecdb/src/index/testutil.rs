@@ -57,6 +57,15 @@ pub(crate) fn normalised(mut v: Vec<Vec<f32>>) -> Vec<Vec<f32>> {
     v
 }
 
+/// `points` as an index of `kind` is given them: unit length for the inner-product kind (as
+/// cosine collections store them), unchanged for L2.
+pub(crate) fn for_kind(points: Vec<Vec<f32>>, kind: DistanceKind) -> Vec<Vec<f32>> {
+    match kind {
+        DistanceKind::L2Squared => points,
+        DistanceKind::NegDot => normalised(points),
+    }
+}
+
 /// An arena holding `points` in slots `0..n`.
 pub(crate) fn arena_of(points: &[Vec<f32>]) -> VectorArena {
     let mut a = VectorArena::new(points[0].len());
@@ -86,7 +95,7 @@ pub(crate) fn recall10(
     recall(index, arena, kind, queries, 10, params, &|_| true)
 }
 
-/// Recall@10 at default parameters, printed under `label`; fails below `floor`.
+/// Recall@10 at default parameters, printed under `label` and returned; fails below `floor`.
 pub(crate) fn assert_recall10(
     label: &str,
     index: &AnyIndex,
@@ -94,10 +103,11 @@ pub(crate) fn assert_recall10(
     kind: DistanceKind,
     queries: &[Vec<f32>],
     floor: f64,
-) {
+) -> f64 {
     let r = recall10(index, arena, kind, queries, &QueryParams::default());
     eprintln!("{label} {r}");
     assert!(r >= floor, "{label} {r}");
+    r
 }
 
 pub(crate) fn recall(

@@ -20,6 +20,7 @@
 
 use std::path::{Path, PathBuf};
 
+use common::le::{Reader, Writer};
 use redb::{Durability, ReadableTable, TableDefinition};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
@@ -156,15 +157,7 @@ impl PointStore {
     /// snapshot stamped with it and the current generation belongs to exactly these points.
     pub(crate) fn uid(&self) -> Result<u64, VecDbError> {
         let tx = self.db.begin_read()?;
-        let meta = tx.open_table(META)?;
-        let raw = meta
-            .get("uid")?
-            .ok_or_else(|| self.corrupt("no uid entry"))?;
-        let bytes: [u8; 8] = raw
-            .value()
-            .try_into()
-            .map_err(|_| self.corrupt("uid is not 8 bytes"))?;
-        Ok(u64::from_le_bytes(bytes))
+        self.meta_u64(&tx.open_table(META)?, "uid")
     }
 
     /// Number of points, from redb's table header (no scan).
@@ -177,14 +170,22 @@ impl PointStore {
     /// The generation counter: how many write batches have been committed.
     pub(crate) fn generation(&self) -> Result<u64, VecDbError> {
         let tx = self.db.begin_read()?;
-        let meta = tx.open_table(META)?;
+        self.meta_u64(&tx.open_table(META)?, "generation")
+    }
+
+    /// A `u64` entry of the `meta` table (`generation`, `uid`).
+    fn meta_u64(
+        &self,
+        meta: &impl ReadableTable<&'static str, &'static [u8]>,
+        key: &str,
+    ) -> Result<u64, VecDbError> {
         let raw = meta
-            .get("generation")?
-            .ok_or_else(|| self.corrupt("no generation entry"))?;
+            .get(key)?
+            .ok_or_else(|| self.corrupt(format!("no {key} entry")))?;
         let bytes: [u8; 8] = raw
             .value()
             .try_into()
-            .map_err(|_| self.corrupt("generation is not 8 bytes"))?;
+            .map_err(|_| self.corrupt(format!("{key} is not 8 bytes")))?;
         Ok(u64::from_le_bytes(bytes))
     }
 
@@ -196,7 +197,7 @@ impl PointStore {
         tx.set_durability(Durability::Immediate);
         {
             let mut points = tx.open_table(POINTS)?;
-            let mut buf = Vec::new();
+            let mut w = Writer::default();
             for change in changes {
                 match change {
                     Change::Put {
@@ -206,8 +207,8 @@ impl PointStore {
                         raw,
                         metadata,
                     } => {
-                        encode_record(*slot, *crc, *raw, metadata, &mut buf);
-                        points.insert(*id, buf.as_slice())?;
+                        encode_record(*slot, *crc, *raw, metadata, &mut w);
+                        points.insert(*id, w.buf.as_slice())?;
                     }
                     Change::Delete(id) => {
                         points.remove(*id)?;
@@ -309,20 +310,13 @@ impl PointStore {
         mut f: impl FnMut(u64, &[u8]) -> Result<(), VecDbError>,
     ) -> Result<u64, VecDbError> {
         let tx = self.db.begin_read()?;
-        let meta = tx.open_table(META)?;
-        let raw = meta
-            .get("generation")?
-            .ok_or_else(|| self.corrupt("no generation entry"))?;
-        let bytes: [u8; 8] = raw
-            .value()
-            .try_into()
-            .map_err(|_| self.corrupt("generation is not 8 bytes"))?;
+        let generation = self.meta_u64(&tx.open_table(META)?, "generation")?;
         let points = tx.open_table(POINTS)?;
         for entry in points.iter()? {
             let (k, v) = entry?;
             f(k.value(), v.value())?;
         }
-        Ok(u64::from_le_bytes(bytes))
+        Ok(generation)
     }
 
     /// Replaces every record and the config in one durable transaction (the migration from
@@ -344,7 +338,7 @@ impl PointStore {
         tx.delete_table(POINTS)?;
         {
             let mut points = tx.open_table(POINTS)?;
-            let mut buf = Vec::new();
+            let mut w = Writer::default();
             for change in records {
                 if let Change::Put {
                     id,
@@ -354,8 +348,8 @@ impl PointStore {
                     metadata,
                 } = change
                 {
-                    encode_record(*slot, *crc, *raw, metadata, &mut buf);
-                    points.insert(*id, buf.as_slice())?;
+                    encode_record(*slot, *crc, *raw, metadata, &mut w);
+                    points.insert(*id, w.buf.as_slice())?;
                 }
             }
             let mut meta = tx.open_table(META)?;
@@ -377,125 +371,139 @@ fn new_uid() -> u64 {
     rand::random()
 }
 
-/// Encodes a format-2 point record: `[version u8 = 2][slot u32][crc u32][has_raw u8]`, then
-/// if `has_raw` is 1 `[dim u32][dim x f32]`, then the metadata JSON (all little endian).
+/// Encodes a format-2 point record into `w` (cleared first): `[version u8 = 2][slot u32]
+/// [crc u32][has_raw u8]`, then if `has_raw` is 1 `[dim u32][dim x f32]`, then the metadata
+/// JSON (all little endian, in the `common::le` codec).
 pub(crate) fn encode_record(
     slot: u32,
     crc: u32,
     raw: Option<&[f32]>,
     metadata: &Value,
-    buf: &mut Vec<u8>,
+    w: &mut Writer,
 ) {
-    buf.clear();
-    buf.push(RECORD_VERSION);
-    buf.extend_from_slice(&slot.to_le_bytes());
-    buf.extend_from_slice(&crc.to_le_bytes());
+    w.buf.clear();
+    w.u8(RECORD_VERSION);
+    w.u32(slot);
+    w.u32(crc);
     match raw {
-        None => buf.push(0),
+        None => w.u8(0),
         Some(v) => {
-            buf.push(1);
-            buf.extend_from_slice(&(v.len() as u32).to_le_bytes());
-            for x in v {
-                buf.extend_from_slice(&x.to_le_bytes());
-            }
+            w.u8(1);
+            write_vector(w, v);
         }
     }
-    serde_json::to_writer(&mut *buf, metadata).expect("JSON values serialise");
+    write_metadata(w, metadata);
+}
+
+/// A format-2 record split into its fields, the vector left as bytes: reading only the metadata
+/// then decodes (and allocates) no vector.
+struct Fields<'a> {
+    slot: u32,
+    crc: u32,
+    raw: Option<&'a [u8]>,
+    metadata: &'a [u8],
+}
+
+/// Splits a record written by [`encode_record`].
+fn split_record(raw: &[u8]) -> Result<Fields<'_>, String> {
+    let mut r = Reader::new(raw);
+    let version = r.u8().map_err(|_| "empty record")?;
+    if version != RECORD_VERSION {
+        return Err(format!("unknown record version {version}"));
+    }
+    let too_short = |_| "record too short".to_string();
+    let slot = r.u32().map_err(too_short)?;
+    let crc = r.u32().map_err(too_short)?;
+    let raw = match r.u8().map_err(too_short)? {
+        0 => None,
+        1 => Some(read_vector(&mut r)?),
+        other => return Err(format!("bad vector flag {other}")),
+    };
+    Ok(Fields {
+        slot,
+        crc,
+        raw,
+        metadata: rest(r),
+    })
 }
 
 /// Decodes a record written by [`encode_record`].
 pub(crate) fn decode_record(id: u64, raw: &[u8]) -> Result<Stored, String> {
-    let (&version, rest) = raw.split_first().ok_or("empty record")?;
-    if version != RECORD_VERSION {
-        return Err(format!("unknown record version {version}"));
-    }
-    if rest.len() < 9 {
-        return Err("record too short".into());
-    }
-    let slot = u32::from_le_bytes(rest[..4].try_into().expect("4 bytes"));
-    let crc = u32::from_le_bytes(rest[4..8].try_into().expect("4 bytes"));
-    let (vector, body) = match rest[8] {
-        0 => (None, &rest[9..]),
-        1 => {
-            let (v, body) = read_vector(&rest[9..])?;
-            (Some(v), body)
-        }
-        other => return Err(format!("bad vector flag {other}")),
-    };
-    let metadata = serde_json::from_slice(body).map_err(|e| format!("metadata: {e}"))?;
+    let fields = split_record(raw)?;
     Ok(Stored {
         id,
-        slot,
-        crc,
-        raw: vector,
-        metadata,
+        slot: fields.slot,
+        crc: fields.crc,
+        raw: fields.raw.map(floats),
+        metadata: read_metadata(fields.metadata)?,
     })
 }
 
 /// Only the metadata of a format-2 record (the vector, if any, is skipped, not decoded).
 pub(crate) fn decode_metadata(raw: &[u8]) -> Result<Value, String> {
-    if raw.first() != Some(&RECORD_VERSION) {
-        return Err("unknown record version".into());
-    }
-    let body = match raw.get(9) {
-        Some(0) => &raw[10..],
-        Some(1) => {
-            let dim = raw
-                .get(10..14)
-                .map(|b| u32::from_le_bytes(b.try_into().expect("4 bytes")) as usize)
-                .ok_or("record too short")?;
-            raw.get(14 + dim * 4..)
-                .ok_or("record shorter than its vector")?
-        }
-        _ => return Err("record too short or bad vector flag".into()),
-    };
-    serde_json::from_slice(body).map_err(|e| format!("metadata: {e}"))
+    read_metadata(split_record(raw)?.metadata)
 }
 
-/// `[dim u32][dim x f32]` at the start of `rest`; returns the vector and what follows.
-fn read_vector(rest: &[u8]) -> Result<(Vec<f32>, &[u8]), String> {
-    if rest.len() < 4 {
-        return Err("record too short".into());
-    }
-    let dim = u32::from_le_bytes(rest[..4].try_into().expect("4 bytes")) as usize;
-    let body = &rest[4..];
-    if body.len() / 4 < dim {
-        return Err("record shorter than its vector".into());
-    }
-    let vector = body[..dim * 4]
-        .chunks_exact(4)
-        .map(|c| f32::from_le_bytes(c.try_into().expect("4 bytes")))
-        .collect();
-    Ok((vector, &body[dim * 4..]))
+/// `[dim u32]` then `dim x f32`, written by [`write_vector`]: the floats' bytes.
+fn read_vector<'a>(r: &mut Reader<'a>) -> Result<&'a [u8], String> {
+    let dim = r.u32().map_err(|_| "record too short")? as usize;
+    dim.checked_mul(4)
+        .and_then(|n| r.take(n).ok())
+        .ok_or_else(|| "record shorter than its vector".to_string())
+}
+
+/// A vector's dimension and floats.
+fn write_vector(w: &mut Writer, v: &[f32]) {
+    w.u32(v.len() as u32);
+    w.f32s_exact(v);
+}
+
+/// The floats of bytes returned by [`read_vector`].
+fn floats(bytes: &[u8]) -> Vec<f32> {
+    Reader::new(bytes)
+        .f32s_exact(bytes.len() / 4)
+        .expect("read_vector returns whole floats")
+}
+
+/// The metadata JSON, the rest of a record.
+fn write_metadata(w: &mut Writer, metadata: &Value) {
+    serde_json::to_writer(&mut w.buf, metadata).expect("JSON values serialise");
+}
+
+fn read_metadata(bytes: &[u8]) -> Result<Value, String> {
+    serde_json::from_slice(bytes).map_err(|e| format!("metadata: {e}"))
+}
+
+/// The bytes `r` has not read yet.
+fn rest(mut r: Reader<'_>) -> &[u8] {
+    let n = r.remaining();
+    r.take(n).expect("the remaining bytes are there")
 }
 
 /// Encodes a format-1 record, `[version u8 = 1][dim u32 LE][dim x f32 LE][metadata JSON]`
 /// (tests of the migration write these).
 #[cfg(test)]
-pub(crate) fn encode_record_v1(vector: &[f32], metadata: &Value, buf: &mut Vec<u8>) {
-    buf.clear();
-    buf.push(RECORD_VERSION_1);
-    buf.extend_from_slice(&(vector.len() as u32).to_le_bytes());
-    for x in vector {
-        buf.extend_from_slice(&x.to_le_bytes());
-    }
-    serde_json::to_writer(&mut *buf, metadata).expect("JSON values serialise");
+pub(crate) fn encode_record_v1(vector: &[f32], metadata: &Value, w: &mut Writer) {
+    w.buf.clear();
+    w.u8(RECORD_VERSION_1);
+    write_vector(w, vector);
+    write_metadata(w, metadata);
 }
 
 /// Decodes a format-1 record.
 pub(crate) fn decode_record_v1(id: u64, raw: &[u8]) -> Result<Point, String> {
-    let (&version, rest) = raw.split_first().ok_or("empty record")?;
+    let mut r = Reader::new(raw);
+    let version = r.u8().map_err(|_| "empty record")?;
     if version != RECORD_VERSION_1 {
         return Err(format!(
             "unknown record version {version} in a format 1 collection"
         ));
     }
-    let (vector, body) = read_vector(rest)?;
-    let metadata = serde_json::from_slice(body).map_err(|e| format!("metadata: {e}"))?;
+    let vector = floats(read_vector(&mut r)?);
     Ok(Point {
         id,
         vector,
-        metadata,
+        metadata: read_metadata(rest(r))?,
     })
 }
 
@@ -504,28 +512,94 @@ mod tests {
     use super::*;
     use serde_json::json;
 
+    /// The bytes of the records on disk (format 2, and format 1 read by the migration), as the
+    /// hand-written encoder of both formats produced them: a change of the encoder must keep
+    /// them.
+    #[test]
+    fn records_keep_their_bytes() {
+        let mut w = Writer::default();
+        encode_record(
+            3,
+            0xdead_beef,
+            Some(&[1.0, -2.5]),
+            &json!({"a":[1,2]}),
+            &mut w,
+        );
+        let format2: &[&[u8]] = &[
+            &[2],                                  // version
+            &[3, 0, 0, 0],                         // slot
+            &[0xef, 0xbe, 0xad, 0xde],             // crc
+            &[1],                                  // has a raw vector
+            &[2, 0, 0, 0],                         // its dimension
+            &[0, 0, 0x80, 0x3f, 0, 0, 0x20, 0xc0], // 1.0, -2.5
+            br#"{"a":[1,2]}"#,
+        ];
+        assert_eq!(w.buf, format2.concat());
+        encode_record(4, 1, None, &json!({}), &mut w);
+        assert_eq!(w.buf, [&[2, 4, 0, 0, 0, 1, 0, 0, 0, 0][..], b"{}"].concat());
+        encode_record_v1(&[0.5], &json!({"b":1}), &mut w);
+        let format1: &[&[u8]] = &[&[1], &[1, 0, 0, 0], &[0, 0, 0, 0x3f], br#"{"b":1}"#];
+        assert_eq!(w.buf, format1.concat());
+    }
+
+    /// What a record cut short at each length is reported as.
+    #[test]
+    fn truncated_records_say_where_they_end() {
+        let mut w = Writer::default();
+        encode_record(3, 99, Some(&[1.0, -2.5]), &json!({"a":[1,2]}), &mut w);
+        assert_eq!(w.buf.len(), 33);
+        for cut in 0..w.buf.len() {
+            let want = match cut {
+                0 => "empty record",
+                1..=13 => "record too short",
+                14..=21 => "record shorter than its vector",
+                _ => "metadata: ",
+            };
+            let got = decode_record(1, &w.buf[..cut]).err().unwrap();
+            assert!(got.starts_with(want), "cut at {cut}: {got}");
+            assert_eq!(decode_metadata(&w.buf[..cut]).unwrap_err(), got);
+        }
+        let mut bad = w.buf.clone();
+        bad[9] = 7;
+        assert_eq!(decode_record(1, &bad).err().unwrap(), "bad vector flag 7");
+        bad[0] = 9;
+        assert_eq!(
+            decode_record(1, &bad).err().unwrap(),
+            "unknown record version 9"
+        );
+        let v1 = decode_record_v1(1, &w.buf).err().unwrap();
+        assert_eq!(v1, "unknown record version 2 in a format 1 collection");
+        encode_record_v1(&[0.5, 1.5], &json!({}), &mut w);
+        for (cut, want) in [
+            (3, "record too short"),
+            (8, "record shorter than its vector"),
+        ] {
+            assert_eq!(decode_record_v1(1, &w.buf[..cut]).err().unwrap(), want);
+        }
+    }
+
     #[test]
     fn record_round_trip_and_rejects_garbage() {
-        let mut buf = Vec::new();
-        encode_record(3, 99, Some(&[1.0, -2.5]), &json!({"a":[1,2]}), &mut buf);
-        let p = decode_record(7, &buf).unwrap();
+        let mut w = Writer::default();
+        encode_record(3, 99, Some(&[1.0, -2.5]), &json!({"a":[1,2]}), &mut w);
+        let p = decode_record(7, &w.buf).unwrap();
         assert_eq!((p.slot, p.crc), (3, 99));
         assert_eq!(p.raw, Some(vec![1.0, -2.5]));
         assert_eq!(p.metadata, json!({"a":[1,2]}));
-        assert!(decode_record(7, &buf[..12]).is_err());
+        assert!(decode_record(7, &w.buf[..12]).is_err());
         assert!(decode_record(7, &[]).is_err());
-        let mut bad = buf.clone();
+        let mut bad = w.buf.clone();
         bad[0] = 9;
         assert!(decode_record(7, &bad).is_err());
-        encode_record(4, 1, None, &json!({}), &mut buf);
-        let p = decode_record(8, &buf).unwrap();
+        encode_record(4, 1, None, &json!({}), &mut w);
+        let p = decode_record(8, &w.buf).unwrap();
         assert_eq!((p.slot, p.raw), (4, None));
-        assert_eq!(decode_metadata(&buf).unwrap(), json!({}));
-        encode_record(3, 99, Some(&[1.0, -2.5]), &json!({"a":[1,2]}), &mut buf);
-        assert_eq!(decode_metadata(&buf).unwrap(), json!({"a":[1,2]}));
-        assert!(decode_metadata(&buf[..12]).is_err());
-        encode_record_v1(&[0.5], &json!({"b":1}), &mut buf);
-        assert_eq!(decode_record_v1(1, &buf).unwrap().vector, vec![0.5]);
-        assert!(decode_record(1, &buf).is_err());
+        assert_eq!(decode_metadata(&w.buf).unwrap(), json!({}));
+        encode_record(3, 99, Some(&[1.0, -2.5]), &json!({"a":[1,2]}), &mut w);
+        assert_eq!(decode_metadata(&w.buf).unwrap(), json!({"a":[1,2]}));
+        assert!(decode_metadata(&w.buf[..12]).is_err());
+        encode_record_v1(&[0.5], &json!({"b":1}), &mut w);
+        assert_eq!(decode_record_v1(1, &w.buf).unwrap().vector, vec![0.5]);
+        assert!(decode_record(1, &w.buf).is_err());
     }
 }

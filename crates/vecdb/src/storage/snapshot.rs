@@ -27,6 +27,7 @@
 
 use std::path::Path;
 
+use common::fsio::AtomicWriteError;
 use common::le::Reader;
 
 use crate::error::VecDbError;
@@ -198,44 +199,21 @@ pub(crate) fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), VecDbError> 
     common::fsio::write_atomic(path, bytes).map_err(|(p, e)| VecDbError::io(p, e))
 }
 
-/// Writes a file atomically like [`write_atomic`] (a temporary file beside it, fsynced, renamed
-/// over the old one, the directory fsynced), its content written by `fill` through a buffer, so
-/// that a large file need not be held in memory whole; returns what `fill` returns. `fill`'s
-/// error is the reason the content could not be produced; it becomes `Corrupt` on `path`, and
-/// the temporary file is removed.
+/// Writes a file atomically, its content streamed by `fill` (see
+/// `common::fsio::write_atomic_with`); returns what `fill` returns. `fill`'s error is the reason
+/// the content could not be produced; it becomes `Corrupt` on `path`, and the temporary file is
+/// removed.
 pub(crate) fn write_atomic_with<T>(
     path: &Path,
     fill: impl FnOnce(&mut std::io::BufWriter<std::fs::File>) -> Result<T, String>,
 ) -> Result<T, VecDbError> {
-    let mut name = path.file_name().unwrap_or_default().to_os_string();
-    name.push(".tmp");
-    let tmp = path.with_file_name(name);
-    let file = std::fs::File::create(&tmp).map_err(|e| VecDbError::io(&tmp, e))?;
-    let mut out = std::io::BufWriter::with_capacity(1 << 20, file);
-    let filled = fill(&mut out).map_err(|reason| VecDbError::Corrupt {
-        path: path.to_path_buf(),
-        reason,
-    });
-    let file = filled.and_then(|t| {
-        out.into_inner()
-            .map(|file| (file, t))
-            .map_err(|e| VecDbError::io(&tmp, e.into_error()))
-    });
-    let (file, filled) = match file {
-        Ok(done) => done,
-        Err(e) => {
-            // Only a leftover: the next write would overwrite it, but it can be large.
-            let _ = std::fs::remove_file(&tmp);
-            return Err(e);
-        }
-    };
-    file.sync_all().map_err(|e| VecDbError::io(&tmp, e))?;
-    drop(file);
-    std::fs::rename(&tmp, path).map_err(|e| VecDbError::io(path, e))?;
-    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
-        sync_dir(dir)?;
-    }
-    Ok(filled)
+    common::fsio::write_atomic_with(path, fill).map_err(|e| match e {
+        AtomicWriteError::Io(p, e) => VecDbError::io(p, e),
+        AtomicWriteError::Fill(reason) => VecDbError::Corrupt {
+            path: path.to_path_buf(),
+            reason,
+        },
+    })
 }
 
 /// Fsyncs a directory so that renames and creations inside it are durable.

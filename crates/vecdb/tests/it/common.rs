@@ -157,10 +157,8 @@ pub fn brute_force(
         .filter(|(_, _, m)| keep(m))
         .map(|(id, v, _)| (*id, score(metric, q, v)))
         .collect();
-    all.sort_by(|a, b| match metric {
-        Metric::L2 => a.1.total_cmp(&b.1),
-        _ => b.1.total_cmp(&a.1),
-    });
+    // Best first, by vecdb's own notion of which way a score is better.
+    all.sort_by(|a, b| metric.similarity(b.1).total_cmp(&metric.similarity(a.1)));
     all.truncate(k);
     all
 }

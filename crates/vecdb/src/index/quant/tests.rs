@@ -66,14 +66,9 @@ fn data(n: usize, seed: u64, kind: DistanceKind) -> Vec<Vec<f32>> {
     data_in(DIM, n, seed, kind)
 }
 
-/// The data for `kind`: clustered points, unit length for the inner-product kind (as cosine
-/// collections store them).
+/// The data for `kind`: clustered points, unit length for the inner-product kind.
 fn data_in(dim: usize, n: usize, seed: u64, kind: DistanceKind) -> Vec<Vec<f32>> {
-    let pts = clustered(n, dim, 20, 0.25, seed);
-    match kind {
-        DistanceKind::L2Squared => pts,
-        DistanceKind::NegDot => normalised(pts),
-    }
+    for_kind(clustered(n, dim, 20, 0.25, seed), kind)
 }
 
 fn quantized(idx: &AnyIndex) -> &QuantizedIndex {
