@@ -266,10 +266,7 @@ fn bad_collection_calls() {
                     nlist: 4,
                     nprobe: 5,
                 },
-                rerank: RefineParams {
-                    refine: true,
-                    refine_k: 2.0,
-                },
+                rerank: RefineParams::default(),
             },
         ),
     ];

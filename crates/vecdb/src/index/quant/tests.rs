@@ -436,10 +436,7 @@ fn bad_parameters_are_refused() {
             nlist: 4,
             nprobe: 5,
         },
-        rerank: RefineParams {
-            refine: true,
-            refine_k: 2.0,
-        },
+        rerank: RefineParams::default(),
     };
     assert!(spec.validate(DIM).unwrap_err().contains("nprobe"));
     let spec = IndexSpec::IvfRabitq {
