@@ -110,16 +110,21 @@ impl IvfIndex {
 
     /// Adds one slot: into its nearest list when trained, else into the untrained list (which
     /// triggers training once it is large enough).
-    pub fn add(&mut self, arena: &VectorArena, slot: u32) {
+    ///
+    /// Returns the list the slot joined when the index was already trained (`None` while it
+    /// is not, including the add that trains it), so that codes relative to list centres need
+    /// not search the centres again.
+    pub fn add(&mut self, arena: &VectorArena, slot: u32) -> Option<usize> {
         if self.is_trained() {
-            let v = arena.get(slot);
-            let (c, _) = kmeans::nearest(kernels(), self.kind, &self.centres, self.dim, v);
+            let c = self.list_of(arena.get(slot));
             self.lists[c].push(slot);
+            Some(c)
         } else {
             self.untrained.push(slot);
             if self.untrained.len() >= self.train_threshold() {
                 self.train(arena);
             }
+            None
         }
     }
 
@@ -335,5 +340,23 @@ mod tests {
         };
         assert!(ivf.is_trained());
         assert_eq!(ivf.len(), 3_000);
+    }
+
+    #[test]
+    fn add_reports_the_list_it_joined_once_trained() {
+        let pts = clustered(2_000, 8, 6, 0.3, 4);
+        let arena = arena_of(&pts);
+        let mut ivf = IvfIndex::new(8, DistanceKind::L2Squared, 8, 2, 5);
+        let threshold = ivf.train_threshold() as u32;
+        for s in 0..threshold - 1 {
+            assert_eq!(ivf.add(&arena, s), None, "untrained");
+        }
+        assert_eq!(ivf.add(&arena, threshold - 1), None, "the add that trains");
+        assert!(ivf.is_trained());
+        for s in threshold..2_000 {
+            let list = ivf.add(&arena, s).expect("trained");
+            assert_eq!(list, ivf.list_of(arena.get(s)));
+            assert_eq!(ivf.lists()[list].last(), Some(&s));
+        }
     }
 }

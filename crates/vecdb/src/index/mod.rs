@@ -724,7 +724,9 @@ impl AnyIndex {
         match self {
             AnyIndex::Flat(i) => i.add(slot),
             AnyIndex::Hnsw(i) => i.add(arena, slot),
-            AnyIndex::Ivf(i) => i.add(arena, slot),
+            AnyIndex::Ivf(i) => {
+                i.add(arena, slot);
+            }
             AnyIndex::Lsh(i) => i.add(arena, slot),
             AnyIndex::Quantized(i) => i.add(arena, slot),
         }

@@ -579,26 +579,46 @@ impl QuantizedIndex {
 
     /// Adds one slot to the inner index and encodes it.
     pub fn add(&mut self, arena: &VectorArena, slot: u32) {
-        self.inner.add(arena, slot);
-        self.encode_added(arena, slot);
+        let list = self.add_to_inner(arena, slot);
+        self.encode_added(arena, slot, list);
     }
 
     /// Stages the slot in the inner index ([`AnyIndex::stage`]) and encodes it; both happen
     /// before [`QuantizedIndex::link`] makes it reachable.
     pub fn stage(&mut self, arena: &VectorArena, slot: u32) -> bool {
+        if let AnyIndex::Ivf(_) = &*self.inner {
+            // An IVF add is whole in one step; it is done here so its list is known.
+            let list = self.add_to_inner(arena, slot);
+            self.encode_added(arena, slot, list);
+            return false;
+        }
         let staged = self.inner.stage(arena, slot);
-        self.encode_added(arena, slot);
+        self.encode_added(arena, slot, None);
         staged
     }
 
-    /// Encodes a slot the inner index has just taken. RaBitQ codes under a trained IVF index
-    /// are relative to the slot's list centre; the moment the index trains (its untrained list
-    /// reached the threshold), every code is re-encoded by list.
-    fn encode_added(&mut self, arena: &VectorArena, slot: u32) {
+    /// Adds the slot to the inner index; for IVF, returns the list it joined (see
+    /// `IvfIndex::add`).
+    fn add_to_inner(&mut self, arena: &VectorArena, slot: u32) -> Option<usize> {
+        match &mut *self.inner {
+            AnyIndex::Ivf(ivf) => ivf.add(arena, slot),
+            other => {
+                other.add(arena, slot);
+                None
+            }
+        }
+    }
+
+    /// Encodes a slot the inner index has just taken (`list`: the IVF list it joined, when the
+    /// index already knew it). RaBitQ codes under a trained IVF index are relative to the
+    /// slot's list centre; the moment the index trains (its untrained list reached the
+    /// threshold), every code is re-encoded by list.
+    fn encode_added(&mut self, arena: &VectorArena, slot: u32, list: Option<usize>) {
         match (&mut self.codes, &*self.inner) {
             (Codes::Rabitq(c), AnyIndex::Ivf(ivf)) if ivf.is_trained() => {
                 if c.is_partitioned() && c.centre_count() == ivf.nlist() {
-                    c.add_to(arena, slot, ivf.list_of(arena.get(slot)));
+                    let list = list.unwrap_or_else(|| ivf.list_of(arena.get(slot)));
+                    c.add_to(arena, slot, list);
                 } else {
                     c.build_partitioned(arena, ivf.centres(), ivf.lists());
                 }
