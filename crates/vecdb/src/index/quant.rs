@@ -97,11 +97,8 @@ pub struct Sq8Codes {
     codes: Vec<u8>,
     /// L2 only: `|step * c|^2` per slot, the query-independent part of the distance.
     sq_norms: Vec<f32>,
-    /// Per slot: 1 when the slot is encoded.
-    present: Vec<u8>,
-    count: usize,
-    /// Number of slots the range was last trained on.
-    trained_on: usize,
+    /// Which slots are encoded; `trained_on` counts those the range was last trained on.
+    present: Presence,
 }
 
 /// A query prepared for code distances: `dist(c) = bias + extra(c) - w.c`.
@@ -111,30 +108,133 @@ pub(crate) struct Sq8Query {
     bias: f32,
 }
 
-/// Empties the presence flags of a set of codes and marks `slots`, covering up to the largest;
-/// returns how many distinct slots are marked. Both kinds of codes keep one flag per slot.
-fn mark_slots(present: &mut Vec<u8>, slots: &[u32]) -> usize {
-    present.clear();
-    present.resize(slots.iter().map(|&s| s as usize + 1).max().unwrap_or(0), 0);
-    let mut count = 0;
-    for &s in slots {
-        if present[s as usize] == 0 {
-            present[s as usize] = 1;
-            count += 1;
-        }
-    }
-    count
+/// What a set of codes must do for a slot just added (see [`Presence::add`]).
+pub(crate) enum Added {
+    Already,
+    Retrain,
+    Encode,
 }
 
-/// Checks presence flags read from a snapshot against the counts written beside them.
-fn check_presence(present: &[u8], count: usize, trained_on: usize) -> Result<(), String> {
-    if present.iter().any(|&p| p > 1)
-        || present.iter().filter(|&&p| p == 1).count() != count
-        || trained_on > count
-    {
-        return Err("codes have an inconsistent slot count".into());
+/// Which slots a set of codes holds, and how many it held when it was last trained. Both kinds
+/// of codes keep one flag per slot, retrain when their number has doubled since, and store the
+/// three fields side by side in the snapshot.
+#[derive(Clone, Debug, Default)]
+pub(crate) struct Presence {
+    /// Per slot: 1 when the slot is encoded.
+    flags: Vec<u8>,
+    count: usize,
+    trained_on: usize,
+}
+
+impl Presence {
+    /// Number of encoded slots.
+    pub(crate) fn len(&self) -> usize {
+        self.count
     }
-    Ok(())
+
+    pub(crate) fn is_empty(&self) -> bool {
+        self.count == 0
+    }
+
+    /// Slots covered by the flags (encoded or not).
+    pub(crate) fn slots(&self) -> usize {
+        self.flags.len()
+    }
+
+    /// The encoded slots, ascending.
+    pub(crate) fn iter(&self) -> impl Iterator<Item = u32> + '_ {
+        self.flags
+            .iter()
+            .enumerate()
+            .filter(|&(_, &p)| p != 0)
+            .map(|(s, _)| s as u32)
+    }
+
+    /// Bytes held.
+    pub(crate) fn memory_bytes(&self) -> usize {
+        self.flags.capacity()
+    }
+
+    /// Forgets every slot (the training count stays until the codes retrain).
+    pub(crate) fn clear(&mut self) {
+        self.flags.clear();
+        self.count = 0;
+    }
+
+    /// Replaces the flags by `slots`, covering up to the largest.
+    pub(crate) fn mark(&mut self, slots: &[u32]) {
+        self.clear();
+        self.flags
+            .resize(slots.iter().map(|&s| s as usize + 1).max().unwrap_or(0), 0);
+        for &s in slots {
+            self.insert(s);
+        }
+    }
+
+    /// Covers at least `slots` slots.
+    pub(crate) fn grow(&mut self, slots: usize) {
+        if self.flags.len() < slots {
+            self.flags.resize(slots, 0);
+        }
+    }
+
+    /// Marks `slot` (covered by [`Presence::grow`] first); false when it was already marked.
+    pub(crate) fn insert(&mut self, slot: u32) -> bool {
+        let flag = &mut self.flags[slot as usize];
+        if *flag != 0 {
+            return false;
+        }
+        *flag = 1;
+        self.count += 1;
+        true
+    }
+
+    /// Marks `slot` (covered by [`Presence::grow`] first) and says what the codes must do:
+    /// nothing when it was marked already, retrain when they were never trained or their
+    /// number has doubled since, else encode the one slot.
+    pub(crate) fn add(&mut self, slot: u32) -> Added {
+        if !self.insert(slot) {
+            Added::Already
+        } else if self.trained_on == 0 || self.count >= 2 * self.trained_on {
+            Added::Retrain
+        } else {
+            Added::Encode
+        }
+    }
+
+    /// Records a training on the slots present now (none: untrained).
+    pub(crate) fn trained(&mut self) {
+        self.trained_on = self.count;
+    }
+
+    /// Number of slots the codes were last trained on.
+    pub(crate) fn trained_on(&self) -> usize {
+        self.trained_on
+    }
+
+    pub(crate) fn write(&self, w: &mut Writer) {
+        w.u64(self.count as u64);
+        w.u64(self.trained_on as u64);
+        w.blob(&self.flags);
+    }
+
+    /// Reads what [`Presence::write`] wrote and checks the counts against the flags.
+    pub(crate) fn read(r: &mut Reader<'_>) -> Result<Self, String> {
+        let count = r.u64()? as usize;
+        let trained_on = r.u64()? as usize;
+        let flags = r.blob()?.to_vec();
+        if flags.iter().any(|&p| p > 1)
+            || flags.iter().filter(|&&p| p == 1).count() != count
+            || trained_on > count
+        {
+            return Err("codes have an inconsistent slot count".into());
+        }
+        Ok(Presence {
+            flags,
+            count,
+            trained_on,
+        })
+    }
 }
 
 impl Sq8Codes {
@@ -147,26 +247,24 @@ impl Sq8Codes {
             step: Vec::new(),
             codes: Vec::new(),
             sq_norms: Vec::new(),
-            present: Vec::new(),
-            count: 0,
-            trained_on: 0,
+            present: Presence::default(),
         }
     }
 
     /// Number of encoded slots.
     pub fn len(&self) -> usize {
-        self.count
+        self.present.len()
     }
 
     /// True when no slot is encoded.
     pub fn is_empty(&self) -> bool {
-        self.count == 0
+        self.present.is_empty()
     }
 
     /// Bytes held by the codes and the range.
     pub fn memory_bytes(&self) -> usize {
         self.codes.capacity()
-            + self.present.capacity()
+            + self.present.memory_bytes()
             + 4 * (self.min.capacity() + self.step.capacity() + self.sq_norms.capacity())
     }
 
@@ -181,8 +279,8 @@ impl Sq8Codes {
     pub fn build(&mut self, arena: &VectorArena, slots: &[u32]) {
         self.codes.clear();
         self.sq_norms.clear();
-        self.count = mark_slots(&mut self.present, slots);
-        self.grow(self.present.len());
+        self.present.mark(slots);
+        self.grow(self.present.slots());
         self.retrain(arena);
     }
 
@@ -190,21 +288,16 @@ impl Sq8Codes {
     /// the last training.
     pub fn add(&mut self, arena: &VectorArena, slot: u32) {
         self.grow(slot as usize + 1);
-        if self.present[slot as usize] != 0 {
-            return;
-        }
-        self.present[slot as usize] = 1;
-        self.count += 1;
-        if self.trained_on == 0 || self.count >= 2 * self.trained_on {
-            self.retrain(arena);
-        } else {
-            self.encode(slot, arena.get(slot));
+        match self.present.add(slot) {
+            Added::Already => {}
+            Added::Retrain => self.retrain(arena),
+            Added::Encode => self.encode(slot, arena.get(slot)),
         }
     }
 
     fn grow(&mut self, slots: usize) {
         if self.codes.len() < slots * self.dim {
-            self.present.resize(slots, 0);
+            self.present.grow(slots);
             self.codes.resize(slots * self.dim, 0);
             if self.kind == DistanceKind::L2Squared {
                 self.sq_norms.resize(slots, 0.0);
@@ -216,29 +309,25 @@ impl Sq8Codes {
     fn retrain(&mut self, arena: &VectorArena) {
         let mut lo = vec![f32::INFINITY; self.dim];
         let mut hi = vec![f32::NEG_INFINITY; self.dim];
-        for s in 0..self.present.len() as u32 {
-            if self.present[s as usize] != 0 {
-                for ((l, h), &x) in lo.iter_mut().zip(&mut hi).zip(arena.get(s)) {
-                    *l = l.min(x);
-                    *h = h.max(x);
-                }
+        for s in self.present.iter() {
+            for ((l, h), &x) in lo.iter_mut().zip(&mut hi).zip(arena.get(s)) {
+                *l = l.min(x);
+                *h = h.max(x);
             }
         }
-        if self.count == 0 {
+        self.present.trained();
+        if self.present.is_empty() {
             self.min.clear();
             self.step.clear();
-            self.trained_on = 0;
             return;
         }
         self.step = lo.iter().zip(&hi).map(|(l, h)| (h - l) / LEVELS).collect();
         self.min = lo;
-        self.trained_on = self.count;
-        for s in 0..self.present.len() as u32 {
-            if self.present[s as usize] != 0 {
-                self.encode(s, arena.get(s));
-            }
+        let slots: Vec<u32> = self.present.iter().collect();
+        for s in slots {
+            self.encode(s, arena.get(s));
         }
-        tracing::debug!(codes = self.count, "SQ8 range trained");
+        tracing::debug!(codes = self.present.len(), "SQ8 range trained");
     }
 
     fn encode(&mut self, slot: u32, v: &[f32]) {
@@ -316,9 +405,7 @@ impl Sq8Codes {
     fn write(&self, w: &mut Writer) {
         w.f32s(&self.min);
         w.f32s(&self.step);
-        w.u64(self.count as u64);
-        w.u64(self.trained_on as u64);
-        w.blob(&self.present);
+        self.present.write(w);
         w.blob(&self.codes);
         w.f32s(&self.sq_norms);
     }
@@ -326,27 +413,24 @@ impl Sq8Codes {
     fn read(r: &mut Reader<'_>, dim: usize, kind: DistanceKind) -> Result<Self, String> {
         let min = r.f32s()?;
         let step = r.f32s()?;
-        let count = r.u64()? as usize;
-        let trained_on = r.u64()? as usize;
-        let present = r.blob()?.to_vec();
+        let present = Presence::read(r).map_err(|e| format!("SQ8 {e}"))?;
         let codes = r.blob()?.to_vec();
         let sq_norms = r.f32s()?;
         let trained = min.len() == dim && step.len() == dim;
         let untrained = min.is_empty() && step.is_empty();
-        if !(trained || untrained) || untrained != (count == 0) {
+        if !(trained || untrained) || untrained != present.is_empty() {
             return Err("SQ8 codes have an inconsistent range".into());
         }
         if step.iter().chain(&min).any(|x| !x.is_finite()) || step.iter().any(|&s| s < 0.0) {
             return Err("SQ8 codes have a range that is not finite".into());
         }
         let norms_len = match kind {
-            DistanceKind::L2Squared => present.len(),
+            DistanceKind::L2Squared => present.slots(),
             DistanceKind::NegDot => 0,
         };
-        if Some(codes.len()) != present.len().checked_mul(dim) || sq_norms.len() != norms_len {
+        if Some(codes.len()) != present.slots().checked_mul(dim) || sq_norms.len() != norms_len {
             return Err("SQ8 codes do not cover their slots".into());
         }
-        check_presence(&present, count, trained_on).map_err(|e| format!("SQ8 {e}"))?;
         Ok(Sq8Codes {
             dim,
             kind,
@@ -355,8 +439,6 @@ impl Sq8Codes {
             codes,
             sq_norms,
             present,
-            count,
-            trained_on,
         })
     }
 }
@@ -482,7 +564,7 @@ impl Codes {
     /// Number of codes the range or centre was last trained on.
     pub fn trained_on(&self) -> usize {
         match self {
-            Codes::Sq8(c) => c.trained_on,
+            Codes::Sq8(c) => c.present.trained_on(),
             Codes::Rabitq(c) => c.trained_on(),
         }
     }

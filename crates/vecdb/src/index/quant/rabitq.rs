@@ -27,7 +27,7 @@
 
 use super::super::codec::{Reader, Writer};
 use super::super::{DistanceKind, VectorArena};
-use super::{check_presence, mark_slots};
+use super::{Added, Presence};
 use crate::distance::{prefetch, Kernels};
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
@@ -138,11 +138,8 @@ pub struct RabitqCodes {
     bits: Vec<u64>,
     /// `FACTORS` per slot.
     factors: Vec<f32>,
-    /// Per slot: 1 when the slot is encoded.
-    present: Vec<u8>,
-    count: usize,
-    /// Number of slots the centres were last computed from.
-    trained_on: usize,
+    /// Which slots are encoded; `trained_on` counts those the centres were last computed from.
+    present: Presence,
 }
 
 /// A query prepared for code distances relative to one centre.
@@ -227,20 +224,18 @@ impl RabitqCodes {
             centre_of: Vec::new(),
             bits: Vec::new(),
             factors: Vec::new(),
-            present: Vec::new(),
-            count: 0,
-            trained_on: 0,
+            present: Presence::default(),
         }
     }
 
     /// Number of encoded slots.
     pub fn len(&self) -> usize {
-        self.count
+        self.present.len()
     }
 
     /// True when no slot is encoded.
     pub fn is_empty(&self) -> bool {
-        self.count == 0
+        self.present.is_empty()
     }
 
     /// True when the codes are relative to an IVF index's list centres.
@@ -256,7 +251,7 @@ impl RabitqCodes {
     /// Bytes held by the codes, their factors, the centres and the rotation.
     pub fn memory_bytes(&self) -> usize {
         8 * self.bits.capacity()
-            + self.present.capacity()
+            + self.present.memory_bytes()
             + 4 * (self.factors.capacity()
                 + self.centre_of.capacity()
                 + self.centres.capacity()
@@ -300,14 +295,13 @@ impl RabitqCodes {
         self.factors.clear();
         self.present.clear();
         self.centre_of.clear();
-        self.count = 0;
     }
 
     /// Replaces every code: computes the centre of `slots` and encodes them.
     pub fn build(&mut self, arena: &VectorArena, slots: &[u32]) {
         self.clear();
-        self.count = mark_slots(&mut self.present, slots);
-        self.grow(self.present.len());
+        self.present.mark(slots);
+        self.grow(self.present.slots());
         self.retrain(arena);
     }
 
@@ -316,8 +310,8 @@ impl RabitqCodes {
     pub fn build_partitioned(&mut self, arena: &VectorArena, centres: &[f32], lists: &[Vec<u32>]) {
         self.clear();
         let all: Vec<u32> = lists.iter().flatten().copied().collect();
-        self.count = mark_slots(&mut self.present, &all);
-        self.grow(self.present.len());
+        self.present.mark(&all);
+        self.grow(self.present.slots());
         self.set_centres(centres.to_vec());
         self.partitioned = true;
         let mut scratch = vec![0.0; self.rot.pdim];
@@ -326,9 +320,9 @@ impl RabitqCodes {
                 self.encode(s, arena.get(s), list as u32, &mut scratch);
             }
         }
-        self.trained_on = self.count;
+        self.present.trained();
         tracing::debug!(
-            codes = self.count,
+            codes = self.present.len(),
             centres = lists.len(),
             "RaBitQ codes encoded per IVF list"
         );
@@ -337,11 +331,9 @@ impl RabitqCodes {
     /// Encodes one more slot relative to centre `centre` of a partitioned set.
     pub fn add_to(&mut self, arena: &VectorArena, slot: u32, centre: usize) {
         self.grow(slot as usize + 1);
-        if self.present[slot as usize] != 0 {
+        if !self.present.insert(slot) {
             return;
         }
-        self.present[slot as usize] = 1;
-        self.count += 1;
         let mut scratch = vec![0.0; self.rot.pdim];
         self.encode(slot, arena.get(slot), centre as u32, &mut scratch);
     }
@@ -360,22 +352,19 @@ impl RabitqCodes {
             return self.add_to(arena, slot, nearest);
         }
         self.grow(slot as usize + 1);
-        if self.present[slot as usize] != 0 {
-            return;
-        }
-        self.present[slot as usize] = 1;
-        self.count += 1;
-        if self.trained_on == 0 || self.count >= 2 * self.trained_on {
-            self.retrain(arena);
-        } else {
-            let mut scratch = vec![0.0; self.rot.pdim];
-            self.encode(slot, arena.get(slot), 0, &mut scratch);
+        match self.present.add(slot) {
+            Added::Already => {}
+            Added::Retrain => self.retrain(arena),
+            Added::Encode => {
+                let mut scratch = vec![0.0; self.rot.pdim];
+                self.encode(slot, arena.get(slot), 0, &mut scratch);
+            }
         }
     }
 
     fn grow(&mut self, slots: usize) {
         if self.centre_of.len() < slots {
-            self.present.resize(slots, 0);
+            self.present.grow(slots);
             self.centre_of.resize(slots, 0);
             self.bits.resize(slots * self.words, 0);
             self.factors.resize(slots * FACTORS, 0.0);
@@ -385,28 +374,25 @@ impl RabitqCodes {
     /// Computes the one centre of every encoded slot and re-encodes them all.
     fn retrain(&mut self, arena: &VectorArena) {
         self.partitioned = false;
-        if self.count == 0 {
+        self.present.trained();
+        if self.present.is_empty() {
             self.set_centres(Vec::new());
-            self.trained_on = 0;
             return;
         }
         let mut sum = vec![0.0f64; self.dim];
-        for s in 0..self.present.len() as u32 {
-            if self.present[s as usize] != 0 {
-                for (a, &x) in sum.iter_mut().zip(arena.get(s)) {
-                    *a += f64::from(x);
-                }
+        for s in self.present.iter() {
+            for (a, &x) in sum.iter_mut().zip(arena.get(s)) {
+                *a += f64::from(x);
             }
         }
-        self.set_centres(sum.iter().map(|a| (a / self.count as f64) as f32).collect());
-        self.trained_on = self.count;
+        let count = self.present.len() as f64;
+        self.set_centres(sum.iter().map(|a| (a / count) as f32).collect());
         let mut scratch = vec![0.0; self.rot.pdim];
-        for s in 0..self.present.len() as u32 {
-            if self.present[s as usize] != 0 {
-                self.encode(s, arena.get(s), 0, &mut scratch);
-            }
+        let slots: Vec<u32> = self.present.iter().collect();
+        for s in slots {
+            self.encode(s, arena.get(s), 0, &mut scratch);
         }
-        tracing::debug!(codes = self.count, "RaBitQ centre trained");
+        tracing::debug!(codes = self.present.len(), "RaBitQ centre trained");
     }
 
     /// Writes `rotate((v - c) / |v - c|)` into `out` (`pdim` floats) and returns `|v - c|`.
@@ -638,16 +624,14 @@ impl RabitqCodes {
 
     /// Number of codes the centres were last computed from.
     pub(super) fn trained_on(&self) -> usize {
-        self.trained_on
+        self.present.trained_on()
     }
 
     pub(super) fn write(&self, w: &mut Writer) {
         w.u64(self.rot.seed);
         w.u8(u8::from(self.partitioned));
         w.f32s(&self.centres);
-        w.u64(self.count as u64);
-        w.u64(self.trained_on as u64);
-        w.blob(&self.present);
+        self.present.write(w);
         w.u32s(&self.centre_of);
         w.u64(self.bits.len() as u64);
         w.u64s_exact(&self.bits);
@@ -663,16 +647,14 @@ impl RabitqCodes {
             other => return Err(format!("RaBitQ codes have a bad partition flag {other}")),
         };
         let centres = r.f32s()?;
-        let count = r.u64()? as usize;
-        let trained_on = r.u64()? as usize;
-        let present = r.blob()?.to_vec();
+        let present = Presence::read(r).map_err(|e| format!("RaBitQ {e}"))?;
         let centre_of = r.u32s()?;
         let n = r.len(8)?;
         let bits = r.u64s_exact(n)?;
         let factors = r.f32s()?;
         let ncentres = centres.len() / dim;
         if centres.len() % dim != 0
-            || (ncentres == 0) != (count == 0)
+            || (ncentres == 0) != present.is_empty()
             || (!partitioned && ncentres > 1)
         {
             return Err("RaBitQ codes have inconsistent centres".into());
@@ -680,28 +662,24 @@ impl RabitqCodes {
         if centres.iter().chain(&factors).any(|x| !x.is_finite()) {
             return Err("RaBitQ codes hold a value that is not finite".into());
         }
-        if Some(bits.len()) != present.len().checked_mul(codes.words)
-            || Some(factors.len()) != present.len().checked_mul(FACTORS)
-            || centre_of.len() != present.len()
+        if Some(bits.len()) != present.slots().checked_mul(codes.words)
+            || Some(factors.len()) != present.slots().checked_mul(FACTORS)
+            || centre_of.len() != present.slots()
         {
             return Err("RaBitQ codes do not cover their slots".into());
         }
-        if centre_of
+        if present
             .iter()
-            .zip(&present)
-            .any(|(&c, &p)| p == 1 && c as usize >= ncentres)
+            .any(|s| centre_of[s as usize] as usize >= ncentres)
         {
             return Err("RaBitQ codes name a centre they do not have".into());
         }
-        check_presence(&present, count, trained_on).map_err(|e| format!("RaBitQ {e}"))?;
         codes.set_centres(centres);
         codes.partitioned = partitioned;
         codes.centre_of = centre_of;
         codes.bits = bits;
         codes.factors = factors;
         codes.present = present;
-        codes.count = count;
-        codes.trained_on = trained_on;
         Ok(codes)
     }
 }
