@@ -8,8 +8,7 @@
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 
-use crate::error::TrainError;
-use crate::error::{invalid, Result};
+use crate::error::{invalid, Result, TrainError};
 use crate::matrix::{axpy, dot, l2_normalize, matmul_nt, Matrix};
 
 pub use embed::HeadKind;
