@@ -206,7 +206,7 @@ impl ModelManifest {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
 
     #[test]
@@ -230,7 +230,8 @@ mod tests {
         );
     }
 
-    const GOOD: &str = r#"
+    /// A complete manifest, which other modules' tests adjust after parsing.
+    pub(crate) const GOOD: &str = r#"
 name = "m"
 onnx = "model.onnx"
 input = "input"

@@ -173,30 +173,20 @@ mod tests {
     use super::*;
     use std::path::Path;
 
-    fn manifest(extra: &str) -> ModelManifest {
-        let text = format!(
-            r#"name = "t"
-onnx = "m.onnx"
-input = "input"
-input_size = 4
-dimension = 2
-{extra}
-[preprocess]
-resize = "shorter_side_crop"
-shorter_side = 8
-interpolation = "bilinear"
-mean = [127.0, 127.0, 127.0]
-std = [128.0, 128.0, 128.0]
-[outputs]
-embedding = "e"
-"#
-        );
-        ModelManifest::parse(&text, Path::new(".")).unwrap()
+    /// A 4 x 4 input, resized to a shorter side of 8 and centre-cropped, normalised with mean
+    /// 127 and standard deviation 128, in `layout` and `order`.
+    fn manifest(layout: Layout, order: ChannelOrder) -> ModelManifest {
+        let mut m = ModelManifest::parse(crate::manifest::tests::GOOD, Path::new(".")).unwrap();
+        m.input_size = 4;
+        m.preprocess.shorter_side = Some(8);
+        m.layout = layout;
+        m.channel_order = order;
+        m
     }
 
     #[test]
     fn crop_box_matches_resize_then_centre_crop() {
-        let p = Preprocessor::new(&manifest(""));
+        let p = Preprocessor::new(&manifest(Layout::Nchw, ChannelOrder::Rgb));
         // 20 x 10 -> 16 x 8, crop 4 at (6, 2), scale 1.25 in both axes.
         assert_eq!(p.source_box(20, 10), (7.5, 2.5, 5.0, 5.0));
         // 10 x 25 -> 8 x 20, crop at (2, 8).
@@ -206,8 +196,8 @@ embedding = "e"
     #[test]
     fn constant_image_normalises_exactly_in_both_layouts() {
         let img = RgbImage::from_pixel(13, 7, image::Rgb([255, 127, 0]));
-        for (layout, at) in [("", [0usize, 16, 32]), ("layout = \"NHWC\"", [0, 1, 2])] {
-            let p = Preprocessor::new(&manifest(layout));
+        for (layout, at) in [(Layout::Nchw, [0usize, 16, 32]), (Layout::Nhwc, [0, 1, 2])] {
+            let p = Preprocessor::new(&manifest(layout, ChannelOrder::Rgb));
             let mut out = vec![0f32; p.input_len()];
             p.run(&img, &mut out).unwrap();
             assert_eq!(
@@ -215,7 +205,7 @@ embedding = "e"
                 [1.0, 0.0, -127.0 / 128.0]
             );
         }
-        let p = Preprocessor::new(&manifest("channel_order = \"BGR\""));
+        let p = Preprocessor::new(&manifest(Layout::Nchw, ChannelOrder::Bgr));
         let mut out = vec![0f32; p.input_len()];
         p.run(&img, &mut out).unwrap();
         assert_eq!([out[0], out[32]], [-127.0 / 128.0, 1.0]);

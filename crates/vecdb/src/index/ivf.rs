@@ -322,15 +322,9 @@ mod tests {
             idx.add(&arena, s);
         }
         let queries = clustered(50, 16, 10, 0.3, 3);
-        let r = recall(
-            &idx,
-            &arena,
-            DistanceKind::L2Squared,
-            &queries,
-            10,
-            &QueryParams::default(),
-            &|s| s < threshold as u32 - 1,
-        );
+        let r = recall_where(&idx, &arena, DistanceKind::L2Squared, &queries, &|s| {
+            s < threshold as u32 - 1
+        });
         assert_eq!(r, 1.0);
         for s in threshold as u32 - 1..3_000 {
             idx.add(&arena, s);

@@ -83,8 +83,7 @@ pub(crate) fn built(spec: &IndexSpec, arena: &VectorArena, kind: DistanceKind) -
     idx
 }
 
-/// Mean recall@k of `index` against exact search over the same slots, with a filter.
-/// [`recall`] at k = 10 with every point accepted, the case most tests measure.
+/// [`recall`] with every point accepted, the case most tests measure.
 pub(crate) fn recall10(
     index: &AnyIndex,
     arena: &VectorArena,
@@ -92,7 +91,7 @@ pub(crate) fn recall10(
     queries: &[Vec<f32>],
     params: &QueryParams,
 ) -> f64 {
-    recall(index, arena, kind, queries, 10, params, &|_| true)
+    recall(index, arena, kind, queries, params, &|_| true)
 }
 
 /// Recall@10 at default parameters, printed under `label` and returned; fails below `floor`.
@@ -110,15 +109,28 @@ pub(crate) fn assert_recall10(
     r
 }
 
+/// [`recall`] at default parameters, under the filter `accept`.
+pub(crate) fn recall_where(
+    index: &AnyIndex,
+    arena: &VectorArena,
+    kind: DistanceKind,
+    queries: &[Vec<f32>],
+    accept: &dyn Fn(u32) -> bool,
+) -> f64 {
+    recall(index, arena, kind, queries, &QueryParams::default(), accept)
+}
+
+/// Mean recall@10 of `index` against exact search over the same slots, both under the filter
+/// `accept`; fails when a hit is rejected by the filter or the hits are out of order.
 pub(crate) fn recall(
     index: &AnyIndex,
     arena: &VectorArena,
     kind: DistanceKind,
     queries: &[Vec<f32>],
-    k: usize,
     params: &QueryParams,
     accept: &dyn Fn(u32) -> bool,
 ) -> f64 {
+    let k = 10;
     let mut flat = AnyIndex::new(&IndexSpec::Flat, arena.dim(), kind, 0);
     flat.build(arena, &(0..arena.len() as u32).collect::<Vec<_>>());
     let mut hits = 0usize;

@@ -115,15 +115,7 @@ fn recall_floors_on_clustered_data() {
             assert!(r >= 0.9, "{} {kind:?}: recall@10 {r}", spec.kind_name());
             // Filters apply to the code search as well.
             let odd = |s: u32| s % 2 == 1;
-            let r = recall(
-                &idx,
-                &arena,
-                kind,
-                &queries,
-                10,
-                &QueryParams::default(),
-                &odd,
-            );
+            let r = recall_where(&idx, &arena, kind, &queries, &odd);
             assert!(r >= 0.85, "{} {kind:?} filtered: {r}", spec.kind_name());
         }
     }
