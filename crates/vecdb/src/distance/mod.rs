@@ -29,16 +29,10 @@ use std::sync::OnceLock;
 /// Signature shared by every kernel. It is `unsafe` because SIMD kernels require a CPU feature
 /// and slices of equal length; [`Kernels`] checks both before calling one.
 type KernelFn = unsafe fn(&[f32], &[f32]) -> f32;
-/// A native bounded L2 kernel (see [`Kernels::l2_squared_bounded`]).
-type BoundedFn = unsafe fn(&[f32], &[f32], f32) -> f32;
 /// A native inner product of floats with bytes (see [`Kernels::dot_u8`]).
 type DotU8Fn = unsafe fn(&[f32], &[u8]) -> f32;
 /// A native bit-plane popcount (see [`Kernels::bit_planes`]).
 type BitPlanesFn = unsafe fn(&[u64], &[u64]) -> [u32; 5];
-
-/// Floats summed between two checks of the bound in [`Kernels::l2_squared_bounded`]; a
-/// multiple of 64 so every chunk but the last runs the SIMD main loop only.
-const BOUND_CHUNK: usize = 192;
 
 /// One consistent set of kernels (all scalar, or all from one instruction-set extension).
 #[derive(Clone, Copy)]
@@ -46,8 +40,6 @@ pub struct Kernels {
     name: &'static str,
     l2: KernelFn,
     dot: KernelFn,
-    /// Native bounded L2, where the set has one; otherwise `l2` is called chunk by chunk.
-    l2_bounded: Option<BoundedFn>,
     /// Native float-by-byte inner product, where the set has one; otherwise the scalar loop.
     dot_u8: Option<DotU8Fn>,
     /// Native bit-plane popcounts, where the CPU has a population count instruction.
@@ -66,7 +58,6 @@ impl Kernels {
         name: "scalar",
         l2: scalar::l2_squared,
         dot: scalar::dot,
-        l2_bounded: None,
         dot_u8: None,
         bit_planes: None,
     };
@@ -87,37 +78,6 @@ impl Kernels {
         // SAFETY: a `Kernels` value other than SCALAR is only built by `available()` after the
         // run-time feature test for its extension succeeded, and the lengths are equal.
         unsafe { (self.l2)(a, b) }
-    }
-
-    /// Squared euclidean distance, allowed to stop early once the partial sum exceeds
-    /// `bound`: the result is exact when it is `<= bound`, and some value `> bound` otherwise.
-    /// Partial sums of squares only grow, so graph searches that discard anything farther
-    /// than their current worst result can skip most of the work (and memory traffic) for
-    /// far candidates. Panics if the lengths differ.
-    #[inline]
-    pub fn l2_squared_bounded(&self, a: &[f32], b: &[f32], bound: f32) -> f32 {
-        assert_eq!(
-            a.len(),
-            b.len(),
-            "l2_squared on slices of different lengths"
-        );
-        if let Some(f) = self.l2_bounded {
-            // SAFETY: as in `l2_squared`: the CPU feature was detected and the lengths are equal.
-            return unsafe { f(a, b, bound) };
-        }
-        if a.len() <= 2 * BOUND_CHUNK {
-            return self.l2_squared(a, b);
-        }
-        let mut total = 0.0;
-        for (x, y) in a.chunks(BOUND_CHUNK).zip(b.chunks(BOUND_CHUNK)) {
-            // SAFETY: the CPU feature was detected (see `l2_squared`) and chunks of two equal
-            // length slices taken with the same size have equal lengths.
-            total += unsafe { (self.l2)(x, y) };
-            if total > bound {
-                break;
-            }
-        }
-        total
     }
 
     /// Inner product. Panics if the lengths differ.
@@ -170,7 +130,6 @@ impl Kernels {
                     name: "avx512",
                     l2: x86::l2_squared_avx512,
                     dot: x86::dot_avx512,
-                    l2_bounded: Some(x86::l2_squared_bounded_avx512),
                     dot_u8: Some(x86::dot_u8_avx512),
                     bit_planes: popcnt,
                 });
@@ -182,7 +141,6 @@ impl Kernels {
                     name: "avx2-fma",
                     l2: x86::l2_squared_avx2,
                     dot: x86::dot_avx2,
-                    l2_bounded: None,
                     dot_u8: Some(x86::dot_u8_avx2),
                     bit_planes: popcnt,
                 });
@@ -195,7 +153,6 @@ impl Kernels {
                     name: "neon",
                     l2: neon::l2_squared_neon,
                     dot: neon::dot_neon,
-                    l2_bounded: None,
                     dot_u8: None,
                     bit_planes: None,
                 });

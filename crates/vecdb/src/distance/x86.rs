@@ -217,47 +217,6 @@ pub unsafe fn l2_squared_avx512(a: &[f32], b: &[f32]) -> f32 {
     _mm512_reduce_add_ps(sum)
 }
 
-/// Squared L2 distance with AVX-512F that returns early, with the partial sum, once that sum
-/// exceeds `bound` (checked every 192 floats, when at least 64 more remain).
-///
-/// # Safety
-/// The CPU must support AVX-512F, and `b.len() >= a.len()`.
-#[target_feature(enable = "avx512f")]
-pub unsafe fn l2_squared_bounded_avx512(a: &[f32], b: &[f32], bound: f32) -> f32 {
-    let n = a.len();
-    let pa = a.as_ptr();
-    let pb = b.as_ptr();
-    let mut acc = [_mm512_setzero_ps(); 4];
-    let mut i = 0;
-    while i + 64 <= n {
-        for (j, accj) in acc.iter_mut().enumerate() {
-            // SAFETY: i + 16j + 16 <= i + 64 <= n, and both slices hold at least n elements.
-            let (x, y) = unsafe {
-                (
-                    _mm512_loadu_ps(pa.add(i + 16 * j)),
-                    _mm512_loadu_ps(pb.add(i + 16 * j)),
-                )
-            };
-            let d = _mm512_sub_ps(x, y);
-            *accj = _mm512_fmadd_ps(d, d, *accj);
-        }
-        i += 64;
-        if i % 192 == 0 && i + 64 <= n {
-            let partial = _mm512_reduce_add_ps(_mm512_add_ps(
-                _mm512_add_ps(acc[0], acc[1]),
-                _mm512_add_ps(acc[2], acc[3]),
-            ));
-            if partial > bound {
-                return partial;
-            }
-        }
-    }
-    // SAFETY: the caller's guarantees carry over to the remaining elements.
-    let rest = unsafe { l2_squared_avx512(&a[i..], &b[i..]) };
-    let sum = _mm512_add_ps(_mm512_add_ps(acc[0], acc[1]), _mm512_add_ps(acc[2], acc[3]));
-    _mm512_reduce_add_ps(sum) + rest
-}
-
 /// Inner product with AVX-512F; the tail is handled by one masked load.
 ///
 /// # Safety

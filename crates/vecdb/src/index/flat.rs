@@ -3,7 +3,7 @@
 use super::codec::{Reader, Writer};
 use super::topk::TopK;
 use super::{read_header, write_header, DistanceKind, VectorArena};
-use crate::distance::{dot_matrix, kernels, Kernels};
+use crate::distance::{dot_matrix, kernels};
 
 /// Scans every indexed slot and keeps the k best.
 #[derive(Clone, Debug)]
@@ -171,10 +171,7 @@ pub(crate) fn exact_search(
     let mut top = TopK::new(k);
     for &s in slots {
         if accept(s) {
-            top.push(
-                bounded_distance(kind, kern, query, arena.get(s), top.bound()),
-                s,
-            );
+            top.push(kind.eval(kern, query, arena.get(s)), s);
         }
     }
     top.into_sorted()
@@ -196,22 +193,6 @@ const BASE_TILE_FLOATS: usize = 2048 * 1280;
 /// exceed `BASE_TILE_FLOATS`, and at least 4.
 fn base_tile(dim: usize) -> usize {
     (BASE_TILE_FLOATS / dim.max(1)).clamp(4, BASE_TILE)
-}
-
-/// The distance, or for L2 any value above `bound` as soon as the partial sum exceeds it: a
-/// top-k scan rejects most vectors after their first few hundred components.
-#[inline(always)]
-pub(crate) fn bounded_distance(
-    kind: DistanceKind,
-    kern: &Kernels,
-    q: &[f32],
-    v: &[f32],
-    bound: f32,
-) -> f32 {
-    match kind {
-        DistanceKind::L2Squared => kern.l2_squared_bounded(q, v, bound),
-        DistanceKind::NegDot => -kern.dot(q, v),
-    }
 }
 
 #[cfg(test)]

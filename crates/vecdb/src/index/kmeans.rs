@@ -29,7 +29,7 @@ pub(crate) fn nearest(
 ) -> (usize, f32) {
     let mut best = (0, f32::INFINITY);
     for (i, c) in centres.chunks_exact(dim).enumerate() {
-        let d = super::flat::bounded_distance(kind, kern, v, c, best.1);
+        let d = kind.eval(kern, v, c);
         if d < best.1 {
             best = (i, d);
         }
