@@ -6,8 +6,15 @@
 # vectors for the same ONNX file, so one index serves both), then for each runtime starts the
 # server on loopback, uploads the query photos one at a time and reports p50/p90/p99.
 #
+# Then, with ort, it uploads the original-size query photos into a copy of the index
+# (POST /api/images: stored, embedded and committed), so the upload-to-indexed latency is measured
+# against a library of N images too.
+#
 # Usage: bench/latency/run.sh [--src DIR] [--images 10000] [--queries 200] [--index hnsw|flat]
-# Results: bench/results/latency.jsonl (one line per runtime and query size).
+#                             [--bin PATH --label NAME]
+# --bin measures a binary built elsewhere (an older commit, say, built with the `ort` feature);
+# --label names it in the results and in its data dir, as formats differ between builds.
+# Results: bench/results/latency.jsonl (one line per runtime and query size, and one for adding).
 set -euo pipefail
 root="$(cd "$(dirname "$0")/../.." && pwd)"
 cd "$root"
@@ -16,7 +23,9 @@ src="$root/../shared/data/flowers17"
 images=10000
 queries=200
 index=hnsw
-parse_options "src images queries index" "" "$@"
+bin=
+label=this
+parse_options "src images queries index bin label" "" "$@"
 work="$root/bench/data/latency-$images"
 out="$root/bench/results/latency.jsonl"
 mkdir -p "$work" "$(dirname "$out")"
@@ -32,16 +41,18 @@ features=ort
 if [ "${EMBED_TURBOJPEG:-1}" = 1 ] && [ -f /usr/include/turbojpeg.h ]; then
     features=ort,turbojpeg
 fi
-echo "== build (features $features)"
-cargo build --release --locked -p imgsearch --features "$features"
-bin="$CARGO_TARGET_DIR/release/imgsearch"
+if [[ -z "$bin" ]]; then
+    echo "== build (features $features)"
+    cargo build --release --locked -p imgsearch --features "$features"
+    bin="$CARGO_TARGET_DIR/release/imgsearch"
+fi
 
 echo "== corpus: $images images from $src"
 "$venv/bin/python" bench/latency/make_corpus.py "$src" "$work" --images "$images" --queries "$queries"
 
 # One index per model file: a collection refuses vectors of another model.
 model_hash=$(sha256sum models/efficientnet-lite0/model.onnx | cut -c1-12)
-data="$work/data-$index-$model_hash"
+data="$work/data-$index-$model_hash-$label"
 echo "== index ($index, ort; incremental, so a second run only checks the files)"
 start=$(date +%s.%N)
 IMGSEARCH_INDEX="$index" "$bin" --data-dir "$data" --runtime ort --quiet index "$work/corpus"
@@ -49,7 +60,8 @@ echo "indexed in $(echo "$(date +%s.%N) - $start" | bc) s"
 "$bin" --data-dir "$data" status
 
 port=$(free_port)
-cleanup_on_exit
+scratch="$work/data-adding"
+cleanup_on_exit "$scratch"
 echo "== machine: $(nproc) cores, load $(cut -d' ' -f1-3 /proc/loadavg)"
 for runtime in tract ort; do
     IMGSEARCH_INDEX="$index" "$bin" --data-dir "$data" --runtime "$runtime" --quiet serve --bind "127.0.0.1:$port" \
@@ -58,7 +70,18 @@ for runtime in tract ort; do
     wait_healthy "$port" "$pid" "$work/serve-$runtime.log"
     for size in original large; do
         python3 bench/latency/client.py "127.0.0.1:$port" "$work/queries/$size" \
-            --label "$runtime $size images=$images index=$index" --json "$out"
+            --label "$label $runtime $size images=$images index=$index" --json "$out"
     done
     kill "$pid"; wait "$pid" 2>/dev/null || true; pid=
 done
+
+# Upload-to-indexed, into a copy, so that the index stays as it was for the next run.
+rm -rf "$scratch"
+cp -a "$data" "$scratch"
+IMGSEARCH_INDEX="$index" "$bin" --data-dir "$scratch" --runtime ort --quiet serve --bind "127.0.0.1:$port" \
+    >"$work/serve-adding.log" 2>&1 &
+pid=$!
+wait_healthy "$port" "$pid" "$work/serve-adding.log"
+python3 bench/latency/client.py "127.0.0.1:$port" "$work/queries/original" --add \
+    --label "$label ort add images=$images index=$index" --json "$out"
+kill "$pid"; wait "$pid" 2>/dev/null || true; pid=
