@@ -62,26 +62,31 @@ echo "indexed in $(echo "$(date +%s.%N) - $start" | bc) s"
 port=$(free_port)
 scratch="$work/data-adding"
 cleanup_on_exit "$scratch"
+# Serves data dir $1 with runtime $2 (log $work/serve-$3.log) until stop_server.
+start_server() {
+    IMGSEARCH_INDEX="$index" "$bin" --data-dir "$1" --runtime "$2" --quiet serve --bind "127.0.0.1:$port" \
+        >"$work/serve-$3.log" 2>&1 &
+    pid=$!
+    wait_healthy "$port" "$pid" "$work/serve-$3.log"
+}
+stop_server() {
+    kill "$pid"; wait "$pid" 2>/dev/null || true; pid=
+}
+
 echo "== machine: $(nproc) cores, load $(cut -d' ' -f1-3 /proc/loadavg)"
 for runtime in tract ort; do
-    IMGSEARCH_INDEX="$index" "$bin" --data-dir "$data" --runtime "$runtime" --quiet serve --bind "127.0.0.1:$port" \
-        >"$work/serve-$runtime.log" 2>&1 &
-    pid=$!
-    wait_healthy "$port" "$pid" "$work/serve-$runtime.log"
+    start_server "$data" "$runtime" "$runtime"
     for size in original large; do
         python3 bench/latency/client.py "127.0.0.1:$port" "$work/queries/$size" \
             --label "$label $runtime $size images=$images index=$index" --json "$out"
     done
-    kill "$pid"; wait "$pid" 2>/dev/null || true; pid=
+    stop_server
 done
 
 # Upload-to-indexed, into a copy, so that the index stays as it was for the next run.
 rm -rf "$scratch"
 cp -a "$data" "$scratch"
-IMGSEARCH_INDEX="$index" "$bin" --data-dir "$scratch" --runtime ort --quiet serve --bind "127.0.0.1:$port" \
-    >"$work/serve-adding.log" 2>&1 &
-pid=$!
-wait_healthy "$port" "$pid" "$work/serve-adding.log"
+start_server "$scratch" ort adding
 python3 bench/latency/client.py "127.0.0.1:$port" "$work/queries/original" --add \
     --label "$label ort add images=$images index=$index" --json "$out"
-kill "$pid"; wait "$pid" 2>/dev/null || true; pid=
+stop_server
