@@ -3,7 +3,7 @@
 //! Real image embeddings are not uniform: photos of the same scene or subject form clusters. The
 //! generator mimics that with `CLUSTERS` centres drawn from a standard normal distribution in
 //! `dim` dimensions; point `i` belongs to cluster `i % CLUSTERS` and is its centre plus normal
-//! noise of standard deviation `SPREAD` per component. Queries are drawn the same way from a
+//! noise of standard deviation `SPREAD` per component, scaled to unit length. Queries are drawn the same way from a
 //! separate random stream, so they fall among the points without being copies of them. Every
 //! number comes from ChaCha8 seeded with the given seed, so a (seed, n, dim) triple always gives
 //! the same vectors on every machine.
@@ -64,9 +64,15 @@ impl Synth {
             .collect()
     }
 
+    /// A point of `cluster`, scaled to unit length in `f32` as imgsearch's model emits its
+    /// embeddings (`l2_normalize = true`), so that a collection stores it as imgsearch's would.
+    /// The collections are cosine, so the scaling changes no search and no recall.
     fn around(&self, cluster: usize, rng: &mut ChaCha8Rng) -> Vec<f32> {
         let centre = &self.centres[cluster * self.dim..(cluster + 1) * self.dim];
-        centre.iter().map(|&c| c + SPREAD * normal(rng)).collect()
+        let mut v: Vec<f32> = centre.iter().map(|&c| c + SPREAD * normal(rng)).collect();
+        let norm = v.iter().map(|x| x * x).sum::<f32>().sqrt();
+        v.iter_mut().for_each(|x| *x /= norm);
+        v
     }
 }
 

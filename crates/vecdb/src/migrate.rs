@@ -16,10 +16,11 @@
 use std::collections::HashMap;
 use std::path::Path;
 
-use crate::collection::{load_snapshot, prepare_vector, SNAPSHOT_FILE, VECTORS_FILE};
+use crate::collection::{
+    load_snapshot, prepare_vector, raw_if_changed, SNAPSHOT_FILE, VECTORS_FILE,
+};
 use crate::config::CollectionConfig;
 use crate::error::VecDbError;
-use crate::index::Metric;
 use crate::storage::points::{Change, PointStore};
 use crate::storage::snapshot::{self, Snapshot, DEAD_SLOT, SNAPSHOT_VERSION};
 use crate::storage::vectors::{vector_crc, VectorFile};
@@ -83,7 +84,6 @@ pub(crate) fn v1_to_v2(
     std::fs::rename(&tmp, &final_path).map_err(|e| VecDbError::io(&final_path, e))?;
     snapshot::sync_dir(dir)?;
 
-    let cosine = config.metric == Metric::Cosine;
     let changes: Vec<Change<'_>> = slot_ids
         .iter()
         .enumerate()
@@ -94,7 +94,7 @@ pub(crate) fn v1_to_v2(
                 id: p.id,
                 slot: slot as u32,
                 crc: crcs[slot],
-                raw: cosine.then_some(p.vector.as_slice()),
+                raw: raw_if_changed(&p.vector, &prepare_vector(config, &p.vector)),
                 metadata: &p.metadata,
             }
         })
