@@ -161,10 +161,13 @@ impl Collection {
         for attempt in 0..3 {
             let st = self.inner.state.read();
             validate_params(&st.index, &params)?;
+            // Free slots are never in the index, so with no dead slot every slot it holds is
+            // live and the per-candidate check (a random read of the slot table) is skipped.
+            let all = |_: u32| true;
+            let live = |s: u32| st.is_live(s);
+            let accept: &dyn Fn(u32) -> bool = if st.dead_count() == 0 { &all } else { &live };
             let found = match &filter {
-                None => st
-                    .index
-                    .search(&st.arena, &q, req.k, &params, &|s| st.is_live(s)),
+                None => st.index.search(&st.arena, &q, req.k, &params, accept),
                 Some(f) => filtered_search(
                     &st,
                     f,

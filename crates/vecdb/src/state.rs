@@ -34,6 +34,9 @@ pub(crate) struct State {
     pub id_slot: HashMap<u64, u32>,
     /// Free slots, reused before the file grows (popped from the end).
     pub free: Vec<u32>,
+    /// Number of dead slots, kept with `slot_ids`: while it is 0 every slot the index holds is
+    /// live, and searches skip the per-candidate liveness check.
+    dead: usize,
     /// The field indexes, once a filtered search or a write opened them.
     pub fields: Option<FieldIndex>,
     /// The redb generation this state reflects.
@@ -98,6 +101,7 @@ impl State {
             slot_ids,
             id_slot,
             free,
+            dead: 0,
             fields: None,
             generation,
         }
@@ -126,6 +130,7 @@ impl State {
                 freed.insert(s as u32);
             }
         }
+        self.dead = 0;
         self.free.sort_unstable_by(|a, b| b.cmp(a));
         // A freed slot's entries name metadata that is gone; purged before the slot is reused.
         if let Some(f) = &mut self.fields {
@@ -143,7 +148,7 @@ impl State {
     }
 
     pub(crate) fn dead_count(&self) -> usize {
-        self.slot_ids.iter().filter(|&&id| id == DEAD_SLOT).count()
+        self.dead
     }
 
     /// The slots a batch of new vectors will take: free ones first, then new ones at the end
@@ -209,6 +214,7 @@ impl State {
     /// slots only, and forgetting them now would need the metadata it held.
     fn kill(&mut self, slot: u32) {
         self.slot_ids[slot as usize] = DEAD_SLOT;
+        self.dead += 1;
     }
 
     /// Heap bytes of the slot tables (ids per slot, id -> slot map, free list).
@@ -279,9 +285,10 @@ impl State {
         arena.remap(None, snap.slot_ids.len());
         let mut id_slot = HashMap::with_capacity(points as usize);
         let mut free = Vec::new();
+        let mut dead = 0;
         for (slot, &id) in snap.slot_ids.iter().enumerate() {
             match id {
-                DEAD_SLOT => {}
+                DEAD_SLOT => dead += 1,
                 FREE_SLOT => free.push(slot as u32),
                 _ => {
                     if id_slot.insert(id, slot as u32).is_some() {
@@ -314,6 +321,7 @@ impl State {
             slot_ids: snap.slot_ids,
             id_slot,
             free,
+            dead,
             fields: None,
             generation,
         })

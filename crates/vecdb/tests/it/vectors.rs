@@ -19,8 +19,12 @@ fn freed_slots_are_reused_and_survive_reopening() {
             .create_collection(config("v", DIM, Metric::L2, spec("hnsw")))
             .unwrap();
         c.insert(&points(&vectors[..1_200], 0)).unwrap();
+        // A few deletes leave dead slots, which searches must skip.
+        c.delete(&(0..50).collect::<Vec<u64>>()).unwrap();
+        assert_eq!(c.stats().unwrap().dead_slots, 50);
+        assert_no_hit(&c, &vectors, 0..50);
         // 1,100 dead slots > max(1000, 100 live): compaction frees them.
-        c.delete(&(0..1_100).collect::<Vec<u64>>()).unwrap();
+        c.delete(&(50..1_100).collect::<Vec<u64>>()).unwrap();
         let s = c.stats().unwrap();
         assert_eq!((s.points, s.slots, s.dead_slots), (100, 1_200, 0));
         assert_eq!(s.free_slots, 1_100);
@@ -33,21 +37,37 @@ fn freed_slots_are_reused_and_survive_reopening() {
             assert_eq!(c.get(&[id]).unwrap()[0].vector, *v);
             assert_eq!(c.search(v, &SearchRequest::new(1)).unwrap()[0].id, id);
         }
+        c.delete(&[1_101, 1_102, 1_103]).unwrap();
+        assert_eq!(c.stats().unwrap().dead_slots, 3);
     }
-    // Reopened from the snapshot, and rebuilt from redb's slot table without it.
-    for remove_snapshot in [false, true] {
+    // Reopened from the snapshot (its dead slots still dead), and rebuilt from redb's slot table
+    // without it (dead slots become free).
+    for (remove_snapshot, dead) in [(false, 3), (true, 0)] {
         if remove_snapshot {
             fs::remove_file(dir.path().join("v/index.snap")).unwrap();
         }
         let db = Database::open(dir.path()).unwrap();
         let c = db.collection("v").unwrap();
-        assert_eq!(c.count(), 1_100);
+        assert_eq!(c.count(), 1_097);
+        assert_eq!(c.stats().unwrap().dead_slots, dead);
+        assert_no_hit(&c, &vectors, 1_101..1_104);
         for id in (1_100..2_200u64).step_by(89) {
             let v = &vectors[id as usize];
             assert_eq!(c.get(&[id]).unwrap()[0].vector, *v);
             assert_eq!(c.search(v, &SearchRequest::new(1)).unwrap()[0].id, id);
         }
         assert!(c.get(&[5]).unwrap().is_empty());
+    }
+}
+
+/// No search for the vector of a deleted point returns it, nor any other deleted point.
+fn assert_no_hit(c: &vecdb::Collection, vectors: &[Vec<f32>], deleted: std::ops::Range<u64>) {
+    for id in deleted.clone() {
+        let hits = c
+            .search(&vectors[id as usize], &SearchRequest::new(10))
+            .unwrap();
+        assert_eq!(hits.len(), 10);
+        assert!(hits.iter().all(|h| !deleted.contains(&h.id)), "{hits:?}");
     }
 }
 
