@@ -45,12 +45,17 @@ use crate::storage::snapshot::{self, Snapshot, FREE_SLOT};
 use crate::storage::vectors::{vector_crc, VectorFile};
 use crate::Point;
 
-/// A validated point ready to be written: vector already normalised under cosine.
-pub(crate) struct Prepared {
+/// A validated point ready to be written: vector already normalised under cosine, metadata
+/// borrowed from the caller's point (an empty object for null).
+pub(crate) struct Prepared<'a> {
     pub id: u64,
     pub vector: Vec<f32>,
-    pub metadata: Value,
+    pub metadata: &'a Value,
 }
+
+/// The metadata a point given with `null` is stored with.
+static EMPTY_METADATA: std::sync::LazyLock<Value> =
+    std::sync::LazyLock::new(|| Value::Object(Default::default()));
 
 /// Most points applied to memory per write-lock acquisition.
 pub const APPLY_CHUNK: usize = 64;
@@ -511,7 +516,7 @@ impl Collection {
                 slot,
                 crc: vector_crc(&prep.vector),
                 raw: raw_if_changed(&p.vector, &prep.vector),
-                metadata: &prep.metadata,
+                metadata: prep.metadata,
             })
             .collect();
         let generation = self.inner.store.write(&changes)?;
@@ -537,10 +542,10 @@ impl Collection {
                 match k {
                     Some(s) => {
                         let old = old_metadata.next().expect("one old record per kept point");
-                        st.set_metadata(s, &old, &p.metadata);
+                        st.set_metadata(s, &old, p.metadata);
                     }
                     None => {
-                        if st.stage(p.id, slot, &p.metadata) {
+                        if st.stage(p.id, slot, p.metadata) {
                             staged.push(slot);
                         }
                     }
@@ -908,15 +913,24 @@ pub(crate) fn check_vector(
 /// each once), vectors ([`check_vector`]) and metadata (a JSON object or null). Every store
 /// (this database, Milvus) refuses batches by this rule before writing anything.
 pub fn check_points(config: &CollectionConfig, points: &[Point]) -> Result<(), VecDbError> {
+    check_points_by(points, |_, p| check_vector(config, p.id, &p.vector))
+}
+
+/// [`check_points`] with the vector rule given as `vector_ok(index, point)`, called in order
+/// like the other rules, so the error always names the first point at fault.
+fn check_points_by(
+    points: &[Point],
+    mut vector_ok: impl FnMut(usize, &Point) -> Result<(), VecDbError>,
+) -> Result<(), VecDbError> {
     let mut seen = std::collections::HashSet::with_capacity(points.len());
-    for p in points {
+    for (i, p) in points.iter().enumerate() {
         if p.id == crate::storage::snapshot::DEAD_SLOT {
             return Err(VecDbError::param(
                 "id",
                 format!("{} is reserved (it marks free slots)", p.id),
             ));
         }
-        check_vector(config, p.id, &p.vector)?;
+        vector_ok(i, p)?;
         if !seen.insert(p.id) {
             return Err(VecDbError::DuplicateId { id: p.id });
         }
@@ -931,19 +945,31 @@ pub fn check_points(config: &CollectionConfig, points: &[Point]) -> Result<(), V
 }
 
 /// Validates a whole batch before anything is written; returns the prepared points in order.
-fn validate_batch(
+fn validate_batch<'a>(
     config: &CollectionConfig,
-    points: &[Point],
-) -> Result<Vec<Prepared>, VecDbError> {
-    check_points(config, points)?;
+    points: &'a [Point],
+) -> Result<Vec<Prepared<'a>>, VecDbError> {
+    use rayon::prelude::*;
+    // The vectors, the costly part at high dimension, are checked and normalised in parallel;
+    // the rules are then applied in order.
+    let mut vectors: Vec<Result<Vec<f32>, VecDbError>> = points
+        .par_iter()
+        .map(|p| check_vector(config, p.id, &p.vector).map(|()| prepare_vector(config, &p.vector)))
+        .collect();
+    check_points_by(points, |i, _| match &mut vectors[i] {
+        Ok(_) => Ok(()),
+        // Moved out: the check stops at this first error, so the placeholder is never read.
+        Err(e) => Err(std::mem::replace(e, VecDbError::ZeroVector { id: 0 })),
+    })?;
     Ok(points
         .iter()
-        .map(|p| Prepared {
+        .zip(vectors)
+        .map(|(p, v)| Prepared {
             id: p.id,
-            vector: prepare_vector(config, &p.vector),
+            vector: v.expect("every vector passed its check"),
             metadata: match &p.metadata {
-                Value::Null => Value::Object(Default::default()),
-                other => other.clone(),
+                Value::Null => &EMPTY_METADATA,
+                other => other,
             },
         })
         .collect())

@@ -248,9 +248,15 @@ fn check_endian(path: &Path) -> Result<(), VecDbError> {
 
 /// CRC-32 of a vector's bytes as stored (little endian), recorded in its point record.
 pub(crate) fn vector_crc(v: &[f32]) -> u32 {
+    // Hashed a kilobyte at a time: fed four bytes per call, the hasher never reaches its
+    // carry-less multiplication path and takes several times as long.
     let mut h = crc32fast::Hasher::new();
-    for x in v {
-        h.update(&x.to_le_bytes());
+    let mut buf = [0u8; 1024];
+    for chunk in v.chunks(buf.len() / 4) {
+        for (b, x) in buf.chunks_exact_mut(4).zip(chunk) {
+            b.copy_from_slice(&x.to_le_bytes());
+        }
+        h.update(&buf[..chunk.len() * 4]);
     }
     h.finalize()
 }
@@ -258,6 +264,15 @@ pub(crate) fn vector_crc(v: &[f32]) -> u32 {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn vector_crc_is_the_crc_of_the_little_endian_bytes() {
+        for n in [0, 1, 255, 256, 257, 1280] {
+            let v: Vec<f32> = (0..n).map(|i| i as f32 * 0.37 - 11.0).collect();
+            let bytes: Vec<u8> = v.iter().flat_map(|x| x.to_le_bytes()).collect();
+            assert_eq!(vector_crc(&v), crc32fast::hash(&bytes), "{n} floats");
+        }
+    }
 
     #[test]
     fn write_map_reopen_and_bad_headers() {

@@ -70,6 +70,21 @@ fn bad_writes_change_nothing() {
         (vec![good(1000), good(1000)], |e| {
             matches!(e, VecDbError::DuplicateId { id: 1000 })
         }),
+        // Several faults: the first point at fault is named, whatever its rule (the vectors
+        // are checked in parallel, the rules in order).
+        (
+            vec![good(1000), good(1000), Point::new(1005, vec![0.0; DIM])],
+            |e| matches!(e, VecDbError::DuplicateId { id: 1000 }),
+        ),
+        (
+            vec![
+                good(1000),
+                Point::new(1006, vec![0.0; DIM]),
+                good(1000),
+                Point::new(1007, vec![f32::NAN; DIM]),
+            ],
+            |e| matches!(e, VecDbError::ZeroVector { id: 1006 }),
+        ),
         (
             vec![
                 good(1000),
