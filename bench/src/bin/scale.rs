@@ -89,6 +89,9 @@ enum Cmd {
         /// Seconds `imgsearch search` took, measured by run.sh, recorded in the line.
         #[arg(long)]
         cli_search_s: Option<f64>,
+        /// HNSW's search breadth for the unfiltered searches (default: the index's own).
+        #[arg(long)]
+        ef: Option<usize>,
     },
 }
 
@@ -107,7 +110,8 @@ fn main() -> Result<()> {
             data_dir,
             open_only,
             cli_search_s,
-        } => measure(&data_dir, open_only, cli_search_s),
+            ef,
+        } => measure(&data_dir, open_only, cli_search_s, ef),
     }
 }
 
@@ -292,7 +296,12 @@ fn update_truth(truth: &mut [Vec<(u64, f32)>], qnorm: &[Vec<f32>], ids: &[u64], 
     });
 }
 
-fn measure(data_dir: &Path, open_only: bool, cli_search_s: Option<f64>) -> Result<()> {
+fn measure(
+    data_dir: &Path,
+    open_only: bool,
+    cli_search_s: Option<f64>,
+    ef: Option<usize>,
+) -> Result<()> {
     let t = Instant::now();
     let db = Database::open(&data_dir.join("db"))?;
     let collection = db.collection(COLLECTION)?;
@@ -313,7 +322,11 @@ fn measure(data_dir: &Path, open_only: bool, cli_search_s: Option<f64>) -> Resul
     let mut found = 0usize;
     for (q, want) in queries.iter().zip(&truth) {
         let t = Instant::now();
-        let hits = collection.search(q, &SearchRequest::new(K))?;
+        let req = SearchRequest {
+            ef,
+            ..SearchRequest::new(K)
+        };
+        let hits = collection.search(q, &req)?;
         lat.push(t.elapsed().as_secs_f64() * 1e3);
         found += hits.iter().filter(|h| want.contains(&h.id)).count();
         anon_peak = anon_peak.max(anon_rss_mb().unwrap_or(0.0));
@@ -357,6 +370,7 @@ fn measure(data_dir: &Path, open_only: bool, cli_search_s: Option<f64>) -> Resul
         "filtered_first_ms": round(filtered_first_ms, 1),
         "field_index_mb": round(field_index_mb, 1),
         "cli_search_s": cli_search_s.map(|s| round(s, 3)),
+        "ef": ef,
         "queries": QUERIES,
     });
     println!("{line}");
