@@ -59,11 +59,14 @@ pub(crate) fn v1_to_v2(
     let tmp = dir.join(format!("{VECTORS_FILE}.tmp"));
     let mut file = VectorFile::create(&tmp, dim)?;
     let mut crcs = Vec::with_capacity(slot_ids.len());
+    // Per slot: whether its record must keep the vector as inserted (normalising changed it).
+    let mut keep_raw = Vec::with_capacity(slot_ids.len());
     let mut dead = dead_vectors.chunks_exact(dim);
     for (chunk_no, chunk) in slot_ids.chunks(WRITE_CHUNK).enumerate() {
         let mut buf = Vec::with_capacity(chunk.len() * dim);
         for &id in chunk {
             let v = if id == DEAD_SLOT {
+                keep_raw.push(false);
                 dead.next()
                     .ok_or_else(|| VecDbError::Corrupt {
                         path: snap_path.clone(),
@@ -71,7 +74,10 @@ pub(crate) fn v1_to_v2(
                     })?
                     .to_vec()
             } else {
-                prepare_vector(config, &points[by_id[&id]].vector)
+                let inserted = &points[by_id[&id]].vector;
+                let v = prepare_vector(config, inserted);
+                keep_raw.push(raw_if_changed(inserted, &v).is_some());
+                v
             };
             crcs.push(vector_crc(&v));
             buf.extend_from_slice(&v);
@@ -94,7 +100,7 @@ pub(crate) fn v1_to_v2(
                 id: p.id,
                 slot: slot as u32,
                 crc: crcs[slot],
-                raw: raw_if_changed(&p.vector, &prepare_vector(config, &p.vector)),
+                raw: keep_raw[slot].then_some(p.vector.as_slice()),
                 metadata: &p.metadata,
             }
         })
