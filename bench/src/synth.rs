@@ -3,10 +3,11 @@
 //! Real image embeddings are not uniform: photos of the same scene or subject form clusters. The
 //! generator mimics that with `CLUSTERS` centres drawn from a standard normal distribution in
 //! `dim` dimensions; point `i` belongs to cluster `i % CLUSTERS` and is its centre plus normal
-//! noise of standard deviation `SPREAD` per component, scaled to unit length. Queries are drawn the same way from a
-//! separate random stream, so they fall among the points without being copies of them. Every
-//! number comes from ChaCha8 seeded with the given seed, so a (seed, n, dim) triple always gives
-//! the same vectors on every machine.
+//! noise of standard deviation `SPREAD` per component, scaled to unit length. Queries are drawn
+//! the same way from a separate random stream, so they fall among the points without being
+//! copies of them. Every number comes from ChaCha8 seeded with the given seed (and the scaling
+//! sums in a fixed order), so a (seed, n, dim) triple always gives the same vectors on every
+//! machine.
 
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
@@ -70,8 +71,7 @@ impl Synth {
     fn around(&self, cluster: usize, rng: &mut ChaCha8Rng) -> Vec<f32> {
         let centre = &self.centres[cluster * self.dim..(cluster + 1) * self.dim];
         let mut v: Vec<f32> = centre.iter().map(|&c| c + SPREAD * normal(rng)).collect();
-        let norm = v.iter().map(|x| x * x).sum::<f32>().sqrt();
-        v.iter_mut().for_each(|x| *x /= norm);
+        embed::head::l2_normalize(&mut v);
         v
     }
 }
