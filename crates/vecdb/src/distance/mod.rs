@@ -126,12 +126,18 @@ impl Kernels {
                 None
             };
             if std::arch::is_x86_feature_detected!("avx512f") {
+                let vpopcnt: Option<BitPlanesFn> =
+                    if std::arch::is_x86_feature_detected!("avx512vpopcntdq") {
+                        Some(x86::bit_planes_avx512)
+                    } else {
+                        popcnt
+                    };
                 out.push(Kernels {
                     name: "avx512",
                     l2: x86::l2_squared_avx512,
                     dot: x86::dot_avx512,
                     dot_u8: Some(x86::dot_u8_avx512),
-                    bit_planes: popcnt,
+                    bit_planes: vpopcnt,
                 });
             }
             if std::arch::is_x86_feature_detected!("avx2")

@@ -67,7 +67,7 @@ proptest! {
 
 proptest! {
     #[test]
-    fn bit_planes_match_a_bit_by_bit_count(words in prop::collection::vec(any::<u64>(), 0..40)) {
+    fn bit_planes_match_a_bit_by_bit_count(words in prop::collection::vec(any::<u64>(), 0..120)) {
         let w = words.len() / 5;
         let (code, planes) = (&words[..w], &words[w..5 * w]);
         let mut want = [0u32; 5];

@@ -81,6 +81,38 @@ pub unsafe fn bit_planes_popcnt(code: &[u64], planes: &[u64]) -> [u32; 5] {
     out
 }
 
+/// [`bit_planes_popcnt`] eight words at a time with AVX-512's vector population count: a
+/// RaBitQ estimate at 1,280 dimensions is three steps instead of a hundred scalar counts.
+///
+/// # Safety
+/// The CPU must support AVX512F and AVX512VPOPCNTDQ, and `planes.len() >= 4 * code.len()`.
+#[target_feature(enable = "avx512f,avx512vpopcntdq")]
+pub unsafe fn bit_planes_avx512(code: &[u64], planes: &[u64]) -> [u32; 5] {
+    let w = code.len();
+    let mut acc = [_mm512_setzero_si512(); 5];
+    let mut i = 0;
+    while i < w {
+        let mask: __mmask8 = if w - i >= 8 {
+            0xff
+        } else {
+            (1u8 << (w - i)) - 1
+        };
+        // SAFETY: the mask enables only words i..min(i + 8, w), which lie inside `code`, and
+        // inside each plane j * w .. (j + 1) * w of `planes`; masked-off words are not read.
+        let c = unsafe { _mm512_maskz_loadu_epi64(mask, code.as_ptr().add(i).cast()) };
+        acc[0] = _mm512_add_epi64(acc[0], _mm512_popcnt_epi64(c));
+        for j in 0..4 {
+            // SAFETY: as above, for plane j.
+            let p =
+                unsafe { _mm512_maskz_loadu_epi64(mask, planes.as_ptr().add(j * w + i).cast()) };
+            let both = _mm512_and_si512(c, p);
+            acc[j + 1] = _mm512_add_epi64(acc[j + 1], _mm512_popcnt_epi64(both));
+        }
+        i += 8;
+    }
+    acc.map(|a| _mm512_reduce_add_epi64(a) as u32)
+}
+
 /// Inner product of floats with bytes (read as 0..=255) with AVX2 and FMA: eight bytes are
 /// widened to eight `i32` and converted to floats per step, four independent accumulators.
 ///
