@@ -6,7 +6,7 @@
 #
 # Usage: bench/run-ann.sh [--threads N] [--queries N|all] [--repeats N] [--data DIR]
 #                         (DIR bench/data/fashion-mnist-1280-cosine: real image embeddings)
-#                         [--ours "hnsw flat flatbatch ivf lsh hnsw_sq ivf_sq8 flat_sq8 ivf_rabitq flat_rabitq"]
+#                         [--ours "hnsw flat flatbatch ivf lsh hnsw_sq ivf_sq8 flat_sq8 ivf_rabitq flat_rabitq hnsw_rabitq"]
 #                         [--peers "hnswlib:hnsw faiss:hnsw faiss:hnsw_sq faiss:ivf_sq8 faiss:ivf_rabitq ..."]
 #                         [--with-collection]   (also imgsearch HNSW through the Collection API)
 # Environment: CARGO_TARGET_DIR (default: <repo>/target).
@@ -21,8 +21,9 @@ data="$here/data/fashion-mnist-784-euclidean"
 # flatbatch: flat through AnyIndex::search_batch; *_sq*: SQ8 codes with exact re-ranking of
 # refine_k x k candidates (imgsearch) and faiss' IndexHNSWSQ / IndexIVFScalarQuantizer (no
 # re-ranking); ivf_rabitq: one-bit RaBitQ codes re-ranked by their error bound (imgsearch) and
-# faiss' IndexIVFRaBitQ re-ranked by IndexRefineFlat.
-ours="hnsw flat flatbatch ivf lsh hnsw_sq ivf_sq8 ivf_rabitq"
+# faiss' IndexIVFRaBitQ re-ranked by IndexRefineFlat; hnsw_rabitq: HNSW with exact distances whose
+# walk skips the neighbours RaBitQ lower bounds rule out (imgsearch only).
+ours="hnsw flat flatbatch ivf lsh hnsw_sq ivf_sq8 ivf_rabitq hnsw_rabitq"
 peers="hnswlib:hnsw faiss:hnsw faiss:flat faiss:flat:1 faiss:ivf faiss:ivf:1 faiss:hnsw_sq faiss:ivf_sq8 faiss:ivf_rabitq"
 m=16
 efc=200
@@ -88,7 +89,7 @@ repeats_for() { [[ "$1" == flat* || "$1" == lsh ]] && echo 1 || echo "$repeats";
 run_ours() {
     local extra=() index="$1"
     case "$1" in
-        hnsw|hnsw_sq) extra=(--m "$m" --ef-construction "$efc" --ef "$ef") ;;
+        hnsw|hnsw_sq|hnsw_rabitq) extra=(--m "$m" --ef-construction "$efc" --ef "$ef") ;;
         ivf|ivf_sq8|ivf_rabitq) extra=(--nlist "$nlist" --nprobe "$nprobe") ;;
         lsh) extra=("${lsh_args[@]}") ;;
         flatbatch) index=flat; extra=(--query-batch 0) ;;

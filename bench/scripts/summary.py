@@ -120,12 +120,14 @@ def main():
     # structure and codes (SQ8: no re-ranking; RaBitQ: re-ranked by IndexRefineFlat), given all
     # queries at once or (batch 1) one per call.
     for quant, plain in (("hnsw_sq", "hnsw"), ("ivf_sq8", "ivf"), ("ivf_rabitq", "ivf"),
-                         ("flat_rabitq", "flat")):
+                         ("flat_rabitq", "flat"), ("hnsw_rabitq", "hnsw")):
         q = groups.get(("imgsearch", quant))
         if not q:
             continue
         peers = [(groups.get(("faiss", key)), f"faiss {key}")
                  for key in (quant, f"{quant} (batch 1)")]
+        if plain == "hnsw":
+            peers.append((groups.get(("hnswlib", "hnsw")), "hnswlib hnsw"))
         for other, label in [(groups.get(("imgsearch", plain)), f"imgsearch {plain}")] + peers:
             if other:
                 cells = "; ".join(f"{ratio(*cpu_pair(q, other, t))} at recall@10 >= {t}"

@@ -54,6 +54,9 @@ enum IndexKind {
     /// IVF lists scanned on RaBitQ codes, re-ranked by the error bound (Milvus' IVF_RABITQ).
     #[value(name = "ivf_rabitq")]
     IvfRabitq,
+    /// HNSW whose walk skips neighbours ruled out by RaBitQ lower bounds; exact distances.
+    #[value(name = "hnsw_rabitq")]
+    HnswRabitq,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, ValueEnum)]
@@ -205,6 +208,11 @@ impl Args {
                 },
                 refine: self.refine(),
             },
+            IndexKind::HnswRabitq => IndexSpec::HnswRabitq(HnswParams {
+                m: self.m,
+                ef_construction: self.ef_construction,
+                ef: self.ef[0],
+            }),
         }
     }
 
@@ -259,6 +267,14 @@ impl Args {
                 .map(|&n| {
                     let p = json!({"nlist": self.nlist, "nprobe": n});
                     (self.rabitq_json(p), params(None, Some(n), None))
+                })
+                .collect(),
+            IndexKind::HnswRabitq => self
+                .ef
+                .iter()
+                .map(|&ef| {
+                    let p = json!({"m": self.m, "ef_construction": self.ef_construction, "ef": ef});
+                    (self.rabitq_json(p), params(Some(ef), None, None))
                 })
                 .collect(),
             IndexKind::HnswSq => self
@@ -533,6 +549,7 @@ fn index_name(kind: IndexKind) -> &'static str {
         IndexKind::IvfSq8 => "ivf_sq8",
         IndexKind::FlatRabitq => "flat_rabitq",
         IndexKind::IvfRabitq => "ivf_rabitq",
+        IndexKind::HnswRabitq => "hnsw_rabitq",
     }
 }
 

@@ -15,7 +15,7 @@ use std::path::{Path, PathBuf};
 use std::time::Instant;
 use vecdb::RefineParams;
 
-use anyhow::{bail, ensure, Context, Result};
+use anyhow::{ensure, Context, Result};
 use clap::{Parser, Subcommand, ValueEnum};
 use imgsearch_bench::measure::peak_rss_mb;
 use imgsearch_bench::synth::Synth;
@@ -125,6 +125,7 @@ fn spec_of(index: IndexKind, quantization: Quantization) -> IndexSpec {
         (IndexKind::Ivf, Quantization::Sq8) => IndexSpec::default_ivf_sq8(),
         (IndexKind::Flat, Quantization::Rabitq) => IndexSpec::FlatRabitq { refine: true },
         (IndexKind::Ivf, Quantization::Rabitq) => IndexSpec::default_ivf_rabitq(),
+        (IndexKind::Hnsw, Quantization::Rabitq) => IndexSpec::default_hnsw_rabitq(),
         (IndexKind::Flat, _) => IndexSpec::Flat,
         (IndexKind::Hnsw, _) => IndexSpec::default_hnsw(),
         (IndexKind::Ivf, _) => IndexSpec::default_ivf(),
@@ -140,12 +141,6 @@ fn build(
     seed: u64,
     no_engine: bool,
 ) -> Result<()> {
-    if (index, quantization) == (IndexKind::Hnsw, Quantization::Rabitq) {
-        bail!(
-            "vecdb offers RaBitQ codes under flat and IVF only (see docs/index-parameters.md); \
-             use --index flat|ivf with --quantization rabitq"
-        );
-    }
     ensure!(n > 0, "--points must be positive");
     ensure!(
         !data_dir.exists() || std::fs::read_dir(data_dir)?.next().is_none(),

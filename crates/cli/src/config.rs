@@ -131,8 +131,8 @@ pub const KEYS: &[(&str, &str)] = &[
     ("metric", "cosine | ip | l2, for a new collection [cosine]"),
     (
         "index",
-        "hnsw | flat | ivf | lsh | hnsw_sq | ivf_sq8 | flat_sq8 | ivf_rabitq | flat_rabitq, for \
-         a new collection [hnsw]",
+        "hnsw | flat | ivf | lsh | hnsw_sq | ivf_sq8 | flat_sq8 | ivf_rabitq | flat_rabitq | \
+         hnsw_rabitq, for a new collection [hnsw]",
     ),
     ("hnsw_m", "HNSW links per node [16]"),
     ("hnsw_ef_construction", "HNSW build beam [200]"),
@@ -578,10 +578,11 @@ fn index_spec(c: &RawConfig) -> Result<IndexSpec, ConfigError> {
             refine: rd.refine,
         },
         Some("flat_rabitq") => IndexSpec::FlatRabitq { refine: rd.refine },
+        Some("hnsw_rabitq") => IndexSpec::HnswRabitq(hnsw),
         Some(other) => {
             return Err(ConfigError(format!(
                 "index {other:?} is not one of hnsw, flat, ivf, lsh, hnsw_sq, ivf_sq8, flat_sq8, \
-                 ivf_rabitq, flat_rabitq"
+                 ivf_rabitq, flat_rabitq, hnsw_rabitq"
             )))
         }
     };
@@ -704,6 +705,14 @@ mod tests {
             ..Default::default()
         };
         assert!(bad(rabitq).contains("error bound"));
+        let s = RawConfig {
+            index: Some("HNSW_RABITQ".into()),
+            hnsw_m: Some(24),
+            ..Default::default()
+        }
+        .validate()
+        .unwrap();
+        assert!(matches!(s.engine.index, IndexSpec::HnswRabitq(hnsw) if hnsw.m == 24));
         let s = RawConfig {
             index: Some("hnsw_sq".into()),
             hnsw_ef: Some(40),

@@ -1,6 +1,7 @@
 //! The raw vector API, shaped after Milvus: collections with a dimension, a `metric_type`
 //! (`L2`, `IP`, `COSINE`), an `index_type` (`FLAT`, `HNSW`, `IVF_FLAT`, `LSH`, the SQ8 kinds
-//! `FLAT_SQ8`, `HNSW_SQ`, `IVF_SQ8` and the RaBitQ kinds `FLAT_RABITQ`, `IVF_RABITQ`) and
+//! `FLAT_SQ8`, `HNSW_SQ`, `IVF_SQ8` and the RaBitQ kinds `FLAT_RABITQ`, `IVF_RABITQ`,
+//! `HNSW_RABITQ`) and
 //! `params`; searches with `data`, `limit`, `filter` and
 //! `param: {metric_type, params: {ef, nprobe, probes, refine_k}}`.
 //!
@@ -90,7 +91,8 @@ pub struct CreateBody {
     /// HNSW: M, efConstruction, ef; IVF_FLAT: nlist, nprobe; LSH: tables, bits, probes,
     /// bucket_width; FLAT_SQ8: refine, refine_k; HNSW_SQ: M, efConstruction, ef, refine,
     /// refine_k; IVF_SQ8: nlist, nprobe, refine, refine_k; FLAT_RABITQ: refine;
-    /// IVF_RABITQ: nlist, nprobe, refine; FLAT: none. Other keys are refused.
+    /// IVF_RABITQ: nlist, nprobe, refine; HNSW_RABITQ: M, efConstruction, ef; FLAT: none.
+    /// Other keys are refused.
     #[serde(default)]
     #[schema(value_type = Object)]
     params: Map<String, Value>,

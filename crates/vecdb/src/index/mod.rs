@@ -214,6 +214,11 @@ pub enum IndexSpec {
         #[serde(default = "default_refine")]
         refine: bool,
     },
+    /// HNSW whose walk reads a neighbour's f32 vector only when the neighbour's RaBitQ lower
+    /// bound does not already rule it out of the `ef` best; every distance it keeps is exact,
+    /// so it has no `refine` or `refine_k`.
+    #[serde(rename = "hnsw_rabitq")]
+    HnswRabitq(HnswParams),
 }
 
 fn default_refine() -> bool {
@@ -293,8 +298,13 @@ impl IndexSpec {
         }
     }
 
+    /// HNSW on RaBitQ bounds with the default parameters.
+    pub fn default_hnsw_rabitq() -> Self {
+        IndexSpec::HnswRabitq(HnswParams::default())
+    }
+
     /// The index kind's name as used in the serde form: "flat", "hnsw", "ivf", "lsh",
-    /// "flat_sq8", "hnsw_sq", "ivf_sq8", "flat_rabitq" or "ivf_rabitq".
+    /// "flat_sq8", "hnsw_sq", "ivf_sq8", "flat_rabitq", "ivf_rabitq" or "hnsw_rabitq".
     pub fn kind_name(&self) -> &'static str {
         match self {
             IndexSpec::Flat => "flat",
@@ -306,6 +316,7 @@ impl IndexSpec {
             IndexSpec::IvfSq8 { .. } => "ivf_sq8",
             IndexSpec::FlatRabitq { .. } => "flat_rabitq",
             IndexSpec::IvfRabitq { .. } => "ivf_rabitq",
+            IndexSpec::HnswRabitq(_) => "hnsw_rabitq",
         }
     }
 
@@ -335,6 +346,7 @@ impl IndexSpec {
             IndexSpec::IvfRabitq { ivf, refine } => {
                 (IndexSpec::Ivf(ivf), CodeKind::Rabitq, refine, None)
             }
+            IndexSpec::HnswRabitq(hnsw) => (IndexSpec::Hnsw(hnsw), CodeKind::Rabitq, true, None),
             _ => return None,
         };
         Some(QuantizedParts {
@@ -400,7 +412,8 @@ impl IndexSpec {
             | IndexSpec::HnswSq { .. }
             | IndexSpec::IvfSq8 { .. }
             | IndexSpec::FlatRabitq { .. }
-            | IndexSpec::IvfRabitq { .. } => {
+            | IndexSpec::IvfRabitq { .. }
+            | IndexSpec::HnswRabitq(_) => {
                 let parts = self
                     .quantized_parts()
                     .expect("the quantised kinds have parts");
@@ -703,7 +716,8 @@ impl AnyIndex {
             | IndexSpec::HnswSq { .. }
             | IndexSpec::IvfSq8 { .. }
             | IndexSpec::FlatRabitq { .. }
-            | IndexSpec::IvfRabitq { .. } => unreachable!("quantised specs returned above"),
+            | IndexSpec::IvfRabitq { .. }
+            | IndexSpec::HnswRabitq(_) => unreachable!("quantised specs returned above"),
         })
     }
 
@@ -885,7 +899,8 @@ impl AnyIndex {
             | IndexSpec::HnswSq { .. }
             | IndexSpec::IvfSq8 { .. }
             | IndexSpec::FlatRabitq { .. }
-            | IndexSpec::IvfRabitq { .. } => unreachable!("quantised specs returned above"),
+            | IndexSpec::IvfRabitq { .. }
+            | IndexSpec::HnswRabitq(_) => unreachable!("quantised specs returned above"),
         })
     }
 

@@ -55,6 +55,10 @@ fn quantised_spec_serde_forms_are_flat() {
             r#"{"kind":"ivf_rabitq","nlist":256,"nprobe":16,"refine":true}"#,
         ),
         (
+            IndexSpec::default_hnsw_rabitq(),
+            r#"{"kind":"hnsw_rabitq","m":16,"ef_construction":200,"ef":64}"#,
+        ),
+        (
             IndexSpec::FlatSq8(RefineParams::default()),
             r#"{"kind":"flat_sq8","refine":true,"refine_k":4.0}"#,
         ),

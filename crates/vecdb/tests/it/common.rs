@@ -39,6 +39,7 @@ pub fn spec(kind: &str) -> IndexSpec {
             },
             refine: true,
         },
+        "hnsw_rabitq" => IndexSpec::default_hnsw_rabitq(),
         other => panic!("unknown kind {other}"),
     }
 }

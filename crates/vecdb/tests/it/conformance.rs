@@ -361,7 +361,8 @@ suite!(
     hnsw_sq,
     ivf_sq8,
     flat_rabitq,
-    ivf_rabitq
+    ivf_rabitq,
+    hnsw_rabitq
 );
 
 /// A filter that matches half the points, all of them far from the query: IVF probing one list

@@ -99,6 +99,7 @@ fn quantized_codes_round_trip_or_are_rebuilt() {
         "ivf_sq8",
         "flat_rabitq",
         "ivf_rabitq",
+        "hnsw_rabitq",
     ] {
         damaged_kind(kind, |_| {});
         damaged_kind(kind, |p| {

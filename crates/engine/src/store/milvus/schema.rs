@@ -181,7 +181,7 @@ pub(crate) fn index_param(config: &CollectionConfig) -> Result<sdk::IndexParam, 
                     .into(),
             })
         }
-        IndexSpec::FlatRabitq { .. } | IndexSpec::IvfRabitq { .. } => {
+        IndexSpec::FlatRabitq { .. } | IndexSpec::IvfRabitq { .. } | IndexSpec::HnswRabitq(_) => {
             return Err(StoreError::Rejected {
                 reason: "Milvus 2.3 has no RaBitQ index (IVF_RABITQ came with Milvus 2.6); use \
                          IVF_SQ8 with the Milvus store"
@@ -275,7 +275,8 @@ pub(crate) fn search_params(
         | IndexSpec::HnswSq { .. }
         | IndexSpec::FlatSq8(_)
         | IndexSpec::FlatRabitq { .. }
-        | IndexSpec::IvfRabitq { .. } => {}
+        | IndexSpec::IvfRabitq { .. }
+        | IndexSpec::HnswRabitq(_) => {}
     }
     Ok(out)
 }

@@ -128,6 +128,7 @@ fn ivf_sq8_maps_to_milvus_and_the_other_quantised_kinds_are_refused() {
         (flat_sq8, "FLAT_SQ8"),
         (IndexSpec::default_ivf_rabitq(), "RaBitQ"),
         (IndexSpec::FlatRabitq { refine: true }, "RaBitQ"),
+        (IndexSpec::default_hnsw_rabitq(), "RaBitQ"),
     ] {
         match validate_config(&cfg("a", Metric::L2, spec)) {
             Err(StoreError::Rejected { reason }) => assert!(reason.contains(name), "{reason}"),

@@ -23,6 +23,7 @@ pub const INDEX_NAMES: &[&str] = &[
     "IVF_SQ8",
     "FLAT_RABITQ",
     "IVF_RABITQ",
+    "HNSW_RABITQ",
 ];
 
 /// `"L2"`, `"IP"` or `"COSINE"` (any case) to a metric.
@@ -59,6 +60,7 @@ pub fn index_name(index: &IndexSpec) -> &'static str {
         IndexSpec::IvfSq8 { .. } => "IVF_SQ8",
         IndexSpec::FlatRabitq { .. } => "FLAT_RABITQ",
         IndexSpec::IvfRabitq { .. } => "IVF_RABITQ",
+        IndexSpec::HnswRabitq(_) => "HNSW_RABITQ",
     }
 }
 
@@ -171,6 +173,7 @@ pub fn index_from_params(
         "IVF_SQ8" => [&IVF_KEYS[..], &REFINE_KEYS].concat(),
         "FLAT_RABITQ" => vec!["refine"],
         "IVF_RABITQ" => [&IVF_KEYS[..], &["refine"]].concat(),
+        "HNSW_RABITQ" => HNSW_KEYS.to_vec(),
         _ => {
             return Err(AppError::param(
                 "index_type",
@@ -200,6 +203,7 @@ pub fn index_from_params(
             ivf: ivf_params(params)?,
             refine: refine()?,
         },
+        "HNSW_RABITQ" => IndexSpec::HnswRabitq(hnsw_params(params)?),
         _ => unreachable!("every name accepted above is built here"),
     })
 }
@@ -226,6 +230,7 @@ pub fn index_to_params(index: &IndexSpec) -> Map<String, Value> {
         IndexSpec::IvfSq8 { ivf, rerank } => (None, Some(ivf), Some(rerank), None),
         IndexSpec::FlatRabitq { refine } => (None, None, None, Some(refine)),
         IndexSpec::IvfRabitq { ivf, refine } => (None, Some(ivf), None, Some(refine)),
+        IndexSpec::HnswRabitq(h) => (Some(h), None, None, None),
     };
     if let Some(h) = hnsw {
         put("M", h.m.into());
@@ -335,6 +340,14 @@ mod tests {
         let k: Map<String, Value> = serde_json::from_str(r#"{"refine_k": 2.0}"#).unwrap();
         assert!(index_from_params("IVF_RABITQ", &k).is_err());
         assert!(index_from_params("FLAT_RABITQ", &k).is_err());
+        // HNSW on RaBitQ bounds keeps exact distances: it takes neither refine nor refine_k.
+        let refine: Map<String, Value> = serde_json::from_str(r#"{"refine": true}"#).unwrap();
+        assert!(index_from_params("HNSW_RABITQ", &k).is_err());
+        assert!(index_from_params("HNSW_RABITQ", &refine).is_err());
+        let m: Map<String, Value> = serde_json::from_str(r#"{"M": 24}"#).unwrap();
+        let hnsw = index_from_params("hnsw_rabitq", &m).unwrap();
+        assert!(matches!(hnsw, IndexSpec::HnswRabitq(h) if h.m == 24));
+        assert_eq!(index_name(&hnsw), "HNSW_RABITQ");
         let flat = index_from_params("FLAT_RABITQ", &Map::new()).unwrap();
         assert_eq!(
             index_from_params("FLAT_RABITQ", &index_to_params(&flat)).unwrap(),

@@ -2,7 +2,7 @@
 
 use super::graph::Graph;
 use crate::distance::{prefetch, Kernels};
-use crate::index::quant::Prepared;
+use crate::index::quant::{Prepared, RabitqBounds};
 use crate::index::topk::Cand;
 use crate::index::{DistanceKind, VectorArena};
 use std::cmp::Reverse;
@@ -85,6 +85,9 @@ pub(super) struct Ctx<'a> {
     /// Quantised searches: the query prepared against the codes. Distances to the query then
     /// come from the codes, not the arena (building always uses the arena).
     pub(super) codes: Option<&'a Prepared<'a>>,
+    /// Bounded searches: lower bounds that spare reading the vectors of neighbours the walk
+    /// would drop anyway (distances stay exact).
+    pub(super) bounds: Option<&'a RabitqBounds<'a>>,
 }
 
 impl Ctx<'_> {
@@ -198,10 +201,22 @@ impl Ctx<'_> {
                 visited.prefetch(nb);
             }
             fresh.clear();
+            // Once `ef` results are held, a neighbour is kept only if it is closer than the
+            // worst of them, so one whose lower bound is not needs no vector read.
+            let prune = self.bounds.filter(|_| top.len() >= ef);
             for &nb in neighbours.iter() {
                 if visited.insert(nb) {
-                    self.prefetch_vector(nb);
+                    match prune {
+                        Some(b) => b.prefetch(nb),
+                        None => self.prefetch_vector(nb),
+                    }
                     fresh.push(nb);
+                }
+            }
+            if let Some(b) = prune {
+                fresh.retain(|&nb| b.lower_bound(self.kern, nb) < bound);
+                for &nb in fresh.iter() {
+                    self.prefetch_vector(nb);
                 }
             }
             for (i, &nb) in fresh.iter().enumerate() {

@@ -21,6 +21,11 @@ fn rabitq_specs() -> Vec<IndexSpec> {
             },
             refine: true,
         },
+        IndexSpec::HnswRabitq(HnswParams {
+            m: 12,
+            ef_construction: 100,
+            ef: 48,
+        }),
     ]
 }
 
@@ -195,6 +200,49 @@ fn bound_reranking_is_exact_search() {
         }
         assert!(
             same as f64 >= 0.99 * total as f64,
+            "{kind:?}: {same}/{total}"
+        );
+    }
+}
+
+/// An HNSW walk pruned by RaBitQ lower bounds computes exact distances and, on the same graph,
+/// finds what the unquantised walk finds: the bounds only skip neighbours the walk would drop,
+/// except where one fails (each does with a probability of a few percent at `WALK_EPSILON`).
+#[test]
+fn bounded_walk_finds_what_the_exact_walk_finds() {
+    let kern = kernels();
+    let hnsw = HnswParams {
+        m: 12,
+        ef_construction: 100,
+        ef: 32,
+    };
+    for kind in [DistanceKind::L2Squared, DistanceKind::NegDot] {
+        let pts = data_in(RABITQ_DIM, 2_000, 18, kind);
+        let arena = arena_of(&pts);
+        // Added one by one with the same seed, the two graphs are the same.
+        let grow = |spec: &IndexSpec| {
+            let mut idx = AnyIndex::new(spec, RABITQ_DIM, kind, 7);
+            for s in 0..2_000 {
+                idx.add(&arena, s);
+            }
+            idx
+        };
+        let exact = grow(&IndexSpec::Hnsw(hnsw));
+        let bounded = grow(&IndexSpec::HnswRabitq(hnsw));
+        let (mut same, mut total) = (0, 0);
+        for query in data_in(RABITQ_DIM, 40, 19, kind) {
+            let p = QueryParams::default();
+            let hits = bounded.search(&arena, &query, 10, &p, &|_| true);
+            for &(s, d) in &hits {
+                assert_eq!(d, kind.eval(kern, &query, arena.get(s)));
+            }
+            let truth = exact.search(&arena, &query, 10, &p, &|_| true);
+            same += hits.iter().filter(|h| truth.contains(h)).count();
+            total += truth.len();
+        }
+        eprintln!("{kind:?}: {same}/{total} hits of the exact walk");
+        assert!(
+            same as f64 >= 0.98 * total as f64,
             "{kind:?}: {same}/{total}"
         );
     }
@@ -383,6 +431,11 @@ fn other_codes(spec: &IndexSpec) -> Option<IndexSpec> {
                 refine_k: DEFAULT_REFINE_K,
             },
         },
+        (IndexSpec::Hnsw(hnsw), CodeKind::Sq8) => IndexSpec::HnswRabitq(hnsw),
+        (IndexSpec::Hnsw(hnsw), CodeKind::Rabitq) => IndexSpec::HnswSq {
+            hnsw,
+            rerank: RefineParams::default(),
+        },
         _ => return None,
     })
 }
@@ -443,6 +496,7 @@ fn bad_parameters_are_refused() {
     for spec in [
         IndexSpec::FlatRabitq { refine: true },
         IndexSpec::default_ivf_rabitq(),
+        IndexSpec::default_hnsw_rabitq(),
     ] {
         let idx = AnyIndex::new(&spec, DIM, DistanceKind::L2Squared, 0);
         let err = idx
