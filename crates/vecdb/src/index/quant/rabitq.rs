@@ -41,8 +41,8 @@ pub const EPSILON0: f32 = 1.9;
 /// The confidence constant of the lower bounds that prune an HNSW walk ([`RabitqBounds`]). A
 /// bound that fails there only drops a neighbour from the walk, and the walk keeps `ef` others,
 /// so a narrower interval than [`EPSILON0`] pays: on fashion-mnist-1280-cosine and -784,
-/// 1.14 (0.6 x 1.9) gave the same recall@10 as 1.9 to the third digit at ef 12-48 while
-/// reading 22 % fewer vectors, and 0.57 began to lose recall (bench/README.md).
+/// 1.14 (0.6 x 1.9) gave the recall@10 of 1.9 within 0.001 at ef 12-48 while reading 16-22 %
+/// fewer vectors, and 0.57 began to lose recall (bench/README.md).
 pub const WALK_EPSILON: f32 = 1.14;
 /// Rounds of sign flips, Hadamard transform and half mixing in the rotation.
 const ROUNDS: usize = 4;
