@@ -879,6 +879,13 @@ impl QuantizedIndex {
                 inner.len()
             ));
         }
+        // Only an IVF index partitions RaBitQ codes by its lists; the flat scan and the HNSW
+        // walk prepare the query against one centre.
+        if matches!(&codes, Codes::Rabitq(c) if c.is_partitioned())
+            && !matches!(inner, AnyIndex::Ivf(_))
+        {
+            return Err("RaBitQ codes are partitioned by lists the index does not have".into());
+        }
         Ok(QuantizedIndex {
             kind,
             inner: Box::new(inner),

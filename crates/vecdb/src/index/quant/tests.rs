@@ -407,6 +407,26 @@ fn codes_round_trip_and_corruption_is_refused() {
     }
 }
 
+/// RaBitQ codes partitioned by IVF lists, stored around a flat or HNSW index of the same slots,
+/// are refused: those indexes prepare the query against one centre.
+#[test]
+fn partitioned_codes_outside_ivf_are_refused() {
+    let kind = DistanceKind::L2Squared;
+    let pts = data_in(RABITQ_DIM, 1_000, 20, kind);
+    let arena = arena_of(&pts);
+    let ivf = built(&rabitq_specs()[1], &arena, kind);
+    assert!(matches!(quantized(&ivf).codes(), Codes::Rabitq(c) if c.is_partitioned()));
+    for spec in [rabitq_specs()[0].clone(), rabitq_specs()[2].clone()] {
+        let own = built(&spec, &arena, kind);
+        assert!(AnyIndex::from_bytes(&spec, RABITQ_DIM, kind, &own.to_bytes()).is_ok());
+        let mut w = Writer::default();
+        w.blob(&quantized(&own).inner().to_bytes());
+        quantized(&ivf).codes.write(&mut w);
+        let err = AnyIndex::from_bytes(&spec, RABITQ_DIM, kind, &w.buf).unwrap_err();
+        assert!(err.contains("partitioned"), "{}: {err}", spec.kind_name());
+    }
+}
+
 fn parts_of(spec: &IndexSpec) -> QuantizedParts {
     spec.quantized_parts().unwrap()
 }
