@@ -42,25 +42,31 @@ fn source_images() -> Vec<PathBuf> {
     panic!("no test images: expected at least 3 JPEG/PNG files in crates/embed/tests/fixtures or samples");
 }
 
+/// The fixture shared by the tests of one binary. Tests that upload or delete change it while
+/// the others run.
 pub fn fixture() -> &'static Fixture {
     static FIXTURE: OnceLock<Fixture> = OnceLock::new();
-    FIXTURE.get_or_init(|| {
-        let dir = tempfile::tempdir().unwrap();
-        let photos = dir.path().join("photos");
-        std::fs::create_dir_all(&photos).unwrap();
-        let mut images = Vec::new();
-        for src in source_images() {
-            let dst = photos.join(src.file_name().unwrap());
-            std::fs::copy(&src, &dst).unwrap();
-            images.push(dst);
-        }
-        let engine = open_engine(&dir.path().join("data"), &photos);
-        Fixture {
-            engine: Arc::new(engine),
-            images,
-            _dir: dir,
-        }
-    })
+    FIXTURE.get_or_init(own_fixture)
+}
+
+/// A fixture of its own, for a test whose assertions need a collection that no other test
+/// writes to meanwhile (paging through one ranking, for instance).
+pub fn own_fixture() -> Fixture {
+    let dir = tempfile::tempdir().unwrap();
+    let photos = dir.path().join("photos");
+    std::fs::create_dir_all(&photos).unwrap();
+    let mut images = Vec::new();
+    for src in source_images() {
+        let dst = photos.join(src.file_name().unwrap());
+        std::fs::copy(&src, &dst).unwrap();
+        images.push(dst);
+    }
+    let engine = open_engine(&dir.path().join("data"), &photos);
+    Fixture {
+        engine: Arc::new(engine),
+        images,
+        _dir: dir,
+    }
 }
 
 /// Opens an engine on `data` and indexes `photos`.
@@ -77,7 +83,11 @@ fn open_engine(data: &Path, photos: &Path) -> engine::Engine {
 }
 
 pub fn router() -> Router {
-    app(AppState::new(fixture().engine.clone()))
+    router_of(fixture())
+}
+
+pub fn router_of(fixture: &Fixture) -> Router {
+    app(AppState::new(fixture.engine.clone()))
 }
 
 pub fn router_with(config: ServerConfig) -> Router {
