@@ -343,8 +343,8 @@ impl HnswIndex {
     /// `search` that skips, once `ef` results are held, every neighbour whose RaBitQ lower
     /// bound is no closer than the worst of them, without reading its vector. The distances
     /// computed are exact, so the walk and its results are those of `search` except where a
-    /// bound fails (the paper's bound holds for about 97 % of pairs, and a failure only matters
-    /// for a neighbour the exact walk would have taken).
+    /// bound fails (at `WALK_EPSILON` it fails for a few percent of pairs, and a failure only
+    /// matters for a neighbour the exact walk would have kept).
     pub(crate) fn search_bounded(
         &self,
         arena: &VectorArena,

@@ -256,7 +256,8 @@ pub(crate) struct RabitqBounds<'a> {
 }
 
 impl RabitqBounds<'_> {
-    /// The paper's lower bound of the true distance from the query to `slot`'s vector.
+    /// A lower bound of the true distance from the query to `slot`'s vector: the paper's, with
+    /// the walk's confidence constant [`WALK_EPSILON`] in place of [`EPSILON0`].
     #[inline(always)]
     pub(crate) fn lower_bound(&self, kern: &Kernels, slot: u32) -> f32 {
         let (ip, err, f) = self.codes.estimate(kern, &self.query, slot);
