@@ -857,14 +857,17 @@ pub(crate) const UNIT_NORM_TOLERANCE: f64 = 1e-5;
 /// The vector as the index sees it: L2-normalised under cosine (a vector already of unit length,
 /// within [`UNIT_NORM_TOLERANCE`], as given), unchanged otherwise.
 pub(crate) fn prepare_vector(config: &CollectionConfig, v: &[f32]) -> Vec<f32> {
-    if config.metric != Metric::Cosine {
-        return v.to_vec();
-    }
-    let n = norm64(v);
-    if n > 0.0 && (n - 1.0).abs() > UNIT_NORM_TOLERANCE {
-        v.iter().map(|&x| (f64::from(x) / n) as f32).collect()
-    } else {
-        v.to_vec()
+    scaled(v, (config.metric == Metric::Cosine).then(|| norm64(v)))
+}
+
+/// `v` divided by `norm` (its norm under cosine, `None` otherwise) unless that is 0 or already
+/// 1 within [`UNIT_NORM_TOLERANCE`].
+fn scaled(v: &[f32], norm: Option<f64>) -> Vec<f32> {
+    match norm {
+        Some(n) if n > 0.0 && (n - 1.0).abs() > UNIT_NORM_TOLERANCE => {
+            v.iter().map(|&x| (f64::from(x) / n) as f32).collect()
+        }
+        _ => v.to_vec(),
     }
 }
 
@@ -894,6 +897,20 @@ pub(crate) fn check_vector(
     id: u64,
     v: &[f32],
 ) -> Result<(), VecDbError> {
+    checked_norm(config, id, v).map(|_| ())
+}
+
+/// [`check_vector`], then [`prepare_vector`], with a cosine vector's norm computed once.
+fn checked_prepared_vector(
+    config: &CollectionConfig,
+    id: u64,
+    v: &[f32],
+) -> Result<Vec<f32>, VecDbError> {
+    checked_norm(config, id, v).map(|norm| scaled(v, norm))
+}
+
+/// [`check_vector`]'s rules; under cosine, returns the norm they computed.
+fn checked_norm(config: &CollectionConfig, id: u64, v: &[f32]) -> Result<Option<f64>, VecDbError> {
     if v.len() != config.dim {
         return Err(VecDbError::WrongDimension {
             expected: config.dim,
@@ -903,10 +920,13 @@ pub(crate) fn check_vector(
     if let Some(index) = v.iter().position(|x| !x.is_finite()) {
         return Err(VecDbError::NonFinite { id, index });
     }
-    if config.metric == Metric::Cosine && norm64(v) == 0.0 {
-        return Err(VecDbError::ZeroVector { id });
+    if config.metric != Metric::Cosine {
+        return Ok(None);
     }
-    Ok(())
+    match norm64(v) {
+        0.0 => Err(VecDbError::ZeroVector { id }),
+        n => Ok(Some(n)),
+    }
 }
 
 /// Checks a batch of points against a collection's config: ids (not the reserved `u64::MAX`,
@@ -954,7 +974,7 @@ fn validate_batch<'a>(
     // the rules are then applied in order.
     let mut vectors: Vec<Result<Vec<f32>, VecDbError>> = points
         .par_iter()
-        .map(|p| check_vector(config, p.id, &p.vector).map(|()| prepare_vector(config, &p.vector)))
+        .map(|p| checked_prepared_vector(config, p.id, &p.vector))
         .collect();
     check_points_by(points, |i, _| match &mut vectors[i] {
         Ok(_) => Ok(()),
