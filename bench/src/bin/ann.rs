@@ -255,45 +255,12 @@ impl Args {
             probes,
             refine_k: None,
         };
-        match self.index {
-            IndexKind::Flat => vec![(json!({}), params(None, None, None))],
-            IndexKind::FlatSq8 => vec![(self.refine_json(json!({})), params(None, None, None))],
-            IndexKind::FlatRabitq => {
-                vec![(self.rabitq_json(json!({})), params(None, None, None))]
+        // The structure decides what is swept; the codes only add their fields to the params.
+        let points: Vec<(Value, QueryParams)> = match self.index {
+            IndexKind::Flat | IndexKind::FlatSq8 | IndexKind::FlatRabitq => {
+                vec![(json!({}), params(None, None, None))]
             }
-            IndexKind::IvfRabitq => self
-                .nprobe
-                .iter()
-                .map(|&n| {
-                    let p = json!({"nlist": self.nlist, "nprobe": n});
-                    (self.rabitq_json(p), params(None, Some(n), None))
-                })
-                .collect(),
-            IndexKind::HnswRabitq => self
-                .ef
-                .iter()
-                .map(|&ef| {
-                    let p = json!({"m": self.m, "ef_construction": self.ef_construction, "ef": ef});
-                    (self.rabitq_json(p), params(Some(ef), None, None))
-                })
-                .collect(),
-            IndexKind::HnswSq => self
-                .ef
-                .iter()
-                .map(|&ef| {
-                    let p = json!({"m": self.m, "ef_construction": self.ef_construction, "ef": ef});
-                    (self.refine_json(p), params(Some(ef), None, None))
-                })
-                .collect(),
-            IndexKind::IvfSq8 => self
-                .nprobe
-                .iter()
-                .map(|&n| {
-                    let p = json!({"nlist": self.nlist, "nprobe": n});
-                    (self.refine_json(p), params(None, Some(n), None))
-                })
-                .collect(),
-            IndexKind::Hnsw => self
+            IndexKind::Hnsw | IndexKind::HnswSq | IndexKind::HnswRabitq => self
                 .ef
                 .iter()
                 .map(|&ef| {
@@ -301,7 +268,7 @@ impl Args {
                     (p, params(Some(ef), None, None))
                 })
                 .collect(),
-            IndexKind::Ivf => self
+            IndexKind::Ivf | IndexKind::IvfSq8 | IndexKind::IvfRabitq => self
                 .nprobe
                 .iter()
                 .map(|&n| {
@@ -318,7 +285,22 @@ impl Args {
                     (p, params(None, None, Some(n)))
                 })
                 .collect(),
-        }
+        };
+        points
+            .into_iter()
+            .map(|(p, q)| {
+                let p = match self.index {
+                    IndexKind::FlatSq8 | IndexKind::HnswSq | IndexKind::IvfSq8 => {
+                        self.refine_json(p)
+                    }
+                    IndexKind::FlatRabitq | IndexKind::HnswRabitq | IndexKind::IvfRabitq => {
+                        self.rabitq_json(p)
+                    }
+                    IndexKind::Flat | IndexKind::Hnsw | IndexKind::Ivf | IndexKind::Lsh => p,
+                };
+                (p, q)
+            })
+            .collect()
     }
 }
 
